@@ -1,0 +1,38 @@
+# llmal: conditions x encoders x seeds -> annotation, AL simulation, training, evaluation,
+# tables, figures and an HTML report. See README.md and workflow/schemas/ for every config key.
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from llmal.config import ConfigError, expand_runs, validate_config  # noqa: E402
+
+# the default grid, unless --configfile names another: a named config replaces it whole
+# (Snakemake would otherwise merge the two, leaking default conditions into every other grid)
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+# one short message naming the key first; then Snakemake's own validation of the same schema
+try:
+    validate_config(config, where=", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml")
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+validate(config, "workflow/schemas/config.schema.yaml")
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/annotate.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/al.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        AGGREGATE_OUTPUTS,
+        f"{RESULTS}/report.html",
+    default_target: True

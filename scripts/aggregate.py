@@ -1,0 +1,15 @@
+"""Rule aggregate: all runs -> tables and figures."""
+from pathlib import Path
+
+from llmal.aggregate import aggregate_all
+from llmal.workflow import logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with logged(sm.log[0]):
+    tables = Path(sm.output[0]).parent
+    figures = Path([o for o in sm.output if "/figures/" in o][0]).parent
+    paths = aggregate_all([Path(d) for d in sm.params.run_dirs], sm.params.config, tables, figures)
+    missing = [o for o in sm.output if not Path(o).exists()]
+    if missing:
+        raise RuntimeError(f"aggregate did not write {missing}")
+    print(f"wrote {len(paths)} files")

@@ -1,0 +1,8 @@
+"""Rule al_run: one condition x encoder x seed."""
+from llmal.runner import run_al
+from llmal.workflow import logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with logged(sm.log[0]):
+    run_al(spec=sm.params.spec, dataset=sm.params.dataset, seed=int(sm.wildcards.seed),
+           inputs=dict(sm.input), outputs=dict(sm.output))

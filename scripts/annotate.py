@@ -1,0 +1,16 @@
+"""Rule annotate: one annotator over the pool and dev items."""
+import pandas as pd
+
+from llmal.annotators.run import annotate
+from llmal.tables import write_parquet
+from llmal.workflow import logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with logged(sm.log[0]):
+    table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
+                     sm.params.spec, sm.params.config,
+                     embeddings_path=sm.input.get("embeddings"))
+    counts = table["status"].value_counts().to_dict()
+    print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "
+          f"cost ${table['cost_usd'].sum():.4f}")
+    write_parquet(table, sm.output[0])

@@ -1,0 +1,1 @@
+"""llmal: LLMs in the annotation loop."""

@@ -1,0 +1,1 @@
+"""Annotators: every kind writes the same annotation table (llmal.tables.ANNOTATION_COLUMNS)."""

@@ -1,0 +1,20 @@
+"""Per-item random numbers that depend only on (seed, purpose, item id).
+
+An annotator's answer for an item must not change when the set of items around it changes
+(a subset, another order), as a real annotator's would not; so draws are hashed per item
+instead of taken from one stream.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+import numpy as np
+
+
+def uniform_per_item(ids: Iterable[str], seed: int, purpose: str) -> np.ndarray:
+    out = []
+    for item_id in ids:
+        digest = hashlib.blake2b(f"{seed}\x1f{purpose}\x1f{item_id}".encode(), digest_size=8).digest()
+        out.append(int.from_bytes(digest, "little") / 2**64)
+    return np.asarray(out, dtype=np.float64)

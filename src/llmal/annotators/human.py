@@ -1,0 +1,50 @@
+"""Human annotators from the dataset's per-annotator label columns."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmal.annotators.hashing import uniform_per_item
+from llmal.tables import annotator_columns, make_annotations
+
+
+def human_labels(items: pd.DataFrame, mode: str, seed: int) -> np.ndarray:
+    """Labels by `mode`: gold, majority of the annotator columns, or one sampled annotator.
+
+    Items that no annotator labelled fall back to gold (the dataset's own label).
+    """
+    gold = items["gold"].to_numpy(dtype=np.int64)
+    cols = annotator_columns(items)
+    if mode == "gold" or not cols:
+        return gold.copy()
+    votes = items[cols].to_numpy(dtype="float64", na_value=np.nan)  # (n, n_annotators)
+    ids = items["id"].astype(str).tolist()
+    u = uniform_per_item(ids, seed, f"human-{mode}")
+    out = gold.copy()
+    for i, row in enumerate(votes):
+        given = row[~np.isnan(row)].astype(np.int64)
+        if given.size == 0:
+            continue
+        if mode == "sample":
+            out[i] = given[int(u[i] * given.size)]
+        elif mode == "majority":
+            values, counts = np.unique(given, return_counts=True)
+            tied = values[counts == counts.max()]
+            out[i] = tied[int(u[i] * tied.size)]
+        else:
+            raise ValueError(f"unknown human annotator mode {mode!r}")
+    return out
+
+
+def annotate_human(items: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    mode = spec.get("mode", "majority")
+    labels = human_labels(items, mode, int(spec.get("seed", 0)))
+    return make_annotations({
+        "id": items["id"].astype(str),
+        "label": labels,
+        "status": "ok",
+        "cost_usd": float(spec.get("cost_per_label", 0.0)),
+        "model": f"human:{mode}",
+    })

@@ -1,0 +1,64 @@
+"""Dispatch one configured annotator over the items it may see (pool and dev, never test)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from llmal.config import LLM_KINDS, PROMPTS_DIR
+from llmal.tables import make_annotations
+
+
+def items_to_annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """Pool and dev items; with `limit`, a seeded sample of them (same seed, same sample)."""
+    visible = set(split.loc[split["split"].isin(["pool", "dev"]), "id"])
+    chosen = items[items["id"].isin(visible)]
+    limit = spec.get("limit")
+    if limit is not None and limit < len(chosen):
+        rng = np.random.default_rng(int(spec.get("seed", 0)))
+        keep = np.sort(rng.choice(len(chosen), size=int(limit), replace=False))
+        chosen = chosen.iloc[keep]
+    return chosen.reset_index(drop=True)
+
+
+def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], config: dict[str, Any],
+             *, embeddings_path: str | Path | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
+    todo = items_to_annotate(items, split, spec)
+    labels = config["labels"]
+    kind = spec["kind"]
+    if kind == "human":
+        from llmal.annotators.human import annotate_human
+        table = annotate_human(todo, spec)
+    elif kind == "simulated":
+        from llmal.annotators.simulated import annotate_simulated
+        table = annotate_simulated(todo, spec, labels["names"])
+    elif kind in LLM_KINDS:
+        from llmal.encoders import load_features
+        from llmal.llm.annotate import annotate_with_llm
+
+        embeddings = demo_pool = None
+        if spec.get("demonstrations"):
+            feats = load_features(embeddings_path)
+            embeddings = (feats.ids, feats.dense)
+            demo_pool = demonstration_pool(items, split, spec["demonstrations"])
+        cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
+        table = annotate_with_llm(
+            todo, spec=spec, label_names=labels["names"], positive=labels["positive"],
+            prompts_dir=PROMPTS_DIR, prices=config.get("prices") or {},
+            cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches",
+            embeddings=embeddings, demo_pool=demo_pool, log=log)
+    else:
+        raise ValueError(f"unknown annotator kind {kind!r}")
+    return make_annotations(table)
+
+
+def demonstration_pool(items: pd.DataFrame, split: pd.DataFrame, demos: dict[str, Any]) -> pd.DataFrame:
+    """A small gold pool drawn from the dev split (S3): the only human gold an LLM annotator sees."""
+    dev_ids = split.loc[split["split"] == "dev", "id"]
+    dev = items[items["id"].isin(set(dev_ids))].sort_values("id")
+    size = min(int(demos.get("pool_size", 32)), len(dev))
+    rng = np.random.default_rng(int(demos.get("seed", 0)))
+    return dev.iloc[np.sort(rng.choice(len(dev), size=size, replace=False))].reset_index(drop=True)
+

@@ -1,0 +1,50 @@
+"""A simulated annotator: class- and topic-conditional label noise over gold (or majority) labels.
+
+Useful for controlled experiments: e.g. an LLM-like annotator that over-flags border-control
+discourse as hostile (a topic-conditional false-positive rate) and misses some hostility.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmal.annotators.hashing import uniform_per_item
+from llmal.annotators.human import human_labels
+from llmal.tables import make_annotations
+
+
+def error_rates(items: pd.DataFrame, true: np.ndarray, spec: dict[str, Any],
+                label_names: Sequence[str]) -> np.ndarray:
+    rates = np.zeros(len(items))
+    class_error = spec.get("error", {})
+    topic_error = spec.get("topic_error", {})
+    topics = items["topic"].astype(str).to_numpy() if "topic" in items else np.full(len(items), "")
+    for k, name in enumerate(label_names):
+        is_k = true == k
+        rates[is_k] = float(class_error.get(name, 0.0))
+        for topic, rate in topic_error.get(name, {}).items():
+            rates[is_k & (topics == topic)] = float(rate)
+    return rates
+
+
+def annotate_simulated(items: pd.DataFrame, spec: dict[str, Any],
+                       label_names: Sequence[str]) -> pd.DataFrame:
+    seed = int(spec.get("seed", 0))
+    true = human_labels(items, spec.get("of", "gold"), seed)
+    ids = items["id"].astype(str).tolist()
+    flip = uniform_per_item(ids, seed, "flip") < error_rates(items, true, spec, label_names)
+    # a flipped label goes to one of the other classes, uniformly
+    n_classes = len(label_names)
+    shift = 1 + (uniform_per_item(ids, seed, "target") * (n_classes - 1)).astype(np.int64)
+    labels = np.where(flip, (true + shift) % n_classes, true)
+    invalid = uniform_per_item(ids, seed, "invalid") < float(spec.get("invalid_rate", 0.0))
+    return make_annotations({
+        "id": ids,
+        "label": pd.Series(labels, dtype="Int64").mask(invalid),
+        "status": np.where(invalid, "invalid", "ok"),
+        "raw": np.where(invalid, "<simulated: no answer>", ""),
+        "cost_usd": float(spec.get("cost_per_label", 0.0)),
+        "model": "simulated",
+    })

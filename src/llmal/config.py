@@ -1,0 +1,199 @@
+"""Load, validate and expand an llmal config.
+
+The JSON schema in workflow/schemas/ is the single description of every key; this module applies
+it (with defaults filled in) and adds the checks a schema cannot express, such as a condition
+naming an annotator that does not exist. It imports nothing heavy: the Snakefile calls it while
+planning, and `snakemake -n` on the paper-scale grid must stay fast.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PROMPTS_DIR = ROOT / "config" / "prompts"
+
+FEATURE_ENCODERS = ("tfidf", "sentence_transformer")
+LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
+RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",)}
+
+
+class ConfigError(ValueError):
+    """The config is wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Run:
+    condition: str
+    encoder: str
+    seed: int
+
+    def path(self, dataset: str) -> str:
+        return f"results/{dataset}/runs/{self.condition}/{self.encoder}/seed{self.seed}"
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _validator_with_defaults() -> type:
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    # deepest error first: "conditions.x.sampler: 'foo' is not one of ..." beats "conditions: ..."
+    return max(errors, key=lambda e: (len(e.absolute_path), -len(e.context or [])))
+
+
+def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """Validate in place against the schema (filling defaults), then check cross references."""
+    validator = _validator_with_defaults()(load_schema())
+    errors = list(validator.iter_errors(config))
+    if errors:
+        err = _best_error(errors)
+        raise ConfigError(f"{where}: {_key_path(err)}: {err.message}")
+    check_references(config, where)
+    return config
+
+
+def check_references(config: dict[str, Any], where: str = "config") -> None:
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(f"{where}: {key}: {msg}")
+
+    labels = config["labels"]
+    if labels["positive"] not in labels["names"]:
+        fail("labels.positive", f"{labels['positive']!r} is not in labels.names {labels['names']}")
+    annotators, encoders = config["annotators"], config["encoders"]
+    recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
+    for name, spec in annotators.items():
+        if spec["kind"] == "simulated":
+            for key in ("error", "topic_error"):
+                for label in spec.get(key, {}):
+                    if label not in labels["names"]:
+                        fail(f"annotators.{name}.{key}.{label}", f"unknown label (labels.names: {labels['names']})")
+        if spec["kind"] in LLM_KINDS:
+            prompt = spec["prompt"]
+            if not (PROMPTS_DIR / f"{prompt}.yaml").exists():
+                known = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
+                fail(f"annotators.{name}.prompt", f"no template {prompt!r} in {PROMPTS_DIR} (known: {known})")
+            demos = spec.get("demonstrations")
+            if demos and "encoder" in demos:
+                enc = demos["encoder"]
+                if enc not in encoders or encoders[enc]["kind"] not in FEATURE_ENCODERS:
+                    fail(f"annotators.{name}.demonstrations.encoder",
+                         f"{enc!r} is not a feature encoder (tfidf or sentence_transformer) in encoders")
+    for cname, cond in config["conditions"].items():
+        key = f"conditions.{cname}"
+        if cond["annotator"] not in annotators:
+            fail(f"{key}.annotator", f"{cond['annotator']!r} is not an annotator (known: {sorted(annotators)})")
+        recipe = cond.get("recipe", next(iter(recipes)))
+        if recipe not in recipes:
+            fail(f"{key}.recipe", f"{recipe!r} is not a recipe (known: {sorted(recipes)})")
+        usable = RECIPE_ENCODERS[recipes[recipe]["kind"]]
+        for enc in cond.get("encoders", []):
+            if enc not in encoders:
+                fail(f"{key}.encoders", f"{enc!r} is not an encoder (known: {sorted(encoders)})")
+            if encoders[enc]["kind"] not in usable:
+                fail(f"{key}.encoders", f"encoder {enc!r} ({encoders[enc]['kind']}) cannot be used by "
+                     f"recipe {recipe!r} ({recipes[recipe]['kind']} needs one of {list(usable)})")
+        if not condition_encoders(config, cname):
+            fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
+    ref = (config.get("aggregate") or {}).get("reference")
+    if ref is not None and ref not in config["conditions"]:
+        fail("aggregate.reference", f"{ref!r} is not a condition")
+
+
+def recipe_of(config: dict[str, Any], condition: str) -> tuple[str, dict[str, Any]]:
+    recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
+    name = config["conditions"][condition].get("recipe", next(iter(recipes)))
+    return name, recipes[name]
+
+
+def condition_encoders(config: dict[str, Any], condition: str) -> list[str]:
+    cond = config["conditions"][condition]
+    if "encoders" in cond:
+        return list(cond["encoders"])
+    _, recipe = recipe_of(config, condition)
+    usable = RECIPE_ENCODERS[recipe["kind"]]
+    return [e for e, spec in config["encoders"].items() if spec["kind"] in usable]
+
+
+def expand_runs(config: dict[str, Any]) -> Iterator[Run]:
+    for cond in config["conditions"]:
+        for enc in condition_encoders(config, cond):
+            for seed in config["seeds"]:
+                yield Run(cond, enc, int(seed))
+
+
+def al_settings(config: dict[str, Any], condition: str) -> dict[str, Any]:
+    settings = dict(config.get("al") or {})
+    settings.update(config["conditions"][condition].get("al") or {})
+    return settings
+
+
+def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, Any]:
+    """Everything one AL run depends on, and nothing else: its params, and so its rerun trigger."""
+    cond = config["conditions"][condition]
+    recipe_name, recipe = recipe_of(config, condition)
+    return {
+        "condition": condition,
+        "annotator": cond["annotator"],
+        "annotator_spec": config["annotators"][cond["annotator"]],
+        "sampler": cond["sampler"],
+        "al": al_settings(config, condition),
+        "recipe": recipe_name,
+        "recipe_spec": recipe,
+        "encoder": encoder,
+        "encoder_spec": config["encoders"][encoder],
+        "labels": config["labels"],
+    }
+
+
+def spec_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys")
+    return validate_config(config, where=str(path))
+
+
+def demonstration_encoder(config: dict[str, Any], spec: dict[str, Any]) -> str | None:
+    """The encoder whose embeddings rank an LLM annotator's demonstrations (None: no demonstrations)."""
+    demos = spec.get("demonstrations")
+    if not demos:
+        return None
+    if "encoder" in demos:
+        return demos["encoder"]
+    for name, enc in config["encoders"].items():
+        if enc["kind"] in FEATURE_ENCODERS:
+            return name
+    raise ConfigError("demonstrations need a feature encoder (tfidf or sentence_transformer) in encoders")

@@ -1,0 +1,91 @@
+"""Encoders turn texts into features once per dataset; every AL run reuses the file.
+
+File: results/{ds}/embeddings/{encoder}.npz holding `ids` and the matrix (dense `X`, or the CSR
+parts `data`, `indices`, `indptr`, `shape` for TF-IDF). One file instead of `.npy` + ids keeps
+rows and ids from ever drifting apart.
+TF-IDF is fitted on all item texts, test included: it sees no labels, only vocabulary, which
+is the usual transductive setting for a fixed corpus.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Features:
+    ids: np.ndarray
+    X: np.ndarray | sp.csr_matrix
+
+    def __post_init__(self) -> None:
+        self._row = {str(i): k for k, i in enumerate(self.ids)}
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray | sp.csr_matrix:
+        try:
+            idx = [self._row[str(i)] for i in ids]
+        except KeyError as e:
+            raise KeyError(f"id {e.args[0]!r} has no row in the embeddings") from None
+        return self.X[idx]
+
+    @property
+    def dense(self) -> np.ndarray:
+        return self.X.toarray() if sp.issparse(self.X) else self.X
+
+
+def save_features(features: Features, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    ids = np.asarray(features.ids, dtype=str)
+    if sp.issparse(features.X):
+        X = sp.csr_matrix(features.X)
+        np.savez(tmp, ids=ids, data=X.data, indices=X.indices, indptr=X.indptr,
+                 shape=np.asarray(X.shape))
+    else:
+        np.savez(tmp, ids=ids, X=np.asarray(features.X, dtype=np.float32))
+    tmp.replace(path)
+
+
+def load_features(path: str | Path) -> Features:
+    with np.load(path, allow_pickle=False) as z:
+        if "X" in z:
+            return Features(z["ids"], z["X"])
+        return Features(z["ids"], sp.csr_matrix((z["data"], z["indices"], z["indptr"]),
+                                                shape=tuple(z["shape"])))
+
+
+def encode_tfidf(texts: Sequence[str], spec: dict[str, Any]) -> sp.csr_matrix:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(max_features=int(spec.get("max_features", 20000)),
+                          ngram_range=tuple(spec.get("ngram_range", [1, 2])),
+                          min_df=int(spec.get("min_df", 2)), sublinear_tf=True)
+    return vec.fit_transform(texts).astype(np.float32).tocsr()
+
+
+def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
+                                device: str | None = None) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    from llmal.models.hub import resolve_model
+    from llmal.models.device import pick_device
+
+    model = SentenceTransformer(resolve_model(spec["model"]), device=device or pick_device())
+    return model.encode(list(texts), batch_size=int(spec.get("batch_size", 64)),
+                        normalize_embeddings=bool(spec.get("normalize", True)),
+                        show_progress_bar=True, convert_to_numpy=True).astype(np.float32)
+
+
+def encode(ids: Sequence[str], texts: Sequence[str], spec: dict[str, Any]) -> Features:
+    kind = spec["kind"]
+    if kind == "tfidf":
+        X: Any = encode_tfidf(texts, spec)
+    elif kind == "sentence_transformer":
+        X = encode_sentence_transformer(texts, spec)
+    else:
+        raise ValueError(f"encoder kind {kind!r} has no frozen features (it is fine-tuned by a recipe)")
+    return Features(np.asarray(ids, dtype=str), X)

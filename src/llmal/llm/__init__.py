@@ -1,0 +1,1 @@
+"""LLM annotation: prompts, batch-JSONL requests, executors, response cache, parsing and cost."""

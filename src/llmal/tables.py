@@ -1,0 +1,133 @@
+"""The file contracts of DESIGN.md as code: column names, dtypes and checked writers.
+
+Every stage reads and writes these tables through the functions here, so a column added or
+renamed in one place is seen by all stages and by the tests.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+# results/{ds}/data/items.parquet
+#   id (str), text (str), gold (int, index into the label set; -1 when unknown),
+#   topic (str, "" when unknown), source (str), ann_<name> (Int64, one column per human
+#   annotator, <NA> where that annotator gave no label), plus any meta_<name> columns.
+ITEM_COLUMNS = ["id", "text", "gold", "topic", "source"]
+ANNOTATOR_PREFIX = "ann_"
+META_PREFIX = "meta_"
+
+# results/{ds}/data/split.parquet
+SPLIT_COLUMNS = ["id", "split"]
+SPLITS = ("pool", "dev", "test")
+
+# results/{ds}/annotations/{annotator}.parquet
+STATUSES = ("ok", "invalid", "failed")
+ANNOTATION_COLUMNS = [
+    "id",             # item id
+    "label",          # Int64 index into the label set, <NA> unless status == "ok"
+    "status",         # ok | invalid | failed
+    "answers",        # JSON object: question name -> answer (LLM interfaces), "{}" otherwise
+    "raw",            # raw model output (or "" for human/simulated)
+    "input_tokens",   # int
+    "output_tokens",  # int
+    "cached_tokens",  # int
+    "cost_usd",       # float, what this label cost
+    "model",          # e.g. "gpt-4o-mini", "human:majority", "simulated"
+    "prompt_hash",    # sha256 prefix of the rendered prompt template ("" if none)
+]
+
+
+class ContractError(ValueError):
+    """A table does not follow its contract; the message names the file and column."""
+
+
+def annotator_columns(items: pd.DataFrame) -> list[str]:
+    return [c for c in items.columns if c.startswith(ANNOTATOR_PREFIX)]
+
+
+def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFrame) -> pd.DataFrame:
+    """Build an annotation table with the contract's columns and dtypes.
+
+    `rows` is a list of row dicts, a dict of columns (scalars are broadcast) or a DataFrame.
+    Missing optional fields get neutral defaults (no tokens, no cost, empty raw text).
+    """
+    if isinstance(rows, pd.DataFrame):
+        df = rows.copy()
+    elif isinstance(rows, dict):
+        df = pd.DataFrame(rows)
+    else:
+        df = pd.DataFrame(list(rows))
+    defaults: dict[str, Any] = {
+        "label": pd.NA, "status": "ok", "answers": "{}", "raw": "", "input_tokens": 0,
+        "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0, "model": "", "prompt_hash": "",
+    }
+    for col, default in defaults.items():
+        if col not in df.columns:
+            df[col] = default
+    if "id" not in df.columns:
+        raise ContractError("annotation rows need an 'id'")
+    df["answers"] = [a if isinstance(a, str) else json.dumps(a, ensure_ascii=False, sort_keys=True)
+                     for a in df["answers"]]
+    df = df[ANNOTATION_COLUMNS].copy()
+    df["id"] = df["id"].astype(str)
+    df["label"] = pd.array(df["label"], dtype="Int64")
+    df["status"] = df["status"].astype(str)
+    for col in ("input_tokens", "output_tokens", "cached_tokens"):
+        df[col] = df[col].fillna(0).astype("int64")
+    df["cost_usd"] = df["cost_usd"].fillna(0.0).astype("float64")
+    for col in ("raw", "model", "prompt_hash"):
+        df[col] = df[col].fillna("").astype(str)
+    check_annotations(df)
+    return df
+
+
+def check_annotations(df: pd.DataFrame, where: str = "annotation table") -> None:
+    missing = [c for c in ANNOTATION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ContractError(f"{where}: missing column(s) {missing}")
+    bad = ~df["status"].isin(STATUSES)
+    if bad.any():
+        raise ContractError(f"{where}: status {df.loc[bad, 'status'].iloc[0]!r} of id "
+                            f"{df.loc[bad, 'id'].iloc[0]!r} is not one of {STATUSES}")
+    ok = df["status"] == "ok"
+    if df.loc[ok, "label"].isna().any():
+        raise ContractError(f"{where}: id {df.loc[ok & df['label'].isna(), 'id'].iloc[0]!r} "
+                            "has status ok but no label")
+    if df.loc[~ok, "label"].notna().any():
+        raise ContractError(f"{where}: id {df.loc[~ok & df['label'].notna(), 'id'].iloc[0]!r} "
+                            "has a label but status is not ok (labels are never guessed)")
+    if df["id"].duplicated().any():
+        raise ContractError(f"{where}: duplicate id {df.loc[df['id'].duplicated(), 'id'].iloc[0]!r}")
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
+    """Write atomically: a crash never leaves a half-written table behind a valid name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

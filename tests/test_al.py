@@ -1,0 +1,105 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmal.al import simulate
+from llmal.encoders import Features
+from llmal.metrics import classification_metrics, soft_label_metrics
+from llmal.models.logistic import LogisticHead
+from llmal.samplers import select
+from llmal.tables import make_annotations
+
+NAMES = ["neg", "pos"]
+
+
+def world(n=1200, seed=0, miss=0.0, cost=0.01, invalid_every=0):
+    """Two Gaussian blobs; an annotator who misses a share `miss` of the positives."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 5)) + gold[:, None] * 1.5
+    ids = np.array([f"i{k:04d}" for k in range(n)])
+    items = pd.DataFrame({"id": ids, "text": "t", "gold": gold, "topic": rng.choice(["a", "b"], n),
+                          "source": "s", "ann_1": pd.array(gold, dtype="Int64")})
+    split = pd.DataFrame({"id": ids, "split": np.where(np.arange(n) < 300, "test",
+                                                        np.where(np.arange(n) < 400, "dev", "pool"))})
+    labels = np.where((rng.random(n) < miss) & (gold == 1), 0, gold)
+    status = np.array(["ok"] * n, dtype=object)
+    if invalid_every:
+        status[::invalid_every] = "invalid"
+    ann = make_annotations({"id": ids[300:], "label": pd.Series(labels[300:], dtype="Int64").mask(status[300:] != "ok"),
+                            "status": status[300:], "cost_usd": cost})
+    return items, split, ann, Features(ids, X)
+
+
+def run(sampler, settings, seed=0, **kw):
+    items, split, ann, feats = world(**kw)
+    clf = LogisticHead(feats, recipe={"C": 1.0}, n_classes=2, seed=seed)
+    return simulate(items=items, split=split, annotations=ann, classifier=clf, sampler=sampler,
+                    settings=settings, label_names=NAMES, positive="pos", seed=seed, log=lambda m: None)
+
+
+def test_random_sampling_schedule_and_costs():
+    res = run("random", {"initial": 20, "batch": 10, "rounds": 3})
+    r = res.rounds
+    assert r["round"].tolist() == [0, 1, 2, 3]
+    assert r["n_labels"].tolist() == [20, 30, 40, 50]
+    assert r["cost_usd"].tolist() == pytest.approx([0.2, 0.3, 0.4, 0.5])
+    assert len(res.queried) == 50 and res.queried["id"].is_unique
+    assert set(res.queried["id"]).isdisjoint(res.predictions["id"])  # test never queried
+    assert r["f1_macro"].iloc[-1] > 0.7
+
+
+def test_full_sampler_trains_on_every_pool_item_once():
+    res = run("full", {"initial": 20, "batch": 10, "rounds": 3})
+    assert len(res.rounds) == 1 and res.rounds["n_labels"].iloc[0] == 800
+    assert res.info == {"n_pool": 800, "n_dev": 100, "n_test": 300}
+
+
+def test_invalid_labels_are_paid_for_but_not_trained_on():
+    res = run("full", {}, invalid_every=4)
+    row = res.rounds.iloc[0]
+    assert row["n_labels"] == 800 and row["n_train"] == 600
+    assert row["cost_usd"] == pytest.approx(8.0)
+
+
+def test_budgets_stop_the_run():
+    by_labels = run("entropy", {"initial": 20, "batch": 20, "rounds": 10, "budget_labels": 55}).rounds
+    assert by_labels["n_labels"].tolist() == [20, 40, 55]
+    by_usd = run("random", {"initial": 20, "batch": 20, "rounds": 10, "budget_usd": 0.5}).rounds
+    assert by_usd["cost_usd"].max() <= 0.5 + 1e-9 and by_usd["n_labels"].max() == 50
+
+
+def test_same_seed_same_run_other_seed_other_queries():
+    a = run("entropy", {"initial": 20, "batch": 10, "rounds": 2}, seed=1)
+    b = run("entropy", {"initial": 20, "batch": 10, "rounds": 2}, seed=1)
+    c = run("entropy", {"initial": 20, "batch": 10, "rounds": 2}, seed=2)
+    pd.testing.assert_frame_equal(a.rounds.drop(columns="seconds"), b.rounds.drop(columns="seconds"))
+    assert not a.queried["id"].equals(c.queried["id"])
+
+
+def test_entropy_queries_the_most_uncertain():
+    rng = np.random.default_rng(0)
+    cands = np.array(["a", "b", "c", "d"], dtype=object)
+    probs = np.array([[0.99, 0.01], [0.5, 0.5], [0.8, 0.2], [0.45, 0.55]])
+    assert set(select("entropy", cands, 2, rng, probs)) == {"b", "d"}
+    assert set(select("margin", cands, 1, rng, probs)) == {"b"}
+    assert len(set(select("random", cands, 3, rng))) == 3
+
+
+def test_label_noise_hurts():
+    clean = run("full", {}, miss=0.0).rounds.iloc[0]
+    noisy = run("full", {}, miss=0.6).rounds.iloc[0]
+    assert clean["f1_macro"] > noisy["f1_macro"] + 0.05
+    assert noisy["fn"] > clean["fn"] * 1.5   # missed positives in training -> more false negatives
+
+
+def test_metrics_by_hand():
+    gold = np.array([1, 1, 0, 0, 0])
+    probs = np.array([[0.2, 0.8], [0.7, 0.3], [0.1, 0.9], [0.9, 0.1], [0.6, 0.4]])
+    m = classification_metrics(gold, probs, NAMES, positive=1)
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (1, 1, 1, 2)
+    assert m["precision_pos"] == 0.5 and m["recall_pos"] == 0.5
+    assert m["f1_macro"] == pytest.approx((0.5 + 2 / 3) / 2)
+    s = soft_label_metrics(np.array([[1, 1], [0, 2], [0, 0]]), np.array([[0.5, 0.5], [0.5, 0.5], [1, 0]]))
+    assert s["soft_ce"] == pytest.approx(np.log(2))
+    assert s["soft_brier"] == pytest.approx((0 + 0.5) / 2)

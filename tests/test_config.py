@@ -1,0 +1,87 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmal.config import ConfigError, expand_runs, load_config, run_spec, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_every_shipped_config_is_valid(name):
+    config = load_config(ROOT / "config" / name)
+    assert list(expand_runs(config))
+
+
+def test_paper_scale_config_expands_to_280_runs():
+    config = load_config(ROOT / "config" / "hakimi2026.yaml")
+    runs = list(expand_runs(config))
+    assert len(runs) == 280
+    assert len({r.condition for r in runs}) == 7
+    assert len({r.encoder for r in runs}) == 4
+    assert len({r.seed for r in runs}) == 10
+
+
+def test_defaults_are_filled_in():
+    config = validate_config(default())
+    assert config["cache_dir"] == ".llmal-cache"
+    assert config["annotators"]["crowd"]["seed"] == 0
+    assert config["encoders"]["tfidf"]["min_df"] == 2
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda c: c.update(bogus=1), "(top level)", "bogus"),
+    (lambda c: c["conditions"]["human_al"].update(samplr="random"), "conditions.human_al", "samplr"),
+    (lambda c: c["al"].update(batch="fifty"), "al.batch", "not of type 'integer'"),
+    (lambda c: c["conditions"]["human_al"].update(sampler="magic"), "conditions.human_al.sampler", "magic"),
+    (lambda c: c["annotators"]["crowd"].update(mode="median"), "annotators.crowd.mode", "median"),
+    (lambda c: c["encoders"]["tfidf"].update(model="x"), "encoders.tfidf", "model"),
+    (lambda c: c.update(seeds=[]), "seeds", "should be non-empty"),
+])
+def test_schema_errors_name_the_key(mutate, key, words):
+    config = default()
+    mutate(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert key in str(err.value)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda c: c["conditions"]["human_al"].update(annotator="nobody"), "conditions.human_al.annotator: 'nobody' is not an annotator"),
+    (lambda c: c["conditions"]["human_al"].update(encoders=["bert"]), "'bert' is not an encoder"),
+    (lambda c: c["conditions"]["human_al"].update(recipe="deep"), "'deep' is not a recipe"),
+    (lambda c: c["labels"].update(positive="angry"), "labels.positive"),
+    (lambda c: c["annotators"]["llm_sim"]["error"].update(angry=0.1), "annotators.llm_sim.error.angry"),
+    (lambda c: c.update(aggregate={"reference": "nope"}), "aggregate.reference"),
+])
+def test_cross_reference_errors_name_the_key(mutate, words):
+    config = default()
+    mutate(config)
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.").replace("'", "'")):
+        validate_config(config)
+
+
+def test_finetune_recipe_rejects_feature_encoder():
+    config = default()
+    config["recipes"]["ft"] = {"kind": "finetune"}
+    config["conditions"]["human_al"].update(recipe="ft", encoders=["tfidf"])
+    with pytest.raises(ConfigError, match="cannot be used by recipe 'ft'"):
+        validate_config(config)
+
+
+def test_run_spec_changes_only_with_what_the_run_depends_on():
+    config = validate_config(default())
+    before = run_spec(config, "human_al", "tfidf")
+    other = copy.deepcopy(config)
+    other["conditions"]["llm_full"]["sampler"] = "random"   # another condition
+    other["encoders"]["minilm"]["batch_size"] = 8          # another encoder
+    assert run_spec(validate_config(other), "human_al", "tfidf") == before
+    other["al"]["batch"] = 7
+    assert run_spec(validate_config(other), "human_al", "tfidf") != before

@@ -1,0 +1,41 @@
+AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
+    "summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
+    "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md")] + [
+    f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
+                                            "errors_by_topic") for ext in ("png", "svg")]
+
+
+rule aggregate:
+    """Mean +- sd over seeds, significance tests, FP/FN and topic errors; tables and figures."""
+    input:
+        runs=ALL_RUN_FILES,
+    output:
+        AGGREGATE_OUTPUTS,
+    params:
+        config=config,
+        run_dirs=[run.path(DATASET) for run in RUNS],
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/aggregate.py"
+
+
+rule report:
+    """One self-contained HTML page with everything a paper draft needs."""
+    input:
+        tables=AGGREGATE_OUTPUTS,
+        annotations=ALL_ANNOTATIONS,
+        split_table=SPLIT,
+    output:
+        f"{RESULTS}/report.html",
+    params:
+        config=config,
+        run_dirs=[run.path(DATASET) for run in RUNS],
+    log:
+        f"{RESULTS}/logs/report.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/report.py"

@@ -1,0 +1,19 @@
+rule annotate:
+    """One annotator over pool and dev items -> its annotation table.
+
+    LLM answers go through the response cache under `cache_dir` (outside results/), so a rerun,
+    even after deleting results/, never sends a request twice.
+    """
+    input:
+        unpack(annotate_inputs),
+    output:
+        annotation_file("{annotator}"),
+    params:
+        spec=lambda wc: config["annotators"][wc.annotator],
+        config=lambda wc: {k: config.get(k) for k in ("labels", "prices", "cache_dir", "encoders")},
+    log:
+        RESULTS + "/logs/annotate/{annotator}.log",
+    conda:
+        "../../envs/llm.yaml"
+    script:
+        "../../scripts/annotate.py"

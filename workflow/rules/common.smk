@@ -1,0 +1,62 @@
+# Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
+from llmal.config import demonstration_encoder, recipe_of, run_spec
+
+DATASET = config["dataset"]["name"]
+RESULTS = f"results/{DATASET}"
+RUNS = list(expand_runs(config))
+NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+RUN_DIR = RESULTS + "/runs/{condition}/{encoder}/seed{seed}"
+RUN_FILES = ["rounds.csv", "queried.parquet", "predictions.parquet", "run.json"]
+ITEMS = f"{RESULTS}/data/items.parquet"
+SPLIT = f"{RESULTS}/data/split.parquet"
+
+wildcard_constraints:
+    condition=NAME,
+    encoder=NAME,
+    annotator=NAME,
+    seed=r"\d+",
+
+
+def embeddings_file(encoder):
+    return f"{RESULTS}/embeddings/{encoder}.npz"
+
+
+def annotation_file(annotator):
+    return f"{RESULTS}/annotations/{annotator}.parquet"
+
+
+def dataset_inputs(wildcards):
+    """A local dataset file is a real input: a missing file fails the plan, naming it."""
+    ds = config["dataset"]
+    return [ds["path"]] if ds["kind"] in ("file", "gahd") and ds.get("path") else []
+
+
+def annotate_inputs(wildcards):
+    spec = config["annotators"][wildcards.annotator]
+    inputs = {"item_table": ITEMS, "split_table": SPLIT}
+    encoder = demonstration_encoder(config, spec)
+    if encoder:
+        inputs["embeddings"] = embeddings_file(encoder)
+    return inputs
+
+
+def al_inputs(wildcards):
+    cond = config["conditions"][wildcards.condition]
+    inputs = {"item_table": ITEMS, "split_table": SPLIT, "annotations": annotation_file(cond["annotator"])}
+    if config["encoders"][wildcards.encoder]["kind"] != "transformer":
+        inputs["embeddings"] = embeddings_file(wildcards.encoder)
+    return inputs
+
+
+def al_gpus(wildcards):
+    """Fine-tuning asks the scheduler for GPUs; a linear head on frozen features needs none."""
+    _, recipe = recipe_of(config, wildcards.condition)
+    return int(recipe.get("gpus", 1)) if recipe["kind"] == "finetune" else 0
+
+
+def run_outputs(run, names=RUN_FILES):
+    return [f"{RESULTS}/runs/{run.condition}/{run.encoder}/seed{run.seed}/{n}" for n in names]
+
+
+ALL_RUN_FILES = [f for run in RUNS for f in run_outputs(run)]
+ALL_ANNOTATIONS = sorted({annotation_file(c["annotator"]) for c in config["conditions"].values()})
