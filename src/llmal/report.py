@@ -1,0 +1,318 @@
+"""The HTML report: one self-contained file (figures as base64 PNG, tables as HTML, inline CSS).
+
+It reads what `llmal.aggregate.aggregate_all` wrote (tables/*.csv, figures/*.png) plus the
+config and the run metadata, so it can be rebuilt without touching the runs' results.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from llmal import aggregate, tablefmt
+from llmal.aggregate import annotation_summary  # noqa: F401  (re-exported for scripts/report.py)
+from llmal.figures import metric_label
+from llmal.tables import SPLITS
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#222;
+max-width:1180px;margin:2em auto;padding:0 1.2em;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;
+padding-bottom:.2em}h3{font-size:1.05em;margin-top:1.4em}
+.sub{color:#666;margin-top:0}
+.note{background:#fff4ce;border:1px solid #e0c060;border-left:6px solid #d4a017;padding:.7em 1em;
+margin:1em 0;border-radius:3px}
+.caption{color:#555;font-size:.92em;margin:.3em 0 .6em}
+.scroll{overflow-x:auto}
+table.tbl{border-collapse:collapse;font-size:.86em;margin:.4em 0 1em}
+table.tbl th,table.tbl td{padding:.28em .6em;border-bottom:1px solid #e4e4e4;text-align:left;
+white-space:nowrap}
+table.tbl th{background:#f4f5f7;border-bottom:2px solid #ccc}
+table.tbl tr:nth-child(even) td{background:#fafafa}
+table.tbl td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em}
+code{background:#f4f5f7;padding:0 .25em;border-radius:3px}
+details summary{cursor:pointer;color:#345}
+"""
+
+DEMO_NOTE = ("Synthetic demo data. These results come from llmal's built-in synthetic dataset "
+             "(dataset.kind = \"demo\"), generated to exercise the pipeline. They say nothing "
+             "about real annotators or real text.")
+
+
+def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path, figures_dir: Path,
+                 runs_meta: pd.DataFrame | Sequence[Mapping[str, Any]],
+                 annotations: pd.DataFrame | None = None,
+                 split_counts: Mapping[str, int] | None = None, title: str | None = None) -> Path:
+    """Write the report to `out_html` and return its path.
+
+    runs_meta: the `finals` frame of `collect_runs` or the run.json dicts of the runs.
+    annotations: optional per-annotator summary (`aggregate.annotation_summary`).
+    split_counts: optional items per split, e.g. {"pool": 2100, "dev": 300, "test": 600}.
+    Raises FileNotFoundError naming any table or figure that is missing.
+    """
+    tables_dir, figures_dir, out_html = Path(tables_dir), Path(figures_dir), Path(out_html)
+    meta = _runs_frame(runs_meta)
+    settings = aggregate.AggregateSettings.from_config(config, meta if len(meta) else None)
+    dataset = config.get("dataset") or {}
+    name = str(dataset.get("name", "")) or "dataset"
+    positive = settings.positive or (str(meta["positive"].iloc[0]) if "positive" in meta and len(meta) else "")
+    title = title or f"llmal report: {name}"
+
+    parts = [f"<h1>{_e(title)}</h1>",
+             f'<p class="sub">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by llmal</p>']
+    if settings.demo:
+        parts.append(f'<div class="note"><strong>{_e(DEMO_NOTE.split(". ")[0])}.</strong> '
+                     f'{_e(DEMO_NOTE.split(". ", 1)[1])}</div>')
+    parts += _what_was_run(config, meta, settings, split_counts)
+    parts += _summary_section(tables_dir, positive)
+    parts += _significance_section(tables_dir)
+    parts += _learning_curve_section(figures_dir, settings.metric)
+    parts += _errors_section(tables_dir, figures_dir, settings.top_topics)
+    if annotations is not None and len(annotations):
+        parts += _annotation_section(annotations)
+    parts += _provenance_section(meta)
+
+    doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
+           f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_html.with_name(out_html.name + ".tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(out_html)
+    return out_html
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+
+
+def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggregate.AggregateSettings,
+                  split_counts: Mapping[str, int] | None) -> list[str]:
+    dataset = config.get("dataset") or {}
+    out = ["<h2>What was run</h2>"]
+    facts = [("Dataset", f"{dataset.get('name', '')} (kind: {dataset.get('kind', '')})")]
+    if split_counts:
+        order = [k for k in SPLITS if k in split_counts] + [k for k in split_counts if k not in SPLITS]
+        facts.append(("Items per split", ", ".join(f"{k}: {int(split_counts[k]):,}" for k in order)))
+    elif dataset.get("n_items"):
+        facts.append(("Items", f"{int(dataset['n_items']):,}"))
+    labels = config.get("labels") or {}
+    if labels:
+        facts.append(("Labels", f"{', '.join(map(str, labels.get('names', [])))} "
+                                f"(positive: {labels.get('positive', '')})"))
+    seeds = config.get("seeds") or (sorted(meta["seed"].dropna().unique().tolist()) if len(meta) else [])
+    facts += [("Seeds", ", ".join(map(str, seeds))), ("Runs found", str(len(meta))),
+              ("Reference condition", settings.reference), ("Compared metric", settings.metric)]
+    out.append(_html_kv(facts))
+
+    conditions = config.get("conditions") or {}
+    annotators = config.get("annotators") or {}
+    rows = []
+    for cond in aggregate.ordered_conditions(list(conditions) + meta.get("condition", pd.Series(dtype=str)).tolist(),
+                                             settings):
+        spec = dict(conditions.get(cond) or {})
+        run = meta[meta["condition"] == cond].iloc[0] if len(meta) and (meta["condition"] == cond).any() else None
+        annot = str(spec.pop("annotator", "") or (run["annotator"] if run is not None else ""))
+        kind = (annotators.get(annot) or {}).get("kind", "")
+        rows.append({
+            "Condition": cond, "Annotator": f"{annot} ({kind})" if kind else annot,
+            "Sampler": str(spec.pop("sampler", "") or (run["sampler"] if run is not None else "")),
+            "Recipe": str(spec.pop("recipe", "") or (run["recipe"] if run is not None else "")),
+            "Other settings": ", ".join(f"{k}={_short(v)}" for k, v in spec.items()),
+            "Runs": int((meta["condition"] == cond).sum()) if len(meta) else 0,
+        })
+    out += ["<h3>Conditions</h3>", _table(pd.DataFrame(rows))]
+    enc_rows = [{"Encoder": k, "Kind": (v or {}).get("kind", ""),
+                 "Settings": ", ".join(f"{a}={_short(b)}" for a, b in (v or {}).items() if a != "kind")}
+                for k, v in (config.get("encoders") or {}).items()]
+    if enc_rows:
+        out += ["<h3>Encoders</h3>", _table(pd.DataFrame(enc_rows))]
+    return out
+
+
+def _summary_section(tables_dir: Path, positive: str) -> list[str]:
+    summary = _read_csv(tables_dir / "summary.csv")
+    shown, bold = aggregate.summary_html_frame(summary, positive)
+    return ["<h2>Summary</h2>",
+            f'<p class="caption">Final round, mean ± sd over seeds. Positive class: {_e(positive)}. '
+            "Best mean per encoder in bold (lowest for FP, FN, cost and soft cross-entropy).</p>",
+            _table(shown, bold=bold, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition")])]
+
+
+def _significance_section(tables_dir: Path) -> list[str]:
+    sig = _read_csv(tables_dir / "significance.csv")
+    out = ["<h2>Significance</h2>"]
+    if sig.empty:
+        return out + ["<p>No comparisons: only the reference condition was run.</p>"]
+    shown = aggregate.significance_display(sig)
+    out += [f'<p class="caption">{_e(aggregate.significance_caption(str(sig["metric"].iloc[0])))}</p>',
+            _table(shown, numeric=[c for c in shown.columns if c.startswith(("p ", "Δ", "Pairs"))])]
+    return out
+
+
+def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:
+    return ["<h2>Learning curves</h2>",
+            _figure(figures_dir / "learning_curve.png",
+                    f"Test {metric_label(metric)} against labels acquired; mean over seeds, band ±1 sd."),
+            _figure(figures_dir / "learning_curve_cost.png",
+                    f"Test {metric_label(metric)} against cumulative annotation cost in US$ "
+                    "(log scale when costs span two orders of magnitude or more)."),
+            ]
+
+
+def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str]:
+    fpfn = _read_csv(tables_dir / "fpfn.csv")
+    topics = _read_csv(tables_dir / "errors_by_topic.csv")
+    top = topics[topics["top"].astype(str).str.lower() == "true"]
+    shown = aggregate.fpfn_display(fpfn)
+    out = ["<h2>False positives, false negatives and topics</h2>",
+           '<p class="caption">Final-round test errors, mean ± sd over seeds. FP/FN = ratio of the '
+           "means; FP rate = FP / (FP + TN), FN rate = FN / (FN + TP), means over seeds.</p>",
+           _table(shown, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition")]),
+           _figure(figures_dir / "fpfn.png", "Mean FP (solid) and FN (hatched) per condition; error bars ±1 sd."),
+           "<h3>Topics where errors concentrate</h3>",
+           f'<p class="caption">{_e(aggregate.errors_by_topic_caption(top_k))}</p>']
+    if len(top):
+        t = aggregate.errors_by_topic_display(top)
+        out.append(_table(t, numeric=["Rank", "Items", "Share of errors", "Share of items",
+                                      "Concentration", "FP rate", "FN rate"]))
+    else:
+        out.append("<p>No test errors.</p>")
+    out.append(_figure(figures_dir / "errors_by_topic.png",
+                       "Error rate (FP + FN) / items per topic and condition, mean over seeds."))
+    full = aggregate.errors_by_topic_display(topics)
+    out.append("<details><summary>All topics</summary>" + _table(full) + "</details>")
+    return out
+
+
+def _annotation_section(annotations: pd.DataFrame) -> list[str]:
+    a = annotations.copy()
+    shown = pd.DataFrame({"Annotator": a["annotator"]})
+    if "model" in a:
+        shown["Model"] = a["model"]
+    for col, label in (("n", "Items"), ("ok", "OK"), ("invalid", "Invalid"), ("failed", "Failed")):
+        if col in a:
+            shown[label] = a[col].map(lambda v: f"{int(v):,}")
+    if "invalid_rate" in a:
+        shown["Not usable"] = a["invalid_rate"].map(lambda v: tablefmt.MISSING if tablefmt.is_missing(v)
+                                                    else f"{100 * v:.1f}%")
+    if "cost_usd" in a:
+        shown["Cost ($)"] = a["cost_usd"].map(lambda v: tablefmt.format_number(v, None))
+    if "cost_per_ok_label" in a:
+        shown["$ per label"] = a["cost_per_ok_label"].map(lambda v: tablefmt.format_number(v, None))
+    for col, label in (("input_tokens", "Input tokens"), ("output_tokens", "Output tokens")):
+        if col in a:
+            shown[label] = a[col].map(lambda v: f"{int(v):,}")
+    return ["<h2>Annotation</h2>",
+            '<p class="caption">Per annotator over the whole pool: labels given (OK), malformed '
+            "outputs (invalid) and failed requests; costs in US$.</p>",
+            _table(shown, numeric=[c for c in shown.columns if c not in ("Annotator", "Model")])]
+
+
+def _provenance_section(meta: pd.DataFrame) -> list[str]:
+    out = ["<h2>Provenance</h2>"]
+    if meta.empty:
+        return out + ["<p>No run metadata.</p>"]
+    facts = []
+    hashes = sorted(set(meta.get("config_hash", pd.Series(dtype=str)).astype(str)) - {""})
+    facts.append(("Config hash" + ("es" if len(hashes) > 1 else ""), ", ".join(hashes) or "–"))
+    devices = sorted(set(meta.get("device", pd.Series(dtype=str)).astype(str)) - {""})
+    facts.append(("Devices", ", ".join(devices) or "–"))
+    if "seconds_total" in meta:
+        facts.append(("Total AL wall time", f"{meta['seconds_total'].sum() / 60:.1f} min"))
+    out.append(_html_kv(facts))
+    versions: dict[str, set[str]] = {}
+    for v in meta.get("versions", pd.Series(dtype=str)):
+        for pkg, ver in _as_dict(v).items():
+            versions.setdefault(str(pkg), set()).add(str(ver))
+    if versions:
+        rows = [{"Package": k, "Version": ", ".join(sorted(v))} for k, v in sorted(versions.items())]
+        out += ["<h3>Versions</h3>", _table(pd.DataFrame(rows))]
+    cols = [c for c in ("condition", "encoder", "seed", "annotator", "sampler", "recipe", "device",
+                        "config_hash", "n_rounds", "seconds_total") if c in meta]
+    out.append(f"<details><summary>All {len(meta)} runs</summary>" + _table(meta[cols]) + "</details>")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _runs_frame(runs_meta: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Run metadata as a frame with at least condition/encoder/seed (finals or run.json dicts)."""
+    if isinstance(runs_meta, pd.DataFrame):
+        meta = runs_meta.copy()
+    else:
+        meta = pd.DataFrame([{k: (json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+                              for k, v in dict(m).items()} for m in runs_meta])
+    for col in ("condition", "encoder", "seed"):
+        if col not in meta:
+            meta[col] = pd.Series(dtype=object)
+    if "timings" in meta:
+        meta["seconds_total"] = [_total_seconds(_as_dict(t)) for t in meta["timings"]]
+    if len(meta):
+        meta = meta.sort_values(["condition", "encoder", "seed"], kind="stable").reset_index(drop=True)
+    return meta
+
+
+def _total_seconds(timings: Mapping[str, Any]) -> float:
+    if "total" in timings and isinstance(timings["total"], (int, float)):
+        return float(timings["total"])
+    return float(sum(v for v in timings.values() if isinstance(v, (int, float)) and not isinstance(v, bool)))
+
+
+def _as_dict(v: Any) -> dict:
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, str) and v.strip().startswith("{"):
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+TEXT_COLUMNS = ("condition", "encoder", "topic", "reference", "metric", "wilcoxon_method", "note")
+NA_STRINGS = ["", "nan", "NaN", "NA", "<NA>"]
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A table written by aggregate; names (a topic called "NA") stay strings, numbers may be NaN."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: table missing (run the aggregate stage first)")
+    columns = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, keep_default_na=False, dtype={c: str for c in columns if c in TEXT_COLUMNS},
+                       na_values={c: NA_STRINGS for c in columns if c not in TEXT_COLUMNS})
+
+
+def _figure(png: Path, caption: str) -> str:
+    if not png.is_file():
+        raise FileNotFoundError(f"{png}: figure missing (run the aggregate stage first)")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{_e(png.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _table(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+    return '<div class="scroll">' + tablefmt.html_table(df, bold_cells=bold, numeric=list(numeric)) + "</div>"
+
+
+def _html_kv(facts: Sequence[tuple[str, str]]) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
+    return f'<table class="tbl">{rows}</table>'
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, ensure_ascii=False, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
