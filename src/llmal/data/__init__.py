@@ -1,0 +1,1 @@
+"""The data stage: the synthetic demo, dataset loaders, validation and splits."""

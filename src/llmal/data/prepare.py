@@ -1,0 +1,132 @@
+"""The prepare stage: dataset config -> validated items table and split table.
+
+dataset.kind picks the source:
+  demo  the SYNTHETIC demo data (llmal.data.demo); keys n_items, seed
+  gahd  GAHD, from dataset.path or downloaded once into the cache directory (checked by sha256)
+  file  a user's csv/tsv/jsonl/json/parquet; keys path, columns, label_map, annotator_sep,
+        split_map, format, source
+Items whose text is empty are an error, unless dataset.drop_empty_text (default true for gahd,
+which holds one whitespace-only text, false for file) drops them with a warning naming their ids.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from llmal.data.demo import generate_demo
+from llmal.data.gahd import load_gahd
+from llmal.data.loaders import load_table, map_columns
+from llmal.data.split import assign_split
+from llmal.data.validate import DatasetError, validate_items
+from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS, META_PREFIX
+
+# keys every kind accepts; cache_dir is read by the caller, which passes it as `cache_dir`
+COMMON_KEYS = {"name", "kind", "cache_dir"}
+DATASET_KEYS = {
+    "demo": COMMON_KEYS | {"n_items", "seed"},
+    "gahd": COMMON_KEYS | {"path", "drop_empty_text"},
+    "file": COMMON_KEYS | {"path", "columns", "label_map", "annotator_sep", "split_map",
+                           "format", "source", "drop_empty_text"},
+}
+# GAHD holds one whitespace-only text (id f4c7eaf2, dev split); a user's file fails loudly
+DROP_EMPTY_TEXT_DEFAULT = {"demo": False, "gahd": True, "file": False}
+logger = logging.getLogger(__name__)
+
+DEMO_DEFAULTS = {"n_items": 3000, "seed": 0}
+SPLIT_DEFAULTS = {"test": 0.2, "dev": 0.1, "seed": 0, "use_column": True}
+
+
+def _check_keys(dataset_cfg: Mapping[str, Any]) -> str:
+    kind = dataset_cfg.get("kind")
+    if kind not in DATASET_KEYS:
+        raise DatasetError(f"dataset.kind must be one of {sorted(DATASET_KEYS)}, got {kind!r}")
+    unknown = sorted(set(dataset_cfg) - DATASET_KEYS[kind])
+    if unknown:
+        raise DatasetError(f"dataset: unknown key(s) {unknown} for kind {kind!r}; "
+                           f"allowed: {sorted(DATASET_KEYS[kind])}")
+    return kind
+
+
+def _two_labels(label_names: list[str], kind: str) -> None:
+    if len(label_names) != 2:
+        raise DatasetError(f"labels.names: dataset kind {kind!r} is binary (index 0 = not "
+                           f"hostile/not hate, 1 = hostile/hate) but {len(label_names)} label "
+                           f"names are given: {label_names}")
+
+
+def order_item_columns(items: pd.DataFrame) -> pd.DataFrame:
+    """id, text, gold, topic, source, ann_* (file order), meta_* (file order)."""
+    ann = [c for c in items.columns if c.startswith(ANNOTATOR_PREFIX)]
+    meta = [c for c in items.columns if c.startswith(META_PREFIX)]
+    other = [c for c in items.columns if c not in ITEM_COLUMNS and c not in ann and c not in meta]
+    if other:
+        raise DatasetError(f"items table has columns outside the contract: {other}")
+    out = items[ITEM_COLUMNS + ann + meta].reset_index(drop=True).copy()
+    out["id"] = out["id"].astype(str)
+    out["text"] = out["text"].astype(str)
+    out["gold"] = out["gold"].astype("int64")
+    out["topic"] = out["topic"].astype(str)
+    out["source"] = out["source"].astype(str)
+    for col in ann:
+        out[col] = out[col].astype("Int64")
+    return out
+
+
+def load_items(dataset_cfg: Mapping[str, Any], label_names: list[str], *,
+               cache_dir: str | Path) -> tuple[pd.DataFrame, str]:
+    """The mapped (not yet validated) items table and a name for error messages."""
+    kind = _check_keys(dataset_cfg)
+    if kind == "demo":
+        _two_labels(label_names, kind)
+        cfg = {**DEMO_DEFAULTS, **dataset_cfg}
+        return generate_demo(int(cfg["n_items"]), int(cfg["seed"])), "demo dataset (synthetic)"
+    if kind == "gahd":
+        _two_labels(label_names, kind)
+        path = dataset_cfg.get("path")
+        items = load_gahd(path, cache_dir, label_names=label_names)
+        return items, str(path) if path else "gahd"
+    path = dataset_cfg.get("path")
+    if not path:
+        raise DatasetError("dataset.path is required for dataset kind 'file'")
+    columns = dataset_cfg.get("columns")
+    if not isinstance(columns, Mapping):
+        raise DatasetError(f"{path}: dataset.columns is required for dataset kind 'file' (at "
+                           "least {text: <column>, gold: <column>})")
+    string_columns = [columns["id"]] if columns.get("id") else []
+    table = load_table(path, format=dataset_cfg.get("format"), string_columns=string_columns)
+    source = dataset_cfg.get("source") or dataset_cfg.get("name") or Path(path).stem
+    items = map_columns(table, columns, source=str(source), label_names=label_names,
+                        label_map=dataset_cfg.get("label_map"),
+                        annotator_sep=dataset_cfg.get("annotator_sep"),
+                        split_map=dataset_cfg.get("split_map"), where=str(path))
+    return items, str(path)
+
+
+def drop_empty_text(items: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Remove items whose text is empty or whitespace only, saying which ones in the log."""
+    empty = items["text"].isna() | items["text"].astype(str).str.strip().eq("")
+    if empty.any():
+        ids = items.loc[empty, "id"].astype(str).tolist()
+        logger.warning("%s: dropped %d item(s) with empty text (dataset.drop_empty_text): %s%s",
+                       where, len(ids), ", ".join(ids[:10]), " ..." if len(ids) > 10 else "")
+    return items.loc[~empty].reset_index(drop=True)
+
+
+def prepare_dataset(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any],
+                    split_cfg: Mapping[str, Any], *,
+                    cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Load, map and validate the configured dataset; return (items, split) tables."""
+    label_names = [str(n) for n in labels_cfg["names"]]
+    items, where = load_items(dataset_cfg, label_names, cache_dir=cache_dir)
+    kind = str(dataset_cfg["kind"])
+    if dataset_cfg.get("drop_empty_text", DROP_EMPTY_TEXT_DEFAULT[kind]):
+        items = drop_empty_text(items, where)
+    validate_items(items, label_names=label_names, where=where)
+    items = order_item_columns(items)
+    cfg = {**SPLIT_DEFAULTS, **split_cfg}
+    split = assign_split(items, test=float(cfg["test"]), dev=float(cfg["dev"]),
+                         seed=int(cfg["seed"]), use_column=bool(cfg["use_column"]))
+    return items, split

@@ -1,0 +1,103 @@
+"""Check an items table before any stage uses it; fail fast with messages a user can act on.
+
+Each message names the file (`where`), the column and the first few offending rows. Row numbers
+count data rows from 1 in the order of the input file (the header is not a row), so "row 17" is
+the 17th record; the item id is given too.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS
+
+MAX_LISTED = 3  # offenders named in one message
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be used as given; the message names the file, column and rows at fault."""
+
+
+def describe_offenders(df: pd.DataFrame, mask: "pd.Series[bool]", column: str | None = None) -> str:
+    """'row 17 (id 'x'), row 20 (id 'y') and 1 more' for the first rows where mask is true."""
+    positions = [int(i) for i in mask.to_numpy().nonzero()[0]]
+    ids = df["id"].astype(str).to_numpy() if "id" in df.columns else None
+    parts = []
+
+    def value(pos: int) -> str:
+        v = df[column].iloc[pos]
+        return repr(v.item() if hasattr(v, "item") else v)
+
+    for pos in positions[:MAX_LISTED]:
+        part = f"row {pos + 1}"
+        if ids is not None:
+            part += f" (id {ids[pos]!r}"
+            part += f", value {value(pos)})" if column is not None else ")"
+        elif column is not None:
+            part += f" (value {value(pos)})"
+        parts.append(part)
+    more = len(positions) - MAX_LISTED
+    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+
+
+def _count(n: int) -> str:
+    return f"{n} row has" if n == 1 else f"{n} rows have"
+
+
+def validate_items(df: pd.DataFrame, *, label_names: Sequence[str], where: str,
+                   allow_unknown_gold: bool = False) -> None:
+    """Raise DatasetError on the first problem found in an items table (contract in tables.py).
+
+    Checks, in this order: required columns present; no empty or whitespace-only text; ids
+    unique; gold an index into `label_names` (-1, "unknown", only with allow_unknown_gold);
+    every annotator label (ann_* columns) an index into `label_names` or missing.
+    """
+    missing = [c for c in ITEM_COLUMNS if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{where}: missing required column(s) {missing}; "
+                           f"the table has {list(df.columns)}")
+    if len(df) == 0:
+        raise DatasetError(f"{where}: the dataset has no rows")
+
+    text = df["text"]
+    empty = text.isna() | text.astype(str).str.strip().eq("")
+    if empty.any():
+        raise DatasetError(f"{where}: {_count(int(empty.sum()))} empty text (column 'text'), "
+                           f"first at {describe_offenders(df, empty)}")
+
+    ids = df["id"].astype(str)
+    blank_id = df["id"].isna() | ids.str.strip().eq("")
+    if blank_id.any():
+        raise DatasetError(f"{where}: {_count(int(blank_id.sum()))} an empty id (column 'id'), "
+                           f"first at {describe_offenders(df, blank_id)}")
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        first_dup = ids[ids.duplicated()].iloc[0]
+        raise DatasetError(f"{where}: duplicate id {first_dup!r} (column 'id'); "
+                           f"{int(ids.duplicated().sum())} duplicate(s) in all, at "
+                           f"{describe_offenders(df, dup)}")
+
+    n_labels = len(label_names)
+    gold = pd.to_numeric(df["gold"], errors="coerce")
+    if not allow_unknown_gold:
+        unknown = df["gold"].isna() | (gold == -1).fillna(False).astype(bool)
+        if unknown.any():
+            raise DatasetError(f"{where}: {_count(int(unknown.sum()))} no gold label (column "
+                               f"'gold' is empty or -1), first at {describe_offenders(df, unknown)}")
+    allowed_low = -1 if allow_unknown_gold else 0
+    bad_gold = gold.isna() | (gold < allowed_low) | (gold >= n_labels) | (gold % 1 != 0)
+    if bad_gold.any():
+        raise DatasetError(
+            f"{where}: {_count(int(bad_gold.sum()))} a gold label outside the label set "
+            f"{list(label_names)} (column 'gold', expected indices 0..{n_labels - 1}), "
+            f"first at {describe_offenders(df, bad_gold, 'gold')}")
+
+    for col in (c for c in df.columns if c.startswith(ANNOTATOR_PREFIX)):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = (df[col].notna() & values.isna()) | (values < 0) | (values >= n_labels) | (values % 1 != 0)
+        bad = bad.fillna(False).astype(bool)
+        if bad.any():
+            raise DatasetError(
+                f"{where}: {_count(int(bad.sum()))} an annotator label outside the label set "
+                f"{list(label_names)} (column {col!r}), first at {describe_offenders(df, bad, col)}")
