@@ -8,7 +8,7 @@ from llmal.workflow import logged
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
-                     sm.params.spec, sm.params.config,
+                     sm.params.spec, sm.params.config, name=sm.wildcards.annotator,
                      embeddings_path=sm.input.get("embeddings"))
     counts = table["status"].value_counts().to_dict()
     print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "

@@ -95,7 +95,10 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
                         fail(f"annotators.{name}.{key}.{label}", f"unknown label (labels.names: {labels['names']})")
         if spec["kind"] in LLM_KINDS:
             prompt = spec["prompt"]
-            if not (PROMPTS_DIR / f"{prompt}.yaml").exists():
+            if prompt.endswith((".yaml", ".yml")):
+                if not Path(prompt).exists():
+                    fail(f"annotators.{name}.prompt", f"template file {prompt} does not exist")
+            elif not (PROMPTS_DIR / f"{prompt}.yaml").exists():
                 known = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
                 fail(f"annotators.{name}.prompt", f"no template {prompt!r} in {PROMPTS_DIR} (known: {known})")
             demos = spec.get("demonstrations")

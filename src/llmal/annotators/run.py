@@ -24,7 +24,7 @@ def items_to_annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, 
 
 
 def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], config: dict[str, Any],
-             *, embeddings_path: str | Path | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
+             *, name: str, embeddings_path: str | Path | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
     todo = items_to_annotate(items, split, spec)
     labels = config["labels"]
     kind = spec["kind"]
@@ -47,8 +47,8 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
         table = annotate_with_llm(
             todo, spec=spec, label_names=labels["names"], positive=labels["positive"],
             prompts_dir=PROMPTS_DIR, prices=config.get("prices") or {},
-            cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches",
-            embeddings=embeddings, demo_pool=demo_pool, log=log)
+            cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
+            embeddings=embeddings, demo_pool=demo_pool, log=log, name=name)
     else:
         raise ValueError(f"unknown annotator kind {kind!r}")
     return make_annotations(table)

@@ -1,0 +1,31 @@
+"""LLM executors by kind; each takes batch-JSONL request lines and hands back response lines.
+
+Backends are imported only when an annotator of that kind runs, so a pipeline without vLLM or
+llama.cpp installed still plans and runs everything else.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from .base import Executor
+
+EXECUTOR_KINDS = ("openai", "openai_batch", "vllm", "local")
+
+
+def make_executor(spec: Mapping[str, Any], *, state_dir: Path) -> Executor:
+    """The executor for an LLM annotator spec (dispatch on spec['kind'])."""
+    kind = spec.get("kind")
+    if kind == "openai":
+        from .openai_online import OpenAIOnlineExecutor
+        return OpenAIOnlineExecutor(spec)
+    if kind == "openai_batch":
+        from .openai_batch import OpenAIBatchExecutor
+        return OpenAIBatchExecutor(spec, state_dir=Path(state_dir))
+    if kind == "vllm":
+        from .vllm import VLLMExecutor
+        return VLLMExecutor(spec, state_dir=Path(state_dir))
+    if kind == "local":
+        from .local import LocalGGUFExecutor
+        return LocalGGUFExecutor(spec)
+    raise ValueError(f"annotator key 'kind': {kind!r} is not an LLM executor (one of {EXECUTOR_KINDS})")
