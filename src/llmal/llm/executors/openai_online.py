@@ -1,0 +1,218 @@
+"""The `openai` executor: online chat completions against any OpenAI-compatible server.
+
+Requests run concurrently (at most `concurrency` in flight). Rate limits (429), server errors
+(5xx, 408, 409), timeouts and connection errors are retried with exponential backoff and jitter,
+waiting what the server asks for in `retry-after-ms` / `retry-after` when it says. The retry
+policy is this module's: the openai client's own retries are switched off. Other 4xx answers
+become error lines at once, except 401 (a wrong key), which stops the run. Every answer is handed to `store` as soon as it arrives.
+
+Spec keys: base_url (None = OpenAI), api_key_env (OPENAI_API_KEY), concurrency (8),
+max_retries (6), timeout (60 s), backoff_base (1 s), backoff_max (60 s).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import httpx
+import openai
+from tqdm.auto import tqdm
+
+from .base import RequestLine, ResponseLine, Store, error_line, ok_line
+from .openai_common import (
+    ExecutorConfigError,
+    api_path,
+    authentication_failed,
+    redact,
+    resolve_api_key,
+    retry_after_seconds,
+    spec_number,
+)
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass
+class OnlineStats:
+    """What one run() did; `retries` counts every attempt after a request's first."""
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0
+    retries: int = 0
+    retry_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, message: str, wait: float | None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.wait = reason, message, wait
+
+
+class OpenAIOnlineExecutor:
+    name = "openai"
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.base_url: str | None = spec.get("base_url") or None
+        self._api_key = resolve_api_key(spec)
+        self._spec = {k: spec.get(k) for k in ("base_url", "api_key_env")}
+        self.concurrency = int(spec_number(spec, "concurrency", 8, minimum=1))
+        self.max_retries = int(spec_number(spec, "max_retries", 6))
+        self.timeout = spec_number(spec, "timeout", 60.0, minimum=0.001)
+        self.backoff_base = spec_number(spec, "backoff_base", 1.0)
+        self.backoff_max = spec_number(spec, "backoff_max", 60.0)
+        if self.backoff_max < self.backoff_base:
+            raise ExecutorConfigError(
+                f"annotator key 'backoff_max' ({self.backoff_max}) is below 'backoff_base' ({self.backoff_base})")
+        self._jitter = random.Random()
+        self.stats = OnlineStats()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIOnlineExecutor(base_url={self.base_url!r}, concurrency={self.concurrency})"
+
+    # ------------------------------------------------------------------ public
+    def run(self, requests: Sequence[RequestLine], store: Store) -> None:
+        """Send every request; `store` gets exactly one response line per request."""
+        if not requests:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self._run(requests, store))
+            return
+        # called from inside an event loop (a notebook): run ours in a thread
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(self._run(requests, store))
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                failure.append(exc)
+
+        thread = threading.Thread(target=target, name="openai-online")
+        thread.start()
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    # ------------------------------------------------------------------ internals
+    async def _run(self, requests: Sequence[RequestLine], store: Store) -> None:
+        started = time.monotonic()
+        self.stats = OnlineStats(requests=len(requests))
+        queue: asyncio.Queue[RequestLine] = asyncio.Queue()
+        for request in requests:
+            queue.put_nowait(request)
+        progress = tqdm(total=len(requests), desc="openai", unit="req", mininterval=1.0)
+        client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
+                                    timeout=self.timeout, max_retries=0)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    request = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                line = await self._send(client, request)
+                store(line)
+                if line["error"] is None:
+                    self.stats.ok += 1
+                else:
+                    self.stats.errors += 1
+                progress.update(1)
+                if self.stats.retries:
+                    progress.set_postfix(retries=self.stats.retries, errors=self.stats.errors, refresh=False)
+
+        try:
+            async with client:
+                workers = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(requests)))]
+                try:
+                    await asyncio.gather(*workers)
+                except BaseException:
+                    for task in workers:
+                        task.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    raise
+        finally:
+            progress.close()
+            self.stats.seconds = time.monotonic() - started
+        log.info("openai: %d requests, %d ok, %d errors, %d retries %s in %.1f s",
+                 self.stats.requests, self.stats.ok, self.stats.errors, self.stats.retries,
+                 self.stats.retry_reasons, self.stats.seconds)
+
+    async def _send(self, client: openai.AsyncOpenAI, request: RequestLine) -> ResponseLine:
+        custom_id = str(request.get("custom_id"))
+        url = request.get("url") or "/v1/chat/completions"
+        body = request.get("body")
+        if not isinstance(body, dict):
+            return error_line(custom_id, "invalid_request", "request line has no JSON object 'body'")
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(client, custom_id, url, body)
+            except _Retry as retry:
+                if attempt >= self.max_retries:
+                    return error_line(custom_id, retry.reason,
+                                      f"gave up after {attempt + 1} attempts: {retry.message}")
+                wait = self._backoff(attempt, retry.wait)
+                self.stats.retries += 1
+                self.stats.retry_reasons[retry.reason] = self.stats.retry_reasons.get(retry.reason, 0) + 1
+                log.debug("openai: %s attempt %d failed (%s); retrying in %.2f s",
+                          custom_id, attempt + 1, retry.reason, wait)
+                attempt += 1
+                await asyncio.sleep(wait)
+
+    async def _attempt(self, client: openai.AsyncOpenAI, custom_id: str, url: str,
+                       body: dict[str, Any]) -> ResponseLine:
+        try:
+            # cast_to=httpx.Response: the raw answer, whatever keys the server sends
+            response = await client.post(api_path(url), cast_to=httpx.Response, body=body)
+        except openai.APITimeoutError:
+            raise _Retry("timeout", f"no answer within {self.timeout:g} s", None) from None
+        except openai.APIConnectionError as exc:
+            raise _Retry("connection_error", self._clean(f"connection failed: {exc.__cause__ or exc}"),
+                         None) from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status == 401:  # every other request would fail alike: stop the run
+                raise authentication_failed(self._spec, _error_message(exc), self._api_key) from None
+            message = self._clean(f"HTTP {status}: {_error_message(exc)}")
+            if status in RETRYABLE_STATUS or status >= 500:
+                raise _Retry(f"http_{status}", message, retry_after_seconds(exc.response.headers)) from None
+            return error_line(custom_id, _error_code(exc) or f"http_{status}", message)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise _Retry("invalid_response", f"HTTP {response.status_code} answer is not JSON", None) from None
+        if not isinstance(payload, dict):
+            raise _Retry("invalid_response", "answer is not a JSON object", None)
+        return ok_line(custom_id, payload, response.headers.get("x-request-id", ""))
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, max(self.backoff_max, 60.0))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+        return ceiling * (0.5 + 0.5 * self._jitter.random())
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._api_key)
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(exc.message)
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    code = getattr(exc, "code", None)
+    return str(code) if code else None

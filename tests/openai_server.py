@@ -1,0 +1,733 @@
+"""An OpenAI-compatible HTTP server for tests: chat completions, files and batches, with faults.
+
+It runs on 127.0.0.1 (stdlib ThreadingHTTPServer) either in a thread of the test process
+(`OpenAITestServer(...).start()`) or as a subprocess:
+
+    python tests/openai_server.py --port 0 --state DIR [--rate-429 0.1 ...]
+
+which prints one line `READY <base_url>` on stdout and writes `<state>/base_url`.
+
+The "model" answers deterministically from the request: for every property of the JSON schema
+in `response_format` it picks a value (from the property's enum, or a boolean) by hashing the
+last user message with the property name. `expected_answer(body)` gives that answer, so a test
+can check that no item was mislabelled. Every answer reports usage. Every billed answer goes to
+a ledger (memory and `<state>/ledger.jsonl`, append-only), readable at GET /_ledger.
+
+Faults are deterministic given `seed`: transient ones (429 with Retry-After, 500, slow
+responses) are decided per (request hash, attempt number) so a retry can succeed; malformed
+answers and permanent failures are decided per request hash. Batches are processed by a
+background thread, take `batch_seconds`, and the first `batch_expire_first` batches expire with
+only `batch_expire_fraction` of their requests done (the rest in the error file, code
+`batch_expired`).
+"""
+from __future__ import annotations
+
+import argparse
+import email.parser
+import email.policy
+import hashlib
+import json
+import math
+import queue
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+JsonDict = dict[str, Any]
+
+MALFORMED_KINDS = ("not_json", "wrong_keys", "wrong_value")
+
+
+@dataclass
+class Faults:
+    """Fault injection settings. Rates are probabilities per request (or per attempt)."""
+
+    seed: int = 0
+    rate_429: float = 0.0          # transient: 429 with Retry-After / retry-after-ms
+    rate_500: float = 0.0          # transient: 500
+    rate_slow: float = 0.0         # transient: answer after `slow_seconds`
+    slow_seconds: float = 0.0
+    transient_attempts: int = 2    # transient faults only hit attempts 0..transient_attempts-1
+    retry_after: float = 0.05      # seconds announced with a 429
+    rate_fail: float = 0.0         # permanent: every attempt of that request gets a 500
+    rate_malformed: float = 0.0    # answer is not the JSON the schema asks for
+    api_key: str | None = None     # when set, requests need `Authorization: Bearer <api_key>`
+    batch_seconds: float = 0.3     # processing time of one batch
+    batch_create_delay: float = 0.0  # the batch exists before POST /v1/batches answers
+    batch_expire_first: int = 0    # the first N batches created expire ...
+    batch_expire_fraction: float = 0.5  # ... with this fraction of their requests done
+    batch_rate_500: float = 0.0    # transient per (custom_id, attempt): 500 line in error file
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> "Faults":
+        return cls(**{f.name: getattr(ns, f.name) for f in fields(cls)})
+
+
+FAULT_HELP = {
+    'rate_429': 'transient: 429 with Retry-After / retry-after-ms',
+    'rate_500': 'transient: 500',
+    'rate_slow': 'transient: answer after `slow_seconds`',
+    'transient_attempts': 'transient faults only hit attempts 0..transient_attempts-1',
+    'retry_after': 'seconds announced with a 429',
+    'rate_fail': 'permanent: every attempt of that request gets a 500',
+    'rate_malformed': 'answer is not the JSON the schema asks for',
+    'api_key': 'when set, requests need `Authorization: Bearer <api_key>`',
+    'batch_seconds': 'processing time of one batch',
+    'batch_create_delay': 'the batch exists before POST /v1/batches answers',
+    'batch_expire_first': 'the first N batches created expire ...',
+    'batch_expire_fraction': '... with this fraction of their requests done',
+    'batch_rate_500': 'transient per (custom_id, attempt): 500 line in error file',
+}
+
+
+def canonical_hash(body: Any) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def uniform(seed: int, *parts: object) -> float:
+    """A deterministic number in [0, 1) from the seed and the parts."""
+    key = "|".join([str(seed), *map(str, parts)]).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2.0**64
+
+
+def _message_text(message: JsonDict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def last_user_text(body: JsonDict) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _message_text(message)
+    return ""
+
+
+def schema_properties(body: JsonDict) -> dict[str, JsonDict] | None:
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") != "json_schema":
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema") or {}
+    properties = schema.get("properties")
+    return properties if isinstance(properties, dict) else None
+
+
+def expected_answer(body: JsonDict) -> JsonDict | str:
+    """The deterministic well-formed answer: a JSON object for a json_schema request, else text."""
+    text = last_user_text(body)
+    properties = schema_properties(body)
+    if properties is None:
+        return "yes" if uniform(0, "text", text) < 0.5 else "no"
+    answer: JsonDict = {}
+    for name, prop in properties.items():
+        u = uniform(0, "answer", text, name)
+        if isinstance(prop, dict) and prop.get("enum"):
+            options = list(prop["enum"])
+            answer[name] = options[int(u * len(options))]
+        elif isinstance(prop, dict) and prop.get("type") == "boolean":
+            answer[name] = u < 0.5
+        elif isinstance(prop, dict) and prop.get("type") in ("number", "integer"):
+            answer[name] = int(u * 10)
+        else:
+            answer[name] = "yes" if u < 0.5 else "no"
+    return answer
+
+
+def malformed_kind(faults: Faults, body_hash: str) -> str | None:
+    if uniform(faults.seed, "malformed", body_hash) >= faults.rate_malformed:
+        return None
+    return MALFORMED_KINDS[int(uniform(faults.seed, "malformed-kind", body_hash) * 3)]
+
+
+def answer_content(body: JsonDict, malformed: str | None) -> str:
+    answer = expected_answer(body)
+    if malformed is None:
+        return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+    if malformed == "not_json":
+        return "I think the answer is probably yes, but it depends on the context."
+    if malformed == "wrong_keys":
+        if isinstance(answer, dict):
+            return json.dumps({f"{key}_answer": value for key, value in answer.items()})
+        return json.dumps({"answer": answer})
+    # wrong_value: well-formed JSON with a value outside the enum
+    if isinstance(answer, dict):
+        return json.dumps({key: "maybe" for key in answer})
+    return "maybe"
+
+
+def usage_for(body: JsonDict, content: str, body_hash: str) -> JsonDict:
+    prompt_chars = sum(len(_message_text(m)) for m in body.get("messages") or [] if isinstance(m, dict))
+    prompt_tokens = max(1, math.ceil(prompt_chars / 4))
+    completion_tokens = max(1, math.ceil(len(content) / 4))
+    # deterministic "prompt caching": half of the requests get most of their prompt cached
+    cached = (prompt_tokens * 3 // 4) if uniform(0, "cached", body_hash) < 0.5 else 0
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def chat_completion(body: JsonDict, content: str, usage: JsonDict) -> JsonDict:
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "test-model"),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }],
+        "usage": usage,
+        "system_fingerprint": "fp_llmal_test",
+    }
+
+
+def request_error(body: Any) -> str | None:
+    """Why a chat request is invalid (a 400), or None."""
+    if not isinstance(body, dict):
+        return "The request body must be a JSON object."
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "You must provide a model parameter."
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty array."
+    return None
+
+
+class ServerState:
+    """Everything the server knows: files, batches, the ledger, attempt counts."""
+
+    def __init__(self, state_dir: Path, faults: Faults) -> None:
+        self.state_dir = state_dir
+        self.faults = faults
+        self.files_dir = state_dir / "files"
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.files: dict[str, JsonDict] = {}
+        self.batches: dict[str, JsonDict] = {}
+        self.batch_order: list[str] = []
+        self.batch_custom_ids: dict[str, list[str]] = {}
+        self.attempts: dict[str, int] = {}
+        self.batch_attempts: dict[str, int] = {}
+        self.billed: list[JsonDict] = []
+        self.faults_log: list[JsonDict] = []
+        self.arrivals: list[JsonDict] = []
+        self.ledger_file = open(state_dir / "ledger.jsonl", "a", encoding="utf-8")
+        self.work: queue.Queue[str | None] = queue.Queue()
+        self.stopping = threading.Event()
+
+    # ---- ledger
+    def bill(self, entries: list[JsonDict]) -> None:
+        with self.lock:
+            if self.ledger_file.closed:
+                return
+            self.billed.extend(entries)
+            self.ledger_file.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries))
+            self.ledger_file.flush()
+
+    def ledger(self) -> JsonDict:
+        with self.lock:
+            return {
+                "billed": list(self.billed),
+                "faults": list(self.faults_log),
+                "arrivals": list(self.arrivals),
+                "batches": [
+                    {**self.batches[b], "custom_ids": self.batch_custom_ids.get(b, [])}
+                    for b in self.batch_order
+                ],
+            }
+
+    # ---- files
+    def add_file(self, content: bytes, filename: str, purpose: str) -> JsonDict:
+        file_id = "file-" + uuid.uuid4().hex[:24]
+        (self.files_dir / file_id).write_bytes(content)
+        obj = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+               "filename": filename, "purpose": purpose, "status": "processed", "status_details": None}
+        with self.lock:
+            self.files[file_id] = obj
+        return obj
+
+    def file_content(self, file_id: str) -> bytes | None:
+        with self.lock:
+            if file_id not in self.files:
+                return None
+        return (self.files_dir / file_id).read_bytes()
+
+
+class BatchWorker(threading.Thread):
+    """Processes created batches one after another, like the real service (but fast)."""
+
+    def __init__(self, state: ServerState) -> None:
+        super().__init__(daemon=True, name="batch-worker")
+        self.state = state
+
+    def run(self) -> None:
+        while True:
+            batch_id = self.state.work.get()
+            if batch_id is None or self.state.stopping.is_set():
+                return
+            self.process(batch_id)
+
+    def _set(self, batch_id: str, **changes: Any) -> JsonDict:
+        with self.state.lock:
+            self.state.batches[batch_id].update(changes)
+            return dict(self.state.batches[batch_id])
+
+    def process(self, batch_id: str) -> None:
+        state, faults = self.state, self.state.faults
+        batch = self._set(batch_id, status="in_progress", in_progress_at=int(time.time()))
+        raw = state.file_content(batch["input_file_id"]) or b""
+        lines: list[JsonDict] = []
+        for number, text in enumerate(raw.decode("utf-8").splitlines(), start=1):
+            if not text.strip():
+                continue
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError:
+                self._set(batch_id, status="failed", failed_at=int(time.time()), errors={
+                    "object": "list",
+                    "data": [{"code": "invalid_json_line", "line": number,
+                              "message": f"Line {number} is not valid JSON.", "param": None}]})
+                return
+        custom_ids = [str(line.get("custom_id")) for line in lines]
+        with state.lock:
+            state.batch_custom_ids[batch_id] = custom_ids
+            index = state.batch_order.index(batch_id)
+        expires = index < faults.batch_expire_first
+        n_done = math.floor(len(lines) * faults.batch_expire_fraction) if expires else len(lines)
+        self._set(batch_id, request_counts={"total": len(lines), "completed": 0, "failed": 0})
+        outputs: list[str] = []
+        errors: list[str] = []
+        slices = 5
+        per_slice = max(1, math.ceil(len(lines) / slices))
+        completed = failed = 0
+        for start in range(0, max(len(lines), 1), per_slice):
+            if state.stopping.wait(faults.batch_seconds / slices):
+                return  # the server is shutting down: leave the batch unfinished
+            with state.lock:
+                cancelling = state.batches[batch_id]["status"] == "cancelling"
+            billed: list[JsonDict] = []
+            for position in range(start, min(start + per_slice, len(lines))):
+                line = lines[position]
+                custom_id = str(line.get("custom_id"))
+                if position >= n_done or cancelling:
+                    code = "batch_cancelled" if cancelling else "batch_expired"
+                    message = ("This request was cancelled." if cancelling else
+                               "This request could not be executed before the completion window expired.")
+                    errors.append(json.dumps({"id": "batch_req_" + uuid.uuid4().hex[:24],
+                                              "custom_id": custom_id, "response": None,
+                                              "error": {"code": code, "message": message}}))
+                    failed += 1
+                    continue
+                out, bill = self.answer_line(batch_id, line)
+                if out["response"]["status_code"] == 200:
+                    outputs.append(json.dumps(out, ensure_ascii=False))
+                    completed += 1
+                else:
+                    errors.append(json.dumps(out, ensure_ascii=False))
+                    failed += 1
+                if bill is not None:
+                    billed.append(bill)
+            if billed:
+                state.bill(billed)
+            self._set(batch_id, request_counts={"total": len(lines), "completed": completed,
+                                                "failed": failed})
+        with state.lock:
+            cancelled = state.batches[batch_id]["status"] == "cancelling"
+        output_file = state.add_file("".join(l + "\n" for l in outputs).encode(), f"{batch_id}_output.jsonl",
+                                     "batch_output") if outputs else None
+        error_file = state.add_file("".join(l + "\n" for l in errors).encode(), f"{batch_id}_error.jsonl",
+                                    "batch_output") if errors else None
+        final = "cancelled" if cancelled else ("expired" if expires else "completed")
+        now = int(time.time())
+        self._set(batch_id, status=final,
+                  output_file_id=output_file["id"] if output_file else None,
+                  error_file_id=error_file["id"] if error_file else None,
+                  **{f"{final}_at": now, "finalizing_at": now})
+
+    def answer_line(self, batch_id: str, line: JsonDict) -> tuple[JsonDict, JsonDict | None]:
+        state, faults = self.state, self.state.faults
+        custom_id = str(line.get("custom_id"))
+        body = line.get("body")
+        request_id = "req_" + uuid.uuid4().hex[:24]
+        line_id = "batch_req_" + uuid.uuid4().hex[:24]
+        problem = request_error(body)
+        if problem is None and line.get("url") != "/v1/chat/completions":
+            problem = f"Unsupported url {line.get('url')!r}."
+        if problem is not None:
+            return ({"id": line_id, "custom_id": custom_id,
+                     "response": {"status_code": 400, "request_id": request_id,
+                                  "body": {"error": {"message": problem, "type": "invalid_request_error",
+                                                     "param": None, "code": None}}},
+                     "error": None}, None)
+        with state.lock:
+            attempt = state.batch_attempts.get(custom_id, 0)
+            state.batch_attempts[custom_id] = attempt + 1
+        if attempt < faults.transient_attempts and uniform(faults.seed, "batch500", custom_id, attempt) < faults.batch_rate_500:
+            with state.lock:
+                state.faults_log.append({"custom_id": custom_id, "attempt": attempt, "fault": "batch_500",
+                                         "batch_id": batch_id, "t": time.time()})
+            return ({"id": line_id, "custom_id": custom_id,
+                     "response": {"status_code": 500, "request_id": request_id,
+                                  "body": {"error": {"message": "The server had an error processing your request.",
+                                                     "type": "server_error", "param": None, "code": None}}},
+                     "error": None}, None)
+        body_hash = canonical_hash(body)
+        malformed = malformed_kind(faults, body_hash)
+        content = answer_content(body, malformed)
+        usage = usage_for(body, content, body_hash)
+        completion = chat_completion(body, content, usage)
+        bill = {"kind": "batch", "batch_id": batch_id, "custom_id": custom_id, "body_hash": body_hash,
+                "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
+                "t": time.time()}
+        return ({"id": line_id, "custom_id": custom_id,
+                 "response": {"status_code": 200, "request_id": request_id, "body": completion},
+                 "error": None}, bill)
+
+
+def _openai_error(message: str, kind: str, code: str | None = None) -> JsonDict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_HTTPServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access log
+        pass
+
+    # ---- plumbing
+    @property
+    def state(self) -> ServerState:
+        return self.server.state
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload: JsonDict | bytes, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-request-id", "req_" + uuid.uuid4().hex[:24])
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _authorized(self) -> bool:
+        expected = self.state.faults.api_key
+        if expected is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        if given == f"Bearer {expected}":
+            return True
+        # like a careless server, echo what was sent: clients must keep it out of their logs
+        self._send(401, _openai_error(f"Incorrect API key provided: {given.removeprefix('Bearer ')}.",
+                                      "invalid_request_error", "invalid_api_key"))
+        return False
+
+    def do_GET(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        path = parts.path
+        if path == "/_ledger":
+            return self._send(200, self.state.ledger())
+        if path == "/_health":
+            return self._send(200, {"ok": True})
+        if not self._authorized():
+            return None
+        if m := re.fullmatch(r"/v1/files/([^/]+)/content", path):
+            content = self.state.file_content(m.group(1))
+            if content is None:
+                return self._send(404, _openai_error(f"No such File object: {m.group(1)}", "invalid_request_error"))
+            return self._send(200, content, content_type="application/octet-stream")
+        if m := re.fullmatch(r"/v1/files/([^/]+)", path):
+            with self.state.lock:
+                obj = self.state.files.get(m.group(1))
+            if obj is None:
+                return self._send(404, _openai_error(f"No such File object: {m.group(1)}", "invalid_request_error"))
+            return self._send(200, obj)
+        if m := re.fullmatch(r"/v1/batches/([^/]+)", path):
+            with self.state.lock:
+                obj = self.state.batches.get(m.group(1))
+                obj = dict(obj) if obj else None
+            if obj is None:
+                return self._send(404, _openai_error(f"No batch found with id '{m.group(1)}'.", "invalid_request_error"))
+            return self._send(200, obj)
+        if path == "/v1/batches":
+            return self._list_batches(parse_qs(parts.query))
+        return self._send(404, _openai_error(f"Unknown path {path}", "invalid_request_error"))
+
+    def _list_batches(self, query: dict[str, list[str]]) -> None:
+        limit = max(1, min(100, int((query.get("limit") or ["20"])[0])))
+        after = (query.get("after") or [None])[0]
+        with self.state.lock:
+            newest_first = [dict(self.state.batches[b]) for b in reversed(self.state.batch_order)]
+        start = 0
+        if after is not None:
+            ids = [b["id"] for b in newest_first]
+            start = ids.index(after) + 1 if after in ids else len(ids)
+        page = newest_first[start:start + limit]
+        self._send(200, {"object": "list", "data": page,
+                         "first_id": page[0]["id"] if page else None,
+                         "last_id": page[-1]["id"] if page else None,
+                         "has_more": start + limit < len(newest_first)})
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = urlsplit(self.path).path
+        raw = self._read_body()
+        if not self._authorized():
+            return None
+        if path == "/v1/chat/completions":
+            return self._chat(raw)
+        if path == "/v1/files":
+            return self._upload(raw)
+        if path == "/v1/batches":
+            return self._create_batch(raw)
+        if m := re.fullmatch(r"/v1/batches/([^/]+)/cancel", path):
+            with self.state.lock:
+                batch = self.state.batches.get(m.group(1))
+                if batch is not None and batch["status"] in ("validating", "in_progress"):
+                    batch.update(status="cancelling", cancelling_at=int(time.time()))
+                obj = dict(batch) if batch else None
+            if obj is None:
+                return self._send(404, _openai_error(f"No batch found with id '{m.group(1)}'.", "invalid_request_error"))
+            return self._send(200, obj)
+        return self._send(404, _openai_error(f"Unknown path {path}", "invalid_request_error"))
+
+    def _chat(self, raw: bytes) -> None:
+        state, faults = self.state, self.state.faults
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            return self._send(400, _openai_error("We could not parse the JSON body of your request.",
+                                                 "invalid_request_error"))
+        problem = request_error(body)
+        if problem is not None:
+            return self._send(400, _openai_error(problem, "invalid_request_error"))
+        body_hash = canonical_hash(body)
+        now = time.time()
+        with state.lock:
+            attempt = state.attempts.get(body_hash, 0)
+            state.attempts[body_hash] = attempt + 1
+            state.arrivals.append({"body_hash": body_hash, "attempt": attempt, "t": now})
+        fault = None
+        if uniform(faults.seed, "fail", body_hash) < faults.rate_fail:
+            fault = "fail"
+        elif attempt < faults.transient_attempts:
+            u = uniform(faults.seed, "transient", body_hash, attempt)
+            if u < faults.rate_429:
+                fault = "429"
+            elif u < faults.rate_429 + faults.rate_500:
+                fault = "500"
+            elif u < faults.rate_429 + faults.rate_500 + faults.rate_slow:
+                fault = "slow"
+        if fault is not None:
+            with state.lock:
+                state.faults_log.append({"body_hash": body_hash, "attempt": attempt, "fault": fault, "t": now,
+                                         "retry_after": faults.retry_after if fault == "429" else None})
+        if fault == "429":
+            seconds = faults.retry_after
+            return self._send(429, _openai_error("Rate limit reached for requests. Please try again later.",
+                                                 "requests", "rate_limit_exceeded"),
+                              headers={"retry-after-ms": str(int(seconds * 1000)),
+                                       "retry-after": str(max(0, math.ceil(seconds)))})
+        if fault in ("500", "fail"):
+            return self._send(500, _openai_error("The server had an error while processing your request.",
+                                                 "server_error"))
+        if fault == "slow":
+            time.sleep(faults.slow_seconds)
+        malformed = malformed_kind(faults, body_hash)
+        content = answer_content(body, malformed)
+        usage = usage_for(body, content, body_hash)
+        state.bill([{"kind": "chat", "custom_id": None, "body_hash": body_hash, "attempt": attempt,
+                     "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
+                     "slow": fault == "slow", "t": time.time()}])
+        return self._send(200, chat_completion(body, content, usage))
+
+    def _upload(self, raw: bytes) -> None:
+        content_type = self.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return self._send(400, _openai_error("Expected multipart/form-data.", "invalid_request_error"))
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+        purpose, content, filename = None, None, "upload.jsonl"
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name == "purpose":
+                purpose = (part.get_payload(decode=True) or b"").decode().strip()
+            elif name == "file":
+                content = part.get_payload(decode=True) or b""
+                filename = part.get_filename() or filename
+        if purpose != "batch" or content is None:
+            return self._send(400, _openai_error("Need a 'file' and purpose 'batch'.", "invalid_request_error"))
+        return self._send(200, self.state.add_file(content, filename, purpose))
+
+    def _create_batch(self, raw: bytes) -> None:
+        try:
+            request = json.loads(raw)
+        except json.JSONDecodeError:
+            return self._send(400, _openai_error("Invalid JSON body.", "invalid_request_error"))
+        input_file_id = request.get("input_file_id")
+        with self.state.lock:
+            known = input_file_id in self.state.files
+        if not known:
+            return self._send(400, _openai_error(f"No such File object: {input_file_id}", "invalid_request_error"))
+        if request.get("endpoint") != "/v1/chat/completions":
+            return self._send(400, _openai_error("Unsupported endpoint.", "invalid_request_error"))
+        batch_id = "batch_" + uuid.uuid4().hex[:24]
+        now = int(time.time())
+        batch = {
+            "id": batch_id, "object": "batch", "endpoint": request["endpoint"], "errors": None,
+            "input_file_id": input_file_id, "completion_window": request.get("completion_window", "24h"),
+            "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": now,
+            "in_progress_at": None, "expires_at": now + 86400, "finalizing_at": None, "completed_at": None,
+            "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": request.get("metadata"),
+        }
+        with self.state.lock:
+            self.state.batches[batch_id] = batch
+            self.state.batch_order.append(batch_id)
+        self.state.work.put(batch_id)
+        if self.state.faults.batch_create_delay:
+            time.sleep(self.state.faults.batch_create_delay)
+        return self._send(200, dict(batch))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
+        super().__init__(address, Handler)
+        self.state = state
+
+
+class OpenAITestServer:
+    """The server, run in a background thread of the calling process.
+
+    with OpenAITestServer(tmp_path, Faults(rate_429=0.1)) as server:
+        client = OpenAI(base_url=server.base_url, api_key="x")
+    """
+
+    def __init__(self, state_dir: Path, faults: Faults | None = None, port: int = 0) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state = ServerState(state_dir, faults or Faults())
+        self.httpd = _HTTPServer(("127.0.0.1", port), self.state)
+        self.worker = BatchWorker(self.state)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="openai-test-server")
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "OpenAITestServer":
+        self.worker.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.state.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.state.work.put(None)
+        if self.worker.is_alive():
+            self.worker.join(timeout=10)
+        with self.state.lock:
+            self.state.ledger_file.close()
+
+    def ledger(self) -> JsonDict:
+        return self.state.ledger()
+
+    def __enter__(self) -> "OpenAITestServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_ledger_file(state_dir: Path) -> list[JsonDict]:
+    """The billed entries from `<state>/ledger.jsonl` (works after the server is gone)."""
+    path = state_dir / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def start_subprocess(state_dir: Path, faults: Faults | None = None, python: str | None = None,
+                     timeout: float = 30.0) -> tuple["Any", str]:
+    """Start `python tests/openai_server.py` as a subprocess; returns (Popen, base_url)."""
+    import subprocess
+
+    args = [python or sys.executable, str(Path(__file__).resolve()), "--port", "0", "--state", str(state_dir)]
+    for name, value in asdict(faults or Faults()).items():
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("READY "):
+            return process, line.split(" ", 1)[1].strip()
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError(f"openai test server did not start (state dir {state_dir})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--state", type=Path, required=True, help="directory for files and ledger.jsonl")
+    for f in fields(Faults):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(flag, dest=f.name, type=kind, default=f.default,
+                            help=f"{FAULT_HELP.get(f.name, '')} (default {f.default})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    server = OpenAITestServer(ns.state, Faults.from_args(ns), port=ns.port).start()
+    (ns.state / "base_url").write_text(server.base_url + "\n", encoding="utf-8")
+    print(f"READY {server.base_url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
