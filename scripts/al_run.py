@@ -4,5 +4,5 @@ from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):
-    run_al(spec=sm.params.spec, dataset=sm.params.dataset, seed=int(sm.wildcards.seed),
+    run_al(threads=sm.threads, spec=sm.params.spec, dataset=sm.params.dataset, seed=int(sm.wildcards.seed),
            inputs=dict(sm.input), outputs=dict(sm.output))

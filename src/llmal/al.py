@@ -20,6 +20,10 @@ from llmal.samplers import select
 from llmal.tables import annotator_columns
 
 
+# what a classifier's info() may report about one round's training, copied into rounds.csv
+ROUND_TRAINING_KEYS = ("epochs_run", "best_dev_f1", "stopped_early", "train_seconds")
+
+
 @dataclass
 class ALResult:
     rounds: pd.DataFrame
@@ -100,13 +104,15 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
         queried_rows += [{"id": str(i), "round": rnd, "label": ann.at[i, "label"],
                           "status": ann.at[i, "status"]} for i in chosen]
         ok = [i for i in labelled if ann.at[i, "status"] == "ok"]
+        training: dict[str, Any] = {}
         if ok:
             classifier.fit(ok, ann.loc[ok, "label"].to_numpy(dtype=np.int64), dev=dev)
             probs_test = classifier.predict_proba(test_ids)
+            training = {k: v for k, v in classifier.info().items() if k in ROUND_TRAINING_KEYS}
         metrics = classification_metrics(gold_test, probs_test, label_names, pos)
         metrics.update(soft_label_metrics(votes, probs_test))
         rows.append({"round": rnd, "n_labels": len(labelled), "n_train": len(ok),
-                     "cost_usd": float(cost.loc[labelled].sum()), **metrics,
+                     "cost_usd": float(cost.loc[labelled].sum()), **metrics, **training,
                      "seconds": round(time.perf_counter() - start, 4)})
         log(f"round {rnd}: {len(labelled)} labels ({len(ok)} usable), "
             f"${rows[-1]['cost_usd']:.4f}, F1-macro {metrics['f1_macro']:.4f}")
@@ -118,8 +124,10 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
     })
     queried = pd.DataFrame(queried_rows, columns=["id", "round", "label", "status"])
     queried["label"] = pd.array(queried["label"], dtype="Int64")
+    # the dev labels (early stopping of fine-tuning) are bought once, outside the AL budget
     return ALResult(pd.DataFrame(rows), queried, predictions,
-                    {"n_pool": int(pool.size), "n_dev": len(dev_ids), "n_test": len(test_ids)})
+                    {"n_pool": int(pool.size), "n_dev": len(dev_ids), "n_test": len(test_ids),
+                     "dev_cost_usd": float(cost.loc[dev_ids].sum())})
 
 
 def _test_votes(test_items: pd.DataFrame, n_classes: int) -> np.ndarray:

@@ -72,9 +72,9 @@ def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
     from sentence_transformers import SentenceTransformer
 
     from llmal.models.hub import resolve_model
-    from llmal.models.device import pick_device
+    from llmal.models.torch_runtime import select_device
 
-    model = SentenceTransformer(resolve_model(spec["model"]), device=device or pick_device())
+    model = SentenceTransformer(resolve_model(spec["model"]), device=device or str(select_device()))
     return model.encode(list(texts), batch_size=int(spec.get("batch_size", 64)),
                         normalize_embeddings=bool(spec.get("normalize", True)),
                         show_progress_bar=True, convert_to_numpy=True).astype(np.float32)

@@ -16,8 +16,11 @@ from llmal.workflow import versions
 
 
 def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, str],
-           outputs: dict[str, str]) -> dict[str, Any]:
+           outputs: dict[str, str], threads: int | None = None) -> dict[str, Any]:
     start = time.perf_counter()
+    if threads and spec["recipe_spec"]["kind"] == "finetune":
+        import torch
+        torch.set_num_threads(threads)   # parallel jobs must not all grab every core
     items = pd.read_parquet(inputs["item_table"])
     split = pd.read_parquet(inputs["split_table"])
     annotations = pd.read_parquet(inputs["annotations"])

@@ -10,6 +10,7 @@ rule al_run:
     params:
         spec=lambda wc: run_spec(config, wc.condition, wc.encoder),
         dataset=DATASET,
+    threads: al_threads
     resources:
         gpu=al_gpus,
     log:

@@ -54,6 +54,12 @@ def al_gpus(wildcards):
     return int(recipe.get("gpus", 1)) if recipe["kind"] == "finetune" else 0
 
 
+def al_threads(wildcards):
+    """A linear head needs one core; fine-tuning on a CPU uses two (capped by --cores)."""
+    _, recipe = recipe_of(config, wildcards.condition)
+    return 2 if recipe["kind"] == "finetune" else 1
+
+
 def run_outputs(run, names=RUN_FILES):
     return [f"{RESULTS}/runs/{run.condition}/{run.encoder}/seed{run.seed}/{n}" for n in names]
 

@@ -1,0 +1,177 @@
+"""Fine-tuned transformer classifier: the `finetune` training recipe.
+
+The encoder (Hugging Face id, local path or packaged alias) gets a sequence-classification head
+and is trained end to end. Each `fit` starts again from the pretrained weights, as S0 and S1
+retrain per AL round, unless the recipe sets `warm_start: true`. Runs on CUDA with bf16 autocast
+when a GPU is present and in fp32 on CPU otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from llmal.models.batching import TokenCache
+from llmal.models.finetune_config import parse_encoder, parse_recipe
+from llmal.models.hf_loading import count_parameters, load_sequence_classifier, max_positions
+from llmal.models.torch_runtime import (autocast_dtype, device_description, maybe_compile,
+                                        seed_everything, select_device)
+from llmal.models.training import (BatchPlan, TrainingOutcome, balanced_class_weights,
+                                   make_train_step, predict_probabilities, train_epochs)
+
+log = logging.getLogger(__name__)
+
+
+class FineTuneClassifier:
+    """A transformer fine-tuned on labelled ids; implements llmal.models.base.Classifier."""
+
+    def __init__(self, texts: Mapping[str, str], *, encoder: Mapping[str, Any],
+                 recipe: Mapping[str, Any], n_classes: int, seed: int,
+                 device: str | None = None) -> None:
+        self.encoder = parse_encoder(encoder)
+        self.recipe = parse_recipe(recipe)
+        self.n_classes = n_classes
+        self.seed = seed
+        self.device = select_device(device)
+        self.amp_dtype = autocast_dtype(self.device, self.recipe.bf16)
+        seed_everything(seed)
+        self.tokenizer, self.model = load_sequence_classifier(self.encoder.model, n_classes)
+        limit = max_positions(self.model)
+        if limit is not None and self.encoder.max_length > limit:
+            raise ValueError(f"encoder config: max_length {self.encoder.max_length} exceeds the "
+                             f"{limit} positions of model {self.encoder.model!r}")
+        self.model.to(self.device)
+        # the weights every non-warm-start fit begins from (pretrained body + seeded head)
+        self._initial_state = {k: v.detach().to("cpu", copy=True)
+                               for k, v in self.model.state_dict().items()}
+        self._forward = maybe_compile(self.model, self.recipe.compile)
+        self.tokens = TokenCache(self.tokenizer, texts, max_length=self.encoder.max_length)
+        self.plan = BatchPlan(pad_id=int(self.tokenizer.pad_token_id), device=self.device,
+                              pad_to_multiple_of=8 if self.device.type == "cuda" else 1)
+        self._fits = 0
+        self._last: dict[str, Any] = {}
+
+    def fit(self, ids: Sequence[str], labels: np.ndarray, *,
+            sample_weight: np.ndarray | None = None,
+            dev: tuple[Sequence[str], np.ndarray] | None = None) -> "FineTuneClassifier":
+        labels = self._check_labels(labels, len(ids), "labels")
+        weights = self._check_weights(sample_weight, len(ids))
+        if len(ids) == 0:
+            raise ValueError("fit needs at least one labelled id")
+        if self._fits > 0 and not self.recipe.warm_start:
+            self.model.load_state_dict(self._initial_state)
+        seed_everything(self.seed)  # same data + seed -> same model, whatever the round
+        rng = np.random.default_rng(self.seed)
+        started = time.perf_counter()
+        sequences = self.tokens.get(list(ids))
+        per_epoch = -(-len(ids) // self.encoder.batch_size)
+        class_weights = (balanced_class_weights(labels, self.n_classes)
+                         if self.recipe.class_weight == "balanced" else None)
+        step = make_train_step(self._forward, device=self.device, lr=self.encoder.lr,
+                               weight_decay=self.recipe.weight_decay,
+                               total_steps=per_epoch * self.encoder.epochs,
+                               warmup_ratio=self.recipe.warmup_ratio, amp_dtype=self.amp_dtype,
+                               grad_clip=self.recipe.grad_clip, class_weights=class_weights)
+        evaluate = None if dev is None or len(dev[0]) == 0 else self._dev_scorer(*dev)
+        outcome = train_epochs(
+            step,
+            lambda epoch: self.plan.training_batches(sequences, labels, weights,
+                                                     batch_size=self.encoder.batch_size, rng=rng),
+            epochs=self.encoder.epochs, evaluate=evaluate, patience=self.recipe.patience)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._fits += 1
+        self._record(outcome, n_train=len(ids), n_dev=0 if dev is None else len(dev[0]),
+                     seconds=time.perf_counter() - started)
+        return self
+
+    def predict_proba(self, ids: Sequence[str]) -> np.ndarray:
+        if self._fits == 0:
+            raise RuntimeError("FineTuneClassifier.predict_proba called before fit")
+        if len(ids) == 0:
+            return np.zeros((0, self.n_classes))
+        return predict_probabilities(self._forward, self.plan, self.tokens.get(list(ids)),
+                                     batch_size=self.encoder.eval_batch_size,
+                                     n_classes=self.n_classes, amp_dtype=self.amp_dtype)
+
+    def info(self) -> dict[str, Any]:
+        import transformers
+        return {
+            "recipe": "finetune",
+            "model": self.encoder.model,
+            "model_class": type(self.model).__name__,
+            "n_params": count_parameters(self.model),
+            "device": str(self.device),
+            "device_name": device_description(self.device),
+            "dtype": "bfloat16" if self.amp_dtype == torch.bfloat16 else "float32",
+            "compiled": self.recipe.compile,
+            "warm_start": self.recipe.warm_start,
+            "max_epochs": self.encoder.epochs,
+            "fits": self._fits,
+            "tokenized_items": len(self.tokens),
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
+            **self._last,
+        }
+
+    def _dev_scorer(self, dev_ids: Sequence[str], dev_labels: np.ndarray):
+        dev_labels = self._check_labels(dev_labels, len(dev_ids), "dev labels")
+        dev_sequences = self.tokens.get(list(dev_ids))
+
+        def macro_f1() -> float:
+            probs = predict_probabilities(self._forward, self.plan, dev_sequences,
+                                          batch_size=self.encoder.eval_batch_size,
+                                          n_classes=self.n_classes, amp_dtype=self.amp_dtype)
+            return float(f1_score(dev_labels, probs.argmax(axis=1), average="macro",
+                                  labels=list(range(self.n_classes)), zero_division=0))
+        return macro_f1
+
+    def _record(self, outcome: TrainingOutcome, *, n_train: int, n_dev: int,
+                seconds: float) -> None:
+        self._last = {
+            "n_train": n_train,
+            "n_dev": n_dev,
+            "epochs_run": outcome.epochs_run,
+            "steps": outcome.steps,
+            "stopped_early": outcome.stopped_early,
+            "best_epoch": outcome.best_epoch,
+            "dev_metric": "macro_f1" if n_dev else None,
+            "best_dev_f1": outcome.best_dev_score,
+            "dev_f1_per_epoch": outcome.dev_scores,
+            "train_loss_per_epoch": outcome.epoch_losses,
+            "train_seconds": round(seconds, 3),
+        }
+        log.info("fine-tuned %s on %d items (%s): %d epochs, best dev F1 %s, %.1fs",
+                 self.encoder.model, n_train, self.device, outcome.epochs_run,
+                 outcome.best_dev_score, seconds)
+
+    def _check_labels(self, labels: Any, n: int, what: str) -> np.ndarray:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"{what}: expected {n} labels, got shape {labels.shape}")
+        if n and (not np.issubdtype(labels.dtype, np.integer)
+                  or labels.min() < 0 or labels.max() >= self.n_classes):
+            raise ValueError(f"{what}: must be int class indices in [0, {self.n_classes})")
+        return labels.astype(np.int64)
+
+    def _check_weights(self, weights: Any, n: int) -> np.ndarray | None:
+        if weights is None:
+            return None
+        weights = np.asarray(weights, dtype=np.float32)
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weight: expected {n} weights, got shape {weights.shape}")
+        if not np.all(np.isfinite(weights)) or (weights < 0).any():
+            raise ValueError("sample_weight: weights must be finite and >= 0")
+        return weights
+
+
+def build_finetune(recipe: Mapping[str, Any], encoder: Mapping[str, Any], *,
+                   texts: Mapping[str, str], n_classes: int, seed: int,
+                   device: str | None = None) -> FineTuneClassifier:
+    """Factory hook for llmal.models.build_classifier (recipe kind "finetune")."""
+    return FineTuneClassifier(texts, encoder=encoder, recipe=recipe, n_classes=n_classes,
+                              seed=seed, device=device)
