@@ -1,4 +1,7 @@
 """Rule annotate: one annotator over the pool and dev items."""
+import logging
+import sys
+
 import pandas as pd
 
 from llmal.annotators.run import annotate
@@ -7,6 +10,10 @@ from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):
+    # the executors report batch ids, resumed batches and retries through `logging`
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llmal").setLevel(logging.INFO)
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
                      sm.params.spec, sm.params.config, name=sm.wildcards.annotator,
                      embeddings_path=sm.input.get("embeddings"))

@@ -334,6 +334,26 @@ def test_cache_keeps_only_successes_and_first_answer_wins(tmp_path):
         assert again.get_many([f"x{i}" for i in range(1200)] + ["a"]).keys() == {"a"}
 
 
+
+def test_cache_put_many_is_one_all_or_nothing_transaction(tmp_path):
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        cache.put(_ok("a", "first"), "openai")
+        lines = [_ok("a", "second"), _ok("b"), error_line("c", "http_500", "x"), _ok("d"), _ok("b", "again")]
+        assert cache.put_many(lines, "openai_batch") == 4          # the successes offered
+        got = cache.get_many(["a", "b", "c", "d"])
+        assert sorted(got) == ["a", "b", "d"]
+        assert content_of_cached(got["a"]) == "first" and content_of_cached(got["b"]) == '{"hostile": "yes"}'
+        assert got["b"].executor == "openai_batch"
+        with pytest.raises(ValueError, match="without a custom_id"):
+            cache.put_many([_ok("e"), {"response": None}], "openai")
+        assert "e" not in cache and len(cache) == 3                 # nothing of a refused call
+        assert cache.put_many([], "openai") == 0
+
+
+def content_of_cached(cached) -> str:
+    return cached.line["response"]["body"]["choices"][0]["message"]["content"]
+
+
 def _writer(path: str, worker: int, n: int) -> None:
     cache = ResponseCache(path)
     for i in range(n):
@@ -348,6 +368,16 @@ def _endless_writer(path: str, ready) -> None:
         cache.put(_ok(f"kill{i:07d}", "x" * 2000), "openai")
         i += 1
         if i == 20:
+            ready.set()
+
+
+def _endless_bulk_writer(path: str, ready, size: int) -> None:
+    cache = ResponseCache(path)
+    i = 0
+    while True:
+        cache.put_many([_ok(f"bulk{i + k:07d}", "x" * 2000) for k in range(size)], "openai_batch")
+        i += size
+        if i == 3 * size:
             ready.set()
 
 
@@ -391,6 +421,25 @@ def test_cache_survives_a_writer_killed_mid_write(tmp_path):
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
 
+
+
+def test_cache_bulk_writer_killed_mid_write_leaves_whole_batches(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    size = 250
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    p = ctx.Process(target=_endless_bulk_writer, args=(path, ready, size))
+    p.start()
+    assert ready.wait(60)
+    time.sleep(0.3)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(10)
+    assert p.exitcode == -signal.SIGKILL
+    with ResponseCache(path) as cache:
+        assert cache.integrity_ok()
+        n = len(cache)
+        assert n >= 3 * size and n % size == 0          # every batch all or nothing
+        assert len(cache.get_many([f"bulk{i:07d}" for i in range(n)])) == n
 
 # -- orchestration ------------------------------------------------------------------------
 

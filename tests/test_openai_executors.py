@@ -316,6 +316,48 @@ def test_batch_splits_and_resubmits_only_expired_requests(start_server: Any, tmp
 
 
 
+class BulkRecorder:
+    """A store with `many`: records each call's lines; `fail_first` makes the first `many` raise
+    (a crash while the cache commits a downloaded batch)."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.fail_first = fail_first
+
+    def __call__(self, line: dict[str, Any]) -> None:
+        self.calls.append([line])
+
+    def many(self, lines: Any) -> None:
+        if self.fail_first:
+            self.fail_first = False
+            raise OSError("disk full while committing")
+        self.calls.append(list(lines))
+
+
+def test_batch_hands_each_downloaded_batch_over_at_once_and_collects_only_after(
+        start_server: Any, tmp_path: Path) -> None:
+    server = start_server(seed=12, batch_seconds=0.1, rate_malformed=0.1)
+    requests = request_lines(90, seed=12)
+    spec = {"base_url": server.base_url, "poll_interval": 0.05, "max_requests_per_batch": 40}
+    crashing = BulkRecorder(fail_first=True)
+    with pytest.raises(OSError, match="disk full"):
+        OpenAIBatchExecutor(spec, state_dir=tmp_path / "state").run(requests, crashing)
+    assert crashing.calls == []
+    state = BatchState(tmp_path / "state" / STATE_FILE)
+    assert len(state.live(server.base_url.rstrip("/"))) == 3     # none marked collected
+    state.close()
+
+    store = BulkRecorder()
+    executor = OpenAIBatchExecutor(spec, state_dir=tmp_path / "state")
+    executor.run(requests, store)
+    assert executor.stats.batches_resumed == 3 and executor.stats.batches_created == 0
+    assert sorted(len(c) for c in store.calls) == [10, 40, 40]   # one call per batch file
+    got = [line["custom_id"] for call in store.calls for line in call]
+    assert sorted(got) == sorted(r["custom_id"] for r in requests)
+    billed = Counter(e["custom_id"] for e in server.ledger()["billed"])
+    assert set(billed) == set(got) and set(billed.values()) == {1}
+
+
 def test_batch_files_stay_under_the_byte_limit(start_server: Any, tmp_path: Path) -> None:
     server = start_server(batch_seconds=0.1)
     requests = request_lines(60, seed=9)

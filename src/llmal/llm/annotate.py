@@ -131,22 +131,39 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     return table
 
 
+class CacheStore:
+    """The store handed to an executor: response lines go to the cache at once and into `fresh`.
+
+    `store(line)` commits one line, `store.many(lines)` a whole batch file in one transaction.
+    Lines whose custom_id was not asked for are logged and dropped; the first answer wins.
+    """
+
+    def __init__(self, cache: ResponseCache, kind: str, wanted: set[str],
+                 fresh: dict[str, ResponseLine], log: Callable[[str], None]) -> None:
+        self.cache, self.kind, self.wanted, self.fresh, self.log = cache, kind, wanted, fresh, log
+
+    def __call__(self, line: ResponseLine) -> None:
+        self.many([line])
+
+    def many(self, lines: Sequence[ResponseLine]) -> None:
+        accepted: dict[str, ResponseLine] = {}
+        for line in lines:
+            cid = line.get("custom_id") if isinstance(line, dict) else None
+            if cid not in self.wanted:
+                self.log(f"ignored a response line with unknown custom_id {str(cid)[:20]!r}")
+                continue
+            if any(cid in seen and is_success(seen[cid]) for seen in (self.fresh, accepted)):
+                continue  # first answer wins, as in the cache
+            accepted[cid] = line
+        self.cache.put_many(accepted.values(), self.kind)   # committed before we count them as had
+        self.fresh.update(accepted)
+
+
 def run_executor(executor: Executor, pending: Sequence[dict[str, Any]], cache: ResponseCache,
                  kind: str, fresh: dict[str, ResponseLine], log: Callable[[str], None]) -> None:
     """Send `pending`; every response line goes to the cache at once and into `fresh`."""
     wanted = {line["custom_id"] for line in pending}
-
-    def store(line: ResponseLine) -> None:
-        cid = line.get("custom_id") if isinstance(line, dict) else None
-        if cid not in wanted:
-            log(f"ignored a response line with unknown custom_id {str(cid)[:20]!r}")
-            return
-        if cid in fresh and is_success(fresh[cid]):
-            return  # first answer wins, as in the cache
-        cache.put(line, kind)
-        fresh[cid] = line
-
-    executor.run(pending, store)
+    executor.run(pending, CacheStore(cache, kind, wanted, fresh, log))
 
 
 def _row(item_id: str, cid: str, response: tuple[ResponseLine, str], share: int,

@@ -3,8 +3,9 @@
 Only successful responses (HTTP 200 with a body) are kept: an error is not an answer, so a rerun
 retries it, while nothing that was answered is ever sent again. Several processes (parallel
 Snakemake jobs) may share one file: WAL journaling, a busy timeout, one short IMMEDIATE
-transaction per write and `INSERT OR IGNORE` (the first answer wins) keep it consistent, and a
-process killed mid-write leaves at most its own uncommitted row behind, which SQLite rolls back.
+transaction per write (`put` one line, `put_many` a whole downloaded batch file) and
+`INSERT OR IGNORE` (the first answer wins) keep it consistent, and a process killed mid-write
+leaves at most its own uncommitted transaction behind, which SQLite rolls back.
 """
 from __future__ import annotations
 
@@ -67,23 +68,36 @@ class ResponseCache:
 
         Committed before returning, so a crash right after loses nothing that was paid for.
         """
-        custom_id = line.get("custom_id") if isinstance(line, dict) else None
-        if not isinstance(custom_id, str) or not custom_id:
-            raise ValueError(f"response line without a custom_id: {str(line)[:200]}")
-        if not is_success(line):
-            return False
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        return self.put_many([line], executor) == 1
+
+    def put_many(self, lines: Iterable[ResponseLine], executor: str) -> int:
+        """Store the successful lines among `lines` in one transaction; returns how many.
+
+        All or nothing: committed (one fsync) before returning, or rolled back whole. Error
+        lines are skipped; a line without a custom_id fails the call before anything is written.
+        """
+        rows: list[tuple[str, str, str, float]] = []
+        now = time.time()
+        for line in lines:
+            custom_id = line.get("custom_id") if isinstance(line, dict) else None
+            if not isinstance(custom_id, str) or not custom_id:
+                raise ValueError(f"response line without a custom_id: {str(line)[:200]}")
+            if is_success(line):
+                rows.append((custom_id, json.dumps(line, ensure_ascii=False, separators=(",", ":")),
+                             executor, now))
+        if not rows:
+            return 0
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
+                self._conn.executemany(
                     "INSERT OR IGNORE INTO responses (custom_id, line, executor, stored_at) "
-                    "VALUES (?, ?, ?, ?)", (custom_id, text, executor, time.time()))
+                    "VALUES (?, ?, ?, ?)", rows)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        return True
+        return len(rows)
 
     def get_many(self, custom_ids: Iterable[str]) -> dict[str, CachedResponse]:
         ids = list(dict.fromkeys(custom_ids))

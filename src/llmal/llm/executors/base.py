@@ -11,6 +11,13 @@ Response line (OpenAI batch output format):
 An executor sends what it is given and hands every response line to `store` the moment it has
 it; the caller writes it to the response cache right away, so a crash loses nothing that was
 paid for. Executors never see the cache: the caller only gives them requests not cached yet.
+
+Lines that arrive together (a downloaded batch output file, a vLLM chunk) go through
+`store_all(store, lines)`: when the store offers a `many(lines)` method (the caller's cache
+store does) they are written in one transaction, else `store` gets them one by one. An executor
+treats them as stored once `store_all` returns, and only then records that it has them (e.g.
+marks a batch collected), so a crash in between costs a re-download, never an answer.
+A plain callable stays a valid store: `many` is optional.
 """
 from __future__ import annotations
 
@@ -21,11 +28,32 @@ ResponseLine = dict[str, Any]
 Store = Callable[[ResponseLine], None]
 
 
+class BulkStore(Protocol):
+    """A store that can also take many lines at once (one cache transaction)."""
+
+    def __call__(self, line: ResponseLine) -> None: ...
+
+    def many(self, lines: Sequence[ResponseLine]) -> None: ...
+
+
 class Executor(Protocol):
     name: str
 
     def run(self, requests: Sequence[RequestLine], store: Store) -> None:
-        """Send `requests`; call `store(line)` once per response line (success or error)."""
+        """Send `requests`; one response line per request (success or error) goes to `store`,
+        by `store(line)` or, for lines that arrive together, `store_all(store, lines)`."""
+
+
+def store_all(store: Store, lines: Sequence[ResponseLine]) -> None:
+    """Hand `lines` to `store` together: through `store.many` when it has one, else one by one."""
+    if not lines:
+        return
+    many = getattr(store, "many", None)
+    if callable(many):
+        many(lines)
+    else:
+        for line in lines:
+            store(line)
 
 
 def error_line(custom_id: str, code: str, message: str) -> ResponseLine:

@@ -10,7 +10,9 @@ run(requests, store):
      lines, <= max_bytes_per_batch bytes); each chunk is persisted before it is uploaded and
      its batch created, and again with the file and batch ids.
   3. poll every `poll_interval` seconds until each batch ends (completed, failed, expired,
-     cancelled); download its output and error files and hand every line to `store`.
+     cancelled); download its output and error files and hand all their lines to the store at
+     once (`store_all`: one cache transaction); only after that is the batch marked collected,
+     so a process killed in between collects it again on resume instead of losing answers.
      Requests a batch did not do (expired, cancelled, batch failed, 429/5xx lines) go into a
      new batch, up to `max_batch_attempts` batches per request; then they get error lines.
 
@@ -33,7 +35,7 @@ import openai
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .base import RequestLine, ResponseLine, Store, error_line
+from .base import RequestLine, ResponseLine, Store, error_line, store_all
 from .openai_common import (
     ExecutorConfigError,
     authentication_failed,
@@ -170,7 +172,7 @@ class OpenAIBatchExecutor:
 
     # ------------------------------------------------------------------ public
     def run(self, requests: Sequence[RequestLine], store: Store) -> None:
-        """Answer `requests` through batches; `store` gets every line as soon as it is downloaded."""
+        """Answer `requests` through batches; `store` gets each batch's lines once downloaded."""
         by_id: dict[str, RequestLine] = {}
         for request in requests:
             by_id.setdefault(str(request["custom_id"]), request)
@@ -344,8 +346,13 @@ class OpenAIBatchExecutor:
 
     def _collect(self, client: openai.OpenAI, state: BatchState, chunk: Chunk, batch: Any,
                  by_id: dict[str, RequestLine], store: Store) -> list[str]:
-        """Store the finished batch's lines; return the custom_ids to put in another batch."""
+        """Store the finished batch's lines; return the custom_ids to put in another batch.
+
+        Every line of the batch goes to the store in one `store_all` call, before the chunk is
+        marked collected: until then a resumed run polls and downloads the batch again.
+        """
         members = set(chunk.custom_ids)
+        lines_out: list[ResponseLine] = []
         seen: set[str] = set()
         retry: dict[str, tuple[str, str]] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
@@ -371,12 +378,12 @@ class OpenAIBatchExecutor:
                     continue  # answered in an earlier run (cached) or no longer asked for
                 outcome = _classify(line)
                 if outcome is None:
-                    self._store(store, _normalised_ok(line))
+                    lines_out.append(_normalised_ok(line))
                 elif outcome[0] == "retry":
                     retry[custom_id] = (outcome[1], outcome[2])
                 else:
-                    self._store(store, error_line(custom_id, outcome[1], self._clean(outcome[2])) |
-                                {"id": line.get("id")})
+                    lines_out.append(error_line(custom_id, outcome[1], self._clean(outcome[2])) |
+                                     {"id": line.get("id")})
         reason = f"batch_{batch.status}"
         message = _batch_errors(batch) or f"batch {batch.id} ended {batch.status} without this request"
         for custom_id in chunk.custom_ids:
@@ -389,19 +396,22 @@ class OpenAIBatchExecutor:
             if chunk.attempt < self.max_attempts:
                 again.append(custom_id)
             else:
-                self._store(store, error_line(custom_id, code, self._clean(
+                lines_out.append(error_line(custom_id, code, self._clean(
                     f"{message} (after {chunk.attempt} batch attempts)")))
-        state.update(chunk, collected=True)
+        self._store_all(store, lines_out)         # committed first ...
+        state.update(chunk, collected=True)       # ... then the batch is done with
         log.info("openai_batch: batch %s %s: %d of %d requests answered, %d to resubmit", batch.id,
                  batch.status, len(seen) - len(retry.keys() & seen), len(chunk.custom_ids), len(again))
         return again
 
     def _store(self, store: Store, line: ResponseLine) -> None:
-        store(line)
-        if line.get("error") is None:
-            self.stats.ok += 1
-        else:
-            self.stats.errors += 1
+        self._store_all(store, [line])
+
+    def _store_all(self, store: Store, lines: list[ResponseLine]) -> None:
+        store_all(store, lines)
+        n_errors = sum(line.get("error") is not None for line in lines)
+        self.stats.ok += len(lines) - n_errors
+        self.stats.errors += n_errors
 
     def _clean(self, text: str) -> str:
         return redact(text, self._api_key)

@@ -2,7 +2,7 @@
 
 mode "run_batch": `vllm run-batch -i requests.jsonl -o responses.jsonl --model MODEL` in a
 subprocess. vLLM reads OpenAI batch lines and honours the JSON-schema `response_format` of each
-body, and writes OpenAI batch output lines, which are normalised and handed to `store`.
+body, and writes OpenAI batch output lines, which are normalised and handed to the store together.
 
 mode "offline" (default): the in-process `vllm.LLM` chat API. Each body's answer schema becomes
 a structured-output constraint: a `choice` over every possible answer object when there are at
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .base import RequestLine, ResponseLine, Store, error_line, ok_line
+from .base import RequestLine, ResponseLine, Store, error_line, ok_line, store_all
 
 MAX_CHOICES = 64
 DEFAULT_CHUNK = 512
@@ -157,15 +157,17 @@ class VLLMExecutor:
         if rc != 0 or not out.exists():
             raise VLLMError(f"`vllm run-batch` exited with status {rc}; see {logf}")
         seen: set[str] = set()
+        lines: list[ResponseLine] = []
         for line in read_jsonl(out):
             norm = normalise_batch_output(line)
             if norm["custom_id"] in seen:
                 continue
             seen.add(norm["custom_id"])
-            store(norm)
+            lines.append(norm)
         for r in requests:
             if r["custom_id"] not in seen:
-                store(error_line(r["custom_id"], "missing", f"no line for this request in {out}"))
+                lines.append(error_line(r["custom_id"], "missing", f"no line for this request in {out}"))
+        store_all(store, lines)  # one cache transaction for the whole output file
 
     # -- offline LLM API -------------------------------------------------------------------
     def _load(self) -> Any:
@@ -200,11 +202,12 @@ class VLLMExecutor:
             try:
                 outputs = llm.chat(conversations, sampling_params=params, use_tqdm=True)
             except Exception as e:  # a failed chunk is retried on the next run (nothing cached)
-                for r in chunk:
-                    store(error_line(r["custom_id"], "vllm_error", f"{type(e).__name__}: {e}"))
+                store_all(store, [error_line(r["custom_id"], "vllm_error", f"{type(e).__name__}: {e}")
+                                  for r in chunk])
                 continue
-            for r, output in zip(chunk, outputs):
-                store(ok_line(r["custom_id"], chat_body_from_output(output, self.model, r["custom_id"])))
+            # the chunk's answers in one cache transaction
+            store_all(store, [ok_line(r["custom_id"], chat_body_from_output(output, self.model, r["custom_id"]))
+                              for r, output in zip(chunk, outputs)])
 
 
 def _chunks(seq: Sequence[RequestLine], size: int) -> Iterable[Sequence[RequestLine]]:
