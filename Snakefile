@@ -28,11 +28,13 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/al.smk"
+include: "workflow/rules/agreement.smk"
 include: "workflow/rules/aggregate.smk"
 
 
 rule all:
     input:
         AGGREGATE_OUTPUTS,
+        AGREEMENT_OUTPUTS,
         f"{RESULTS}/report.html",
     default_target: True

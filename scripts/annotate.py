@@ -14,9 +14,11 @@ with logged(sm.log[0]):
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("llmal").setLevel(logging.INFO)
+    # a mixture's members, in the order of its spec (annotate_inputs lists their tables that way)
+    members = dict(zip(sm.params.spec.get("members", []), map(pd.read_parquet, sm.input.get("members", []))))
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
                      sm.params.spec, sm.params.config, name=sm.wildcards.annotator,
-                     embeddings_path=sm.input.get("embeddings"))
+                     embeddings_path=sm.input.get("embeddings"), member_tables=members)
     counts = table["status"].value_counts().to_dict()
     print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "
           f"cost ${table['cost_usd'].sum():.4f}")

@@ -16,4 +16,5 @@ with logged(sm.log[0]):
     split = pd.read_parquet(sm.input.split_table)
     write_report(sm.output[0], config=sm.params.config, tables_dir=tables, figures_dir=figures,
                  runs_meta=runs_meta, annotations=annotation_summary(annotations),
-                 split_counts=split["split"].value_counts().to_dict())
+                 split_counts=split["split"].value_counts().to_dict(),
+                 agreement_dir=Path(sm.input.agreement[0]).parent)

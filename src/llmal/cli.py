@@ -2,6 +2,8 @@
 
     llmal plan --configfile config/hakimi2026.yaml [--annotator NAME]
         tokens and dollars per LLM annotator and prompt interface, before anything is sent
+    llmal agreement --configfile config/config.yaml [--results DIR] [--csv]
+        every annotator against gold, the dev gold set and the others, from existing annotations
 """
 from __future__ import annotations
 
@@ -42,9 +44,59 @@ def _run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_agreement(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("agreement", help="compare the annotators of a config (agreement with gold and each other)",
+                       description="Read the annotation tables a run of the pipeline left under "
+                       "results/{dataset}/ and print each annotator's agreement with gold (all its "
+                       "items and the dev gold set), malformed and failed rates, cost savings "
+                       "against the human reference, self-consistency of replicates, Fleiss' and "
+                       "pairwise Cohen's kappa. Annotators without a table yet are skipped. "
+                       "Pick the winner, then name it as a condition's annotator.")
+    p.add_argument("--configfile", required=True, type=Path, help="an llmal config (YAML)")
+    p.add_argument("--results", type=Path, help="the dataset's results folder (default results/{dataset name})")
+    p.add_argument("--csv", action="store_true", help="print the raw table as CSV instead of Markdown")
+    return p
+
+
+def _run_agreement(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .agreement import agreement_markdown, annotator_agreement
+    from .config import load_config, reference_annotator
+
+    config = load_config(args.configfile)
+    results = args.results or Path("results") / config["dataset"]["name"]
+    data = results / "data"
+    for name in ("items.parquet", "split.parquet"):
+        if not (data / name).is_file():
+            raise FileNotFoundError(f"{data / name} does not exist (run `snakemake {data / name}` first)")
+    annotations, missing = {}, []
+    for name in config["annotators"]:
+        path = results / "annotations" / f"{name}.parquet"
+        if path.is_file():
+            annotations[name] = pd.read_parquet(path)
+        else:
+            missing.append(name)
+    if not annotations:
+        raise FileNotFoundError(f"no annotation table of any annotator of {args.configfile} under "
+                                f"{results / 'annotations'} (run `snakemake --configfile {args.configfile} "
+                                f"{results}/tables/annotators.csv` first)")
+    report = annotator_agreement(annotations, pd.read_parquet(data / "items.parquet"),
+                                 pd.read_parquet(data / "split.parquet"), config["annotators"],
+                                 config["labels"]["names"], reference=reference_annotator(config))
+    if args.csv:
+        print(report.table.to_csv(index=False), end="")
+    else:
+        print(agreement_markdown(report), end="")
+    if missing:
+        print(f"\nnot annotated yet (skipped): {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
 Command = tuple[Callable[[argparse._SubParsersAction], argparse.ArgumentParser],
                 Callable[[argparse.Namespace], int]]
-COMMANDS: dict[str, Command] = {"plan": (_add_plan, _run_plan)}
+COMMANDS: dict[str, Command] = {"plan": (_add_plan, _run_plan),
+                             "agreement": (_add_agreement, _run_agreement)}
 
 
 def build_parser() -> argparse.ArgumentParser:

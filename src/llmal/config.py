@@ -88,6 +88,10 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     annotators, encoders = config["annotators"], config["encoders"]
     recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
     for name, spec in annotators.items():
+        if spec["kind"] == "mixture":
+            _check_mixture(name, spec, annotators, fail)
+        if "replicate_of" in spec:
+            _check_replicate(name, spec, annotators, fail)
         if spec["kind"] == "simulated":
             for key in ("error", "topic_error"):
                 for label in spec.get(key, {}):
@@ -126,6 +130,85 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     ref = (config.get("aggregate") or {}).get("reference")
     if ref is not None and ref not in config["conditions"]:
         fail("aggregate.reference", f"{ref!r} is not a condition")
+    human = (config.get("agreement") or {}).get("reference")
+    if human is not None and human not in annotators:
+        fail("agreement.reference", f"{human!r} is not an annotator (known: {sorted(annotators)})")
+
+
+def _check_mixture(name: str, spec: dict[str, Any], annotators: dict[str, Any], fail: Any) -> None:
+    key = f"annotators.{name}.members"
+    for member in spec["members"]:
+        if member == name:
+            fail(key, f"a mixture cannot contain itself ({name!r})")
+        if member not in annotators:
+            fail(key, f"{member!r} is not an annotator (known: {sorted(annotators)})")
+    cycle = _mixture_cycle(name, annotators)
+    if cycle:
+        fail(key, f"mixtures form a cycle: {' -> '.join(cycle)}")
+    if int(spec.get("min_votes", 1)) > len(spec["members"]):
+        fail(f"annotators.{name}.min_votes",
+             f"{spec['min_votes']} is more than the {len(spec['members'])} members")
+
+
+def _mixture_cycle(start: str, annotators: dict[str, Any]) -> list[str] | None:
+    """A path start -> ... -> start through mixture members, or None."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for member in mixture_members(annotators.get(node) or {}):
+            if member == start:
+                return path + [member]
+            if member not in seen and member in annotators:
+                seen.add(member)
+                stack.append((member, path + [member]))
+    return None
+
+
+def _check_replicate(name: str, spec: dict[str, Any], annotators: dict[str, Any], fail: Any) -> None:
+    key = f"annotators.{name}.replicate_of"
+    target = spec["replicate_of"]
+    if target == name:
+        fail(key, f"an annotator cannot be a replicate of itself ({name!r})")
+    if target not in annotators:
+        fail(key, f"{target!r} is not an annotator (known: {sorted(annotators)})")
+    chain = [name]
+    while "replicate_of" in annotators[chain[-1]]:
+        nxt = annotators[chain[-1]]["replicate_of"]
+        if nxt in chain:
+            fail(key, f"replicate_of forms a cycle: {' -> '.join(chain + [nxt])}")
+        if nxt not in annotators:
+            break
+        chain.append(nxt)
+
+
+def mixture_members(spec: dict[str, Any]) -> list[str]:
+    """The annotators a mixture aggregates (empty for every other kind)."""
+    return list(spec.get("members") or []) if spec.get("kind") == "mixture" else []
+
+
+def replicate_groups(annotators: dict[str, Any]) -> dict[str, list[str]]:
+    """Annotators declared re-annotations of one another (`replicate_of`, followed to its root):
+    root -> [root, replicates...] in config order, only groups of two or more."""
+    def root(name: str) -> str:
+        seen = {name}
+        while annotators[name].get("replicate_of") in set(annotators) - seen:
+            name = annotators[name]["replicate_of"]
+            seen.add(name)
+        return name
+
+    groups: dict[str, list[str]] = {}
+    for name in annotators:
+        groups.setdefault(root(name), []).append(name)
+    return {r: ([r] + [m for m in members if m != r]) for r, members in groups.items() if len(members) > 1}
+
+
+def reference_annotator(config: dict[str, Any]) -> str | None:
+    """The human annotator costs are compared with: agreement.reference, else the first human one."""
+    ref = (config.get("agreement") or {}).get("reference")
+    if ref:
+        return str(ref)
+    return next((n for n, s in config["annotators"].items() if s["kind"] == "human"), None)
 
 
 def recipe_of(config: dict[str, Any], condition: str) -> tuple[str, dict[str, Any]]:

@@ -49,12 +49,15 @@ DEMO_NOTE = ("Synthetic demo data. These results come from llmal's built-in synt
 def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path, figures_dir: Path,
                  runs_meta: pd.DataFrame | Sequence[Mapping[str, Any]],
                  annotations: pd.DataFrame | None = None,
-                 split_counts: Mapping[str, int] | None = None, title: str | None = None) -> Path:
+                 split_counts: Mapping[str, int] | None = None, title: str | None = None,
+                 agreement_dir: Path | None = None) -> Path:
     """Write the report to `out_html` and return its path.
 
     runs_meta: the `finals` frame of `collect_runs` or the run.json dicts of the runs.
     annotations: optional per-annotator summary (`aggregate.annotation_summary`).
     split_counts: optional items per split, e.g. {"pool": 2100, "dev": 300, "test": 600}.
+    agreement_dir: optional folder holding what `llmal.agreement.write_agreement` wrote
+    (annotators.csv, pairwise_kappa.csv, agreement.json): adds the annotator agreement section.
     Raises FileNotFoundError naming any table or figure that is missing.
     """
     tables_dir, figures_dir, out_html = Path(tables_dir), Path(figures_dir), Path(out_html)
@@ -77,6 +80,8 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     parts += _errors_section(tables_dir, figures_dir, settings.top_topics)
     if annotations is not None and len(annotations):
         parts += _annotation_section(annotations)
+    if agreement_dir is not None:
+        parts += _agreement_section(Path(agreement_dir))
     parts += _provenance_section(meta)
 
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -214,6 +219,21 @@ def _annotation_section(annotations: pd.DataFrame) -> list[str]:
             '<p class="caption">Per annotator over the whole pool: labels given (OK), malformed '
             "outputs (invalid) and failed requests; costs in US$.</p>",
             _table(shown, numeric=[c for c in shown.columns if c not in ("Annotator", "Model")])]
+
+
+def _agreement_section(agreement_dir: Path) -> list[str]:
+    from llmal import agreement
+
+    table, kappa, summary = agreement.read_agreement(agreement_dir)
+    shown = agreement.agreement_display(table)
+    pairwise = agreement.pairwise_display(kappa)
+    return ["<h2>Annotator agreement</h2>",
+            f'<p class="caption">{_e(agreement.agreement_caption(summary))}</p>',
+            _table(shown, numeric=[c for c in shown.columns if c in agreement.NUMERIC_DISPLAY]),
+            f"<p>{_e(agreement.fleiss_sentence(summary))} {_e(agreement.best_sentence(summary, table))}</p>",
+            "<h3>Pairwise Cohen's κ</h3>",
+            '<p class="caption">On the items both annotators labelled.</p>',
+            _table(pairwise, numeric=list(pairwise.columns[1:]))]
 
 
 def _provenance_section(meta: pd.DataFrame) -> list[str]:

@@ -27,6 +27,7 @@ rule report:
     input:
         tables=AGGREGATE_OUTPUTS,
         annotations=ALL_ANNOTATIONS,
+        agreement=AGREEMENT_OUTPUTS,
         split_table=SPLIT,
     output:
         f"{RESULTS}/report.html",

@@ -1,5 +1,5 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
-from llmal.config import demonstration_encoder, recipe_of, run_spec
+from llmal.config import demonstration_encoder, mixture_members, recipe_of, run_spec
 
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
@@ -37,6 +37,9 @@ def annotate_inputs(wildcards):
     encoder = demonstration_encoder(config, spec)
     if encoder:
         inputs["embeddings"] = embeddings_file(encoder)
+    members = mixture_members(spec)
+    if members:  # a mixture aggregates its members' annotation tables, in this order
+        inputs["members"] = [annotation_file(m) for m in members]
     return inputs
 
 
@@ -66,3 +69,8 @@ def run_outputs(run, names=RUN_FILES):
 
 ALL_RUN_FILES = [f for run in RUNS for f in run_outputs(run)]
 ALL_ANNOTATIONS = sorted({annotation_file(c["annotator"]) for c in config["conditions"].values()})
+
+# the agreement table compares every configured annotator (S2: candidates a condition may not use yet)
+CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in config["annotators"]]
+AGREEMENT_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
+    "annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")]

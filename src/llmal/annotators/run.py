@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,23 @@ def items_to_annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, 
 
 
 def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], config: dict[str, Any],
-             *, name: str, embeddings_path: str | Path | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
-    todo = items_to_annotate(items, split, spec)
+             *, name: str, embeddings_path: str | Path | None = None,
+             member_tables: Mapping[str, pd.DataFrame] | None = None,
+             log: Callable[[str], None] = print) -> pd.DataFrame:
+    """`member_tables` (member name -> annotation table) are a mixture's inputs; other kinds ignore them."""
     labels = config["labels"]
     kind = spec["kind"]
+    if kind == "mixture":
+        from llmal.annotators.mixture import annotate_mixture
+
+        missing = [m for m in spec["members"] if m not in (member_tables or {})]
+        if missing:
+            raise ValueError(f"annotator {name!r}: no annotation table for member(s) {missing}")
+        visible = set(split.loc[split["split"].isin(["pool", "dev"]), "id"].astype(str))
+        tables = {m: member_tables[m][member_tables[m]["id"].astype(str).isin(visible)]  # type: ignore[index]
+                  for m in spec["members"]}
+        return make_annotations(annotate_mixture(tables, spec, labels["names"], log=log))
+    todo = items_to_annotate(items, split, spec)
     if kind == "human":
         from llmal.annotators.human import annotate_human
         table = annotate_human(todo, spec)

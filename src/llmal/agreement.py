@@ -1,0 +1,350 @@
+"""Annotator agreement (S2): how well each annotator matches gold, the others and itself.
+
+Per annotator table, on the pool and dev items it was asked about (test items never count):
+agreement with gold (accuracy, macro-F1, Cohen's kappa) over all items with a known gold label,
+and again on the dev split alone, which stands for the small gold set S2 picks its LLM annotator
+with; malformed (invalid) and failed rates; coverage; cost per item and a cost-saving estimate
+against a reference human annotator over the whole pool; self-consistency of annotators declared
+re-annotations of one another (`replicate_of`). Across annotators: Fleiss' kappa on the items all
+non-mixture annotators labelled, and a matrix of pairwise Cohen's kappa.
+
+Accuracy, F1 and kappa are computed on the labels an annotator gave (status ok); items it could
+not label are counted by the malformed and failed rates instead.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmal import tablefmt
+from llmal.config import replicate_groups
+from llmal.tables import write_json
+
+NO_LABEL = -1
+AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int | None = None) -> float:
+    """Cohen's kappa of two label vectors (same length, integer labels); NaN when undefined
+    (no items, or chance agreement 1 because both raters used one and the same label)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if a.shape != b.shape:
+        raise ValueError(f"cohen_kappa: label vectors differ in length ({a.size} vs {b.size})")
+    if a.size == 0:
+        return float("nan")
+    k = int(n_classes if n_classes is not None else max(a.max(), b.max()) + 1)
+    confusion = np.zeros((k, k))
+    np.add.at(confusion, (a, b), 1.0)
+    n = confusion.sum()
+    observed = np.trace(confusion) / n
+    expected = float(confusion.sum(axis=1) @ confusion.sum(axis=0)) / n**2
+    if np.isclose(expected, 1.0):
+        return float("nan")
+    return float((observed - expected) / (1.0 - expected))
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa from an (items, categories) matrix of rating counts, the same number of
+    raters (at least 2) per item; NaN when there are no items or chance agreement is 1."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] == 0:
+        return float("nan")
+    raters = counts.sum(axis=1)
+    if not np.allclose(raters, raters[0]) or raters[0] < 2:
+        raise ValueError("fleiss_kappa needs the same number (>= 2) of ratings for every item")
+    r = raters[0]
+    per_item = ((counts**2).sum(axis=1) - r) / (r * (r - 1))
+    p_bar = per_item.mean()
+    shares = counts.sum(axis=0) / (counts.shape[0] * r)
+    p_e = float((shares**2).sum())
+    if np.isclose(p_e, 1.0):
+        return float("nan")
+    return float((p_bar - p_e) / (1.0 - p_e))
+
+
+def f1_macro(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over all n_classes labels (a class absent from both counts as F1 0, as in
+    llmal.metrics); NaN for no items."""
+    gold, pred = np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    if gold.size == 0:
+        return float("nan")
+    scores = []
+    for c in range(n_classes):
+        tp = float(np.sum((gold == c) & (pred == c)))
+        denom = float(np.sum(gold == c) + np.sum(pred == c))
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores))
+
+
+def gold_scores(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """n, accuracy, f1_macro and kappa of labels `pred` against `gold` (same items)."""
+    n = int(len(gold))
+    return {"n": n, "accuracy": float(np.mean(gold == pred)) if n else float("nan"),
+            "f1_macro": f1_macro(gold, pred, n_classes), "kappa": cohen_kappa(gold, pred, n_classes)}
+
+
+def all_agree_share(labels: np.ndarray) -> tuple[float, int]:
+    """(share of rows where every column gives the same label, rows considered) over the rows
+    where every column has a label (NO_LABEL elsewhere)."""
+    full = (labels != NO_LABEL).all(axis=1)
+    n = int(full.sum())
+    if n == 0:
+        return float("nan"), 0
+    rows = labels[full]
+    return float(np.mean((rows == rows[:, :1]).all(axis=1))), n
+
+
+# --------------------------------------------------------------------------------------------
+# the agreement table
+
+
+@dataclass
+class AgreementReport:
+    table: pd.DataFrame                 # one row per annotator (columns: TABLE_COLUMNS)
+    pairwise_kappa: pd.DataFrame        # annotator x annotator, Cohen's kappa on items both labelled
+    pairwise_n: pd.DataFrame            # annotator x annotator, items both labelled
+    summary: dict[str, Any] = field(default_factory=dict)  # Fleiss' kappa, reference, pool size, best
+
+
+TABLE_COLUMNS = [
+    "annotator", "kind", "model", "n", "n_ok", "coverage", "malformed_rate", "failed_rate",
+    "n_gold", "accuracy", "f1_macro", "kappa", "dev_n", "dev_accuracy", "dev_f1_macro", "dev_kappa",
+    "cost_usd", "cost_per_item", "pool_cost_usd", "cost_ratio", "saving_usd",
+    "replicate_group", "self_consistency", "self_consistency_n",
+]
+
+
+def label_matrix(annotations: Mapping[str, pd.DataFrame], ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, asked): (n_items, n_annotators) label given (NO_LABEL unless status ok) and
+    whether the annotator was asked about the item at all, aligned on `ids`."""
+    index = pd.Index(list(ids))
+    labels = np.full((len(index), len(annotations)), NO_LABEL, dtype=np.int64)
+    asked = np.zeros((len(index), len(annotations)), dtype=bool)
+    for j, df in enumerate(annotations.values()):
+        rows = index.get_indexer(df["id"].astype(str))
+        inside = rows >= 0
+        asked[rows[inside], j] = True
+        ok = inside & (df["status"].astype(str).to_numpy() == "ok")
+        labels[rows[ok], j] = df["label"].to_numpy(dtype="float64", na_value=np.nan)[ok].astype(np.int64)
+    return labels, asked
+
+
+def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
+                        annotators: Mapping[str, Mapping[str, Any]], label_names: Sequence[str],
+                        reference: str | None = None) -> AgreementReport:
+    """The agreement report of the annotation tables (annotator name -> table).
+
+    annotators: the config's annotator specs (kind, replicate_of); reference: the human annotator
+    whose cost per item the cost savings are measured against (None: no savings columns).
+    """
+    k = len(label_names)
+    names = list(annotations)
+    split_of = dict(zip(split["id"].astype(str), split["split"].astype(str)))
+    items = items.assign(id=items["id"].astype(str))
+    visible = items[items["id"].map(split_of).isin(["pool", "dev"])]
+    ids = visible["id"].tolist()
+    gold = visible["gold"].to_numpy(dtype=np.int64)
+    is_dev = visible["id"].map(split_of).eq("dev").to_numpy()
+    pool_size = int(sum(1 for s in split_of.values() if s == "pool"))
+    labels, asked = label_matrix(annotations, ids)
+
+    rows = []
+    for j, name in enumerate(names):
+        df = annotations[name]
+        df = df[df["id"].astype(str).isin(set(ids))]
+        status = df["status"].astype(str)
+        n, n_ok = len(df), int((status == "ok").sum())
+        cost = float(pd.to_numeric(df["cost_usd"], errors="coerce").fillna(0.0).sum())
+        scored = (labels[:, j] != NO_LABEL) & (gold >= 0)
+        every = gold_scores(gold[scored], labels[scored, j], k)
+        dev = gold_scores(gold[scored & is_dev], labels[scored & is_dev, j], k)
+        models = sorted({str(m) for m in df["model"].dropna() if str(m)})
+        rows.append({
+            "annotator": name, "kind": str((annotators.get(name) or {}).get("kind", "")),
+            "model": ", ".join(models), "n": n, "n_ok": n_ok,
+            "coverage": n_ok / len(ids) if ids else float("nan"),
+            "malformed_rate": float((status == "invalid").mean()) if n else float("nan"),
+            "failed_rate": float((status == "failed").mean()) if n else float("nan"),
+            "n_gold": every["n"], "accuracy": every["accuracy"], "f1_macro": every["f1_macro"],
+            "kappa": every["kappa"], "dev_n": dev["n"], "dev_accuracy": dev["accuracy"],
+            "dev_f1_macro": dev["f1_macro"], "dev_kappa": dev["kappa"],
+            "cost_usd": cost, "cost_per_item": cost / n if n else float("nan"),
+        })
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS[:18])
+    table["pool_cost_usd"] = table["cost_per_item"] * pool_size
+    ref_cost = float("nan")
+    if reference is not None and reference in names:
+        ref_cost = float(table.loc[table["annotator"] == reference, "cost_per_item"].iloc[0])
+    table["cost_ratio"] = table["cost_per_item"] / ref_cost if ref_cost > 0 else float("nan")
+    table["saving_usd"] = (ref_cost - table["cost_per_item"]) * pool_size
+
+    table["replicate_group"] = ""
+    table["self_consistency"] = float("nan")
+    table["self_consistency_n"] = 0
+    for root, group in replicate_groups({n: dict(annotators.get(n) or {}) for n in names}).items():
+        cols = [names.index(g) for g in group]
+        share, n_items = all_agree_share(labels[:, cols])
+        mask = table["annotator"].isin(group)
+        table.loc[mask, "replicate_group"] = root
+        table.loc[mask, "self_consistency"] = share
+        table.loc[mask, "self_consistency_n"] = n_items
+
+    kappa = pd.DataFrame(np.nan, index=names, columns=names)
+    overlap = pd.DataFrame(0, index=names, columns=names)
+    for a in range(len(names)):
+        for b in range(len(names)):
+            both = (labels[:, a] != NO_LABEL) & (labels[:, b] != NO_LABEL)
+            overlap.iloc[a, b] = int(both.sum())
+            kappa.iloc[a, b] = cohen_kappa(labels[both, a], labels[both, b], k)
+
+    raters = [j for j, n in enumerate(names) if (annotators.get(n) or {}).get("kind") != "mixture"]
+    summary: dict[str, Any] = {"fleiss_kappa": float("nan"), "fleiss_items": 0,
+                               "fleiss_annotators": [names[j] for j in raters]}
+    if len(raters) >= 2:
+        sub = labels[:, raters]
+        full = (sub != NO_LABEL).all(axis=1)
+        counts = np.stack([(sub[full] == c).sum(axis=1) for c in range(k)], axis=1)
+        summary.update(fleiss_kappa=fleiss_kappa(counts), fleiss_items=int(full.sum()))
+    candidates = table[(table["kind"] != "human") & table["dev_kappa"].notna()]
+    summary.update(
+        reference=reference if reference in names else None, reference_cost_per_item=ref_cost,
+        pool_size=pool_size, visible_items=len(ids), dev_items=int(is_dev.sum()),
+        dev_gold_items=int((is_dev & (gold >= 0)).sum()),
+        best_by_dev_kappa=(str(candidates.loc[candidates["dev_kappa"].idxmax(), "annotator"])
+                           if len(candidates) else None),
+        asked_items={n: int(asked[:, j].sum()) for j, n in enumerate(names)})
+    return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The agreement table with formatted cells and readable headers (Markdown, HTML, terminal)."""
+    def pct(v: float) -> str:
+        return tablefmt.MISSING if tablefmt.is_missing(v) else f"{100 * float(v):.1f}%"
+
+    def num(v: float) -> str:
+        return tablefmt.format_number(v, 3)
+
+    def money(v: float) -> str:
+        return tablefmt.format_number(v, None)
+
+    out = pd.DataFrame({"Annotator": table["annotator"], "Kind": table["kind"]})
+    out["Items"] = table["n"].map(lambda v: f"{int(v):,}")
+    out["Coverage"] = table["coverage"].map(pct)
+    out["Malformed"] = table["malformed_rate"].map(pct)
+    out["Failed"] = table["failed_rate"].map(pct)
+    out["Acc"] = table["accuracy"].map(num)
+    out["F1"] = table["f1_macro"].map(num)
+    out["κ"] = table["kappa"].map(num)
+    out["Dev n"] = table["dev_n"].map(lambda v: f"{int(v):,}")
+    out["Dev acc"] = table["dev_accuracy"].map(num)
+    out["Dev F1"] = table["dev_f1_macro"].map(num)
+    out["Dev κ"] = table["dev_kappa"].map(num)
+    out["$ / item"] = table["cost_per_item"].map(money)
+    out["Pool $"] = table["pool_cost_usd"].map(money)
+    out["Saving $"] = table["saving_usd"].map(money)
+    if (table["replicate_group"].astype(str) != "").any():
+        out["Self-consistency"] = [
+            f"{pct(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
+            for s, g, n in zip(table["self_consistency"], table["replicate_group"], table["self_consistency_n"])]
+    return out
+
+
+NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ", "Dev n", "Dev acc",
+                   "Dev F1", "Dev κ", "$ / item", "Pool $", "Saving $")
+
+
+def agreement_caption(summary: Mapping[str, Any]) -> str:
+    ref = summary.get("reference")
+    parts = [
+        "Annotators against gold on the pool and dev items they were asked about (Acc, F1 = macro-F1, "
+        "κ = Cohen's kappa; over the labels given), and on the dev split alone "
+        f"({summary.get('dev_gold_items', 0):,} gold items), the small gold set an LLM annotator is "
+        "picked with. Coverage = share of pool and dev items with a label; Malformed / Failed = "
+        "shares of the items asked.",
+        f"Pool $ = cost per item × {summary.get('pool_size', 0):,} pool items"
+        + (f"; Saving $ = what it saves on the pool against the human annotator {ref} "
+           f"(${tablefmt.format_number(summary.get('reference_cost_per_item'), None)} per item)." if ref
+           else " (no human reference annotator, so no savings)."),
+    ]
+    return " ".join(parts)
+
+
+def fleiss_sentence(summary: Mapping[str, Any]) -> str:
+    names = ", ".join(summary.get("fleiss_annotators") or [])
+    if len(summary.get("fleiss_annotators") or []) < 2:
+        return "Fleiss' κ: needs at least two (non-mixture) annotators."
+    return (f"Fleiss' κ among {names} on the {summary.get('fleiss_items', 0):,} items all of them labelled: "
+            f"{tablefmt.format_number(summary.get('fleiss_kappa'), 3)}.")
+
+
+def best_sentence(summary: Mapping[str, Any], table: pd.DataFrame) -> str:
+    best = summary.get("best_by_dev_kappa")
+    if not best:
+        return "No non-human annotator has a κ on the dev gold set."
+    row = table[table["annotator"] == best].iloc[0]
+    return (f"Highest κ with dev gold among the non-human annotators: {best} "
+            f"(κ = {tablefmt.format_number(row['dev_kappa'], 3)}, F1 = "
+            f"{tablefmt.format_number(row['dev_f1_macro'], 3)}, n = {int(row['dev_n']):,}).")
+
+
+def agreement_markdown(report: AgreementReport) -> str:
+    shown = agreement_display(report.table)
+    kappa = pairwise_display(report.pairwise_kappa)
+    return ("# Annotator agreement\n\n" + agreement_caption(report.summary) + "\n\n"
+            + tablefmt.markdown_table(shown, align_right=NUMERIC_DISPLAY) + "\n"
+            + fleiss_sentence(report.summary) + "\n\n" + best_sentence(report.summary, report.table)
+            + "\n\n## Pairwise Cohen's κ (items both labelled)\n\n"
+            + tablefmt.markdown_table(kappa, align_right=list(kappa.columns[1:])))
+
+
+def pairwise_display(kappa: pd.DataFrame) -> pd.DataFrame:
+    shown = kappa.map(lambda v: tablefmt.format_number(v, 3))
+    return shown.reset_index(names="Annotator")
+
+
+def write_agreement(report: AgreementReport, out_dir: str | Path) -> dict[str, Path]:
+    """annotators.csv, annotators.md, pairwise_kappa.csv and agreement.json under `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in AGREEMENT_FILES}
+    _atomic_text(paths["annotators.csv"], report.table.to_csv(index=False))
+    _atomic_text(paths["annotators.md"], agreement_markdown(report))
+    _atomic_text(paths["pairwise_kappa.csv"], report.pairwise_kappa.reset_index(names="annotator").to_csv(index=False))
+    summary = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in report.summary.items()}
+    summary["pairwise_items"] = report.pairwise_n.to_dict()
+    write_json(summary, paths["agreement.json"])
+    return paths
+
+
+def read_agreement(tables_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """(table, pairwise kappa matrix, summary) as written by `write_agreement`."""
+    d = Path(tables_dir)
+    for name in ("annotators.csv", "pairwise_kappa.csv", "agreement.json"):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d / name}: missing (run the agreement rule first)")
+    table = pd.read_csv(d / "annotators.csv", keep_default_na=False,
+                        dtype={"annotator": str, "kind": str, "model": str, "replicate_group": str},
+                        na_values={c: ["", "nan", "NaN"] for c in TABLE_COLUMNS
+                                   if c not in ("annotator", "kind", "model", "replicate_group")})
+    kappa = pd.read_csv(d / "pairwise_kappa.csv", dtype={"annotator": str}).set_index("annotator")
+    kappa.index.name = None
+    return table, kappa, json.loads((d / "agreement.json").read_text())
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,244 @@
+"""A mixture annotator (S1, MoLLIA): several annotators aggregated into one label per item.
+
+The members' annotation tables are the inputs. Per item, only members with status ok vote:
+- majority: the label with most votes; ties broken by a per-item hash (stable under subsets,
+  like every other annotator here) or, with `on_tie: invalid`, no label (status invalid);
+- dawid_skene: Dawid-Skene EM over hard labels: class priors and one confusion matrix per member,
+  started from the majority vote shares, so a few accurate members outweigh many noisy ones;
+- mean: the mean of the members' label distributions. A member that is itself a mixture
+  contributes its posterior; any other member contributes its hard label as a one-hot vector,
+  so with hard-label members only `mean` gives the vote shares and the majority label.
+
+Every member was asked about the item, so the mixture's cost (and tokens) per item are the sum
+of its members'. The `answers` JSON keeps each member's label, the aggregated posterior, how many
+members agreed with the result and the labels no answering member chose (`rejected_by_all`,
+the candidates for S1's negative learning).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmal.annotators.hashing import uniform_per_item
+from llmal.tables import make_annotations
+
+METHODS = ("majority", "dawid_skene", "mean")
+NO_LABEL = -1
+TIE_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class MemberVotes:
+    """The members' answers aligned on the union of their item ids."""
+    ids: list[str]
+    members: list[str]
+    labels: np.ndarray        # (n, m) int64: label index, NO_LABEL where the member gave none
+    status: np.ndarray        # (n, m) str: ok | invalid | failed | missing (no row for the item)
+    cost_usd: np.ndarray      # (n,) summed over members
+    tokens: dict[str, np.ndarray]  # input/output/cached tokens, (n,) summed over members
+    soft: np.ndarray          # (n, m, K) a member's label distribution (NaN where it gave none)
+
+
+@dataclass(frozen=True)
+class DawidSkeneResult:
+    posterior: np.ndarray     # (n, K); rows of items without votes are NaN
+    priors: np.ndarray        # (K,)
+    confusion: np.ndarray     # (m, K, K): confusion[j, true, given]
+    n_iter: int
+    converged: bool
+
+
+def member_votes(tables: Mapping[str, pd.DataFrame], label_names: Sequence[str]) -> MemberVotes:
+    """Align the members' tables (name -> annotation table) on the union of their ids."""
+    members = list(tables)
+    ids: list[str] = []
+    seen: set[str] = set()
+    for df in tables.values():
+        for item_id in df["id"].astype(str):
+            if item_id not in seen:
+                seen.add(item_id)
+                ids.append(item_id)
+    n, m, k = len(ids), len(members), len(label_names)
+    labels = np.full((n, m), NO_LABEL, dtype=np.int64)
+    status = np.full((n, m), "missing", dtype=object)
+    soft = np.full((n, m, k), np.nan)
+    cost = np.zeros(n)
+    tokens = {c: np.zeros(n, dtype=np.int64) for c in ("input_tokens", "output_tokens", "cached_tokens")}
+    pos = pd.Index(ids)
+    for j, (name, df) in enumerate(tables.items()):
+        rows = pos.get_indexer(df["id"].astype(str))
+        st = df["status"].astype(str).to_numpy()
+        status[rows, j] = st
+        ok = st == "ok"
+        given = df["label"].to_numpy(dtype="float64", na_value=np.nan)
+        bad = ok & ((given < 0) | (given >= k) | np.isnan(given))
+        if bad.any():
+            raise ValueError(f"mixture member {name!r}: id {df['id'].iloc[int(np.argmax(bad))]!r} has label "
+                             f"{given[bad][0]} outside the label set {list(label_names)}")
+        labels[rows[ok], j] = given[ok].astype(np.int64)
+        soft[rows[ok], j] = np.eye(k)[given[ok].astype(np.int64)]
+        for r, answers in zip(rows[ok], df.loc[ok, "answers"].astype(str)):
+            if '"posterior"' in answers:
+                dist = _posterior_of(answers, label_names)
+                if dist is not None:
+                    soft[r, j] = dist
+        cost[rows] += pd.to_numeric(df["cost_usd"], errors="coerce").fillna(0.0).to_numpy()
+        for col, acc in tokens.items():
+            acc[rows] += pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+    return MemberVotes(ids, members, labels, status, cost, tokens, soft)
+
+
+def _posterior_of(answers: str, label_names: Sequence[str]) -> np.ndarray | None:
+    """A mixture member's posterior from its answers JSON (None when it has none)."""
+    try:
+        post = json.loads(answers).get("posterior")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(post, dict):
+        return None
+    dist = np.array([float(post.get(name, 0.0)) for name in label_names])
+    total = dist.sum()
+    return dist / total if total > 0 else None
+
+
+def vote_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, m) labels with NO_LABEL -> (n, K) votes per label."""
+    return np.stack([(labels == c).sum(axis=1) for c in range(n_classes)], axis=1).astype(np.float64)
+
+
+def majority_posterior(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Vote shares per item; NaN rows where no member voted."""
+    counts = vote_counts(labels, n_classes)
+    total = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, counts / np.where(total > 0, total, 1), np.nan)
+
+
+def mean_posterior(soft: np.ndarray) -> np.ndarray:
+    """Mean of the members' label distributions over those that gave one; NaN rows otherwise."""
+    given = ~np.isnan(soft[..., 0])
+    total = np.where(given[..., None], soft, 0.0).sum(axis=1)
+    n = given.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.where(n > 0, n, 1), np.nan)
+
+
+def dawid_skene(labels: np.ndarray, n_classes: int, *, max_iter: int = 100, tol: float = 1e-6,
+                smoothing: float = 0.01) -> DawidSkeneResult:
+    """Dawid & Skene (1979) EM for (n items, m annotators) hard labels with NO_LABEL for missing.
+
+    M-step: class priors and per-annotator confusion matrices from the current posteriors, with a
+    small Dirichlet `smoothing` pseudo-count so no probability is exactly 0. E-step: posterior
+    of each item's true class given all its labels. Starts from majority vote shares; stops after
+    `max_iter` iterations or when no posterior entry moves more than `tol`.
+    """
+    n, m = labels.shape
+    k = n_classes
+    posterior = np.full((n, k), np.nan)
+    voted = (labels != NO_LABEL).any(axis=1)
+    if not voted.any():
+        return DawidSkeneResult(posterior, np.full(k, 1.0 / k), np.full((m, k, k), 1.0 / k), 0, True)
+    obs = np.zeros((int(voted.sum()), m, k))                     # one-hot given labels
+    lab = labels[voted]
+    rows, cols = np.nonzero(lab != NO_LABEL)
+    obs[rows, cols, lab[rows, cols]] = 1.0
+    t = majority_posterior(lab, k)
+    converged, it = False, 0
+    priors = confusion = None
+    for it in range(1, max_iter + 1):
+        priors = (t.sum(axis=0) + smoothing) / (t.shape[0] + k * smoothing)
+        counts = np.einsum("ik,ijl->jkl", t, obs) + smoothing     # (m, true, given)
+        confusion = counts / counts.sum(axis=2, keepdims=True)
+        log_t = np.log(priors)[None, :] + np.einsum("ijl,jkl->ik", obs, np.log(confusion))
+        log_t -= log_t.max(axis=1, keepdims=True)
+        new_t = np.exp(log_t)
+        new_t /= new_t.sum(axis=1, keepdims=True)
+        delta = float(np.abs(new_t - t).max())
+        t = new_t
+        if delta < tol:
+            converged = True
+            break
+    posterior[voted] = t
+    return DawidSkeneResult(posterior, priors, confusion, it, converged)
+
+
+def pick_labels(posterior: np.ndarray, ids: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax label per item, ties broken by a per-item hash; (labels, tied). NO_LABEL for NaN rows."""
+    n = posterior.shape[0]
+    labels = np.full(n, NO_LABEL, dtype=np.int64)
+    tied = np.zeros(n, dtype=bool)
+    u = uniform_per_item(ids, seed, "mixture-tie")
+    for i in range(n):
+        row = posterior[i]
+        if np.isnan(row).any():
+            continue
+        best = np.flatnonzero(np.isclose(row, row.max(), rtol=TIE_RTOL, atol=0.0))
+        tied[i] = best.size > 1
+        labels[i] = best[int(u[i] * best.size)]
+    return labels, tied
+
+
+def aggregate_posterior(votes: MemberVotes, spec: Mapping[str, Any], n_classes: int,
+                        log: Callable[[str], None] = print) -> np.ndarray:
+    method = spec.get("method", "majority")
+    if method == "majority":
+        return majority_posterior(votes.labels, n_classes)
+    if method == "mean":
+        return mean_posterior(votes.soft)
+    if method == "dawid_skene":
+        ds = dawid_skene(votes.labels, n_classes, max_iter=int(spec.get("max_iter", 100)),
+                         tol=float(spec.get("tol", 1e-6)))
+        accuracy = np.einsum("k,jkk->j", ds.priors, ds.confusion)
+        log(f"dawid_skene: {ds.n_iter} iterations ({'converged' if ds.converged else 'max_iter reached'}); "
+            "estimated member accuracy " + ", ".join(f"{m}={a:.3f}" for m, a in zip(votes.members, accuracy)))
+        return ds.posterior
+    raise ValueError(f"unknown mixture method {method!r} (one of {METHODS})")
+
+
+def annotate_mixture(tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any],
+                     label_names: Sequence[str], log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The mixture's annotation table from its members' tables (name -> table, in member order)."""
+    names = list(label_names)
+    k = len(names)
+    method = str(spec.get("method", "majority"))
+    votes = member_votes(tables, names)
+    posterior = aggregate_posterior(votes, spec, k, log)
+    labels, tied = pick_labels(posterior, votes.ids, int(spec.get("seed", 0)))
+    n_votes = (votes.labels != NO_LABEL).sum(axis=1)
+    enough = n_votes >= int(spec.get("min_votes", 1))
+    tie_invalid = tied & (spec.get("on_tie", "hash") == "invalid")
+    status = np.where(~enough, "failed", np.where(tie_invalid, "invalid", "ok"))
+    final = np.where(status == "ok", labels, NO_LABEL)
+    answers = []
+    for i in range(len(votes.ids)):
+        row = votes.labels[i]
+        given = row[row != NO_LABEL]
+        answers.append(json.dumps({
+            "method": method,
+            "members": {m: (names[lab] if lab != NO_LABEL else None) for m, lab in zip(votes.members, row)},
+            "member_status": {m: str(s) for m, s in zip(votes.members, votes.status[i])},
+            "posterior": (None if np.isnan(posterior[i]).any()
+                          else {name: round(float(p), 6) for name, p in zip(names, posterior[i])}),
+            "n_votes": int(n_votes[i]),
+            "n_agree": int((given == final[i]).sum()) if final[i] != NO_LABEL else 0,
+            "tie": bool(tied[i]),
+            "rejected_by_all": [names[c] for c in range(k) if given.size and not (given == c).any()],
+        }, ensure_ascii=False, sort_keys=True))
+    return make_annotations({
+        "id": votes.ids,
+        "label": pd.array(np.where(final == NO_LABEL, None, final).tolist(), dtype="Int64"),
+        "status": status,
+        "answers": answers,
+        "raw": "",
+        **votes.tokens,
+        "cost_usd": votes.cost_usd,
+        "model": mixture_model_name(method, votes.members),
+    })
+
+
+def mixture_model_name(method: str, members: Sequence[str]) -> str:
+    return f"mixture:{method}({','.join(members)})"

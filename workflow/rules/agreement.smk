@@ -1,0 +1,17 @@
+rule agreement:
+    """Every configured annotator against gold (all items and the dev gold set), each other
+    (pairwise Cohen's kappa, Fleiss' kappa) and its replicates; costs against a human reference."""
+    input:
+        annotations=CONFIGURED_ANNOTATIONS,
+        item_table=ITEMS,
+        split_table=SPLIT,
+    output:
+        AGREEMENT_OUTPUTS,
+    params:
+        config=lambda wc: {k: config.get(k) for k in ("annotators", "labels", "agreement")},
+    log:
+        f"{RESULTS}/logs/agreement.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/agreement.py"
