@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmal.report import annotation_summary, write_report
+from llmal.aggregate import annotation_summary
+from llmal.report import write_report
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -314,7 +314,7 @@ def test_report_is_self_contained_with_tables_images_and_demo_note(aggregated, g
     root, _ = aggregated
     _, dirs = grid
     _, finals, _ = collect_runs(dirs)
-    annotations = report.annotation_summary({
+    annotations = aggregate.annotation_summary({
         "llm_sim": pd.DataFrame({"id": ["a", "b", "c", "d"], "status": ["ok", "ok", "invalid", "failed"],
                                  "cost_usd": [0.001, 0.001, 0.001, 0.0], "model": ["gpt-x"] * 4}),
     })

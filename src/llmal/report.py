@@ -15,7 +15,6 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from llmal import aggregate, tablefmt
-from llmal.aggregate import annotation_summary  # noqa: F401  (re-exported for scripts/report.py)
 from llmal.figures import metric_label
 from llmal.tables import SPLITS
 

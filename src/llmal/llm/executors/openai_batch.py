@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from .base import RequestLine, ResponseLine, Store, error_line, store_all
 from .openai_common import (
+    api_error_message,
     ExecutorConfigError,
     authentication_failed,
     redact,
@@ -194,7 +195,7 @@ class OpenAIBatchExecutor:
                 try:
                     self._run(client, state, by_id, store)
                 except openai.AuthenticationError as exc:
-                    raise authentication_failed(self._spec, _status_message(exc), self._api_key) from None
+                    raise authentication_failed(self._spec, api_error_message(exc), self._api_key) from None
                 except openai.APIError as exc:
                     raise RuntimeError(self._clean(
                         f"openai_batch: {type(exc).__name__}: {exc}; the batches are remembered in "
@@ -458,14 +459,6 @@ def _normalised_ok(line: Mapping[str, Any]) -> ResponseLine:
                          "body": response.get("body")},
             "error": None}
 
-
-def _status_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(exc.message)
 
 
 def _batch_errors(batch: Any) -> str:

@@ -109,3 +109,13 @@ def spec_number(spec: Mapping[str, Any], key: str, default: float, *, minimum: f
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
         raise ExecutorConfigError(f"annotator key {key!r} must be a number >= {minimum}, got {value!r}")
     return float(value)
+
+
+def api_error_message(exc: Any) -> str:
+    """The server's own error message of an openai.APIStatusError (its JSON body, else the text)."""
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(exc.message)

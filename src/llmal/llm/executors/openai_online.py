@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .base import RequestLine, ResponseLine, Store, error_line, ok_line
 from .openai_common import (
+    api_error_message,
     ExecutorConfigError,
     api_path,
     authentication_failed,
@@ -181,8 +182,8 @@ class OpenAIOnlineExecutor:
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status == 401:  # every other request would fail alike: stop the run
-                raise authentication_failed(self._spec, _error_message(exc), self._api_key) from None
-            message = self._clean(f"HTTP {status}: {_error_message(exc)}")
+                raise authentication_failed(self._spec, api_error_message(exc), self._api_key) from None
+            message = self._clean(f"HTTP {status}: {api_error_message(exc)}")
             if status in RETRYABLE_STATUS or status >= 500:
                 raise _Retry(f"http_{status}", message, retry_after_seconds(exc.response.headers)) from None
             return error_line(custom_id, _error_code(exc) or f"http_{status}", message)
@@ -203,14 +204,6 @@ class OpenAIOnlineExecutor:
     def _clean(self, text: str) -> str:
         return redact(text, self._api_key)
 
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(exc.message)
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:
