@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -32,12 +33,20 @@ table.tbl{border-collapse:collapse;font-size:.86em;margin:.4em 0 1em}
 table.tbl th,table.tbl td{padding:.28em .6em;border-bottom:1px solid #e4e4e4;text-align:left;
 white-space:nowrap}
 table.tbl th{background:#f4f5f7;border-bottom:2px solid #ccc}
+table.tbl thead th{white-space:normal;vertical-align:bottom}
+table.tbl th.num{text-align:right}
+table.kv th{text-align:left;vertical-align:top;border-bottom:1px solid #e4e4e4}
+table.kv td{white-space:normal;overflow-wrap:anywhere}
 table.tbl tr:nth-child(even) td{background:#fafafa}
 table.tbl td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em}
 code{background:#f4f5f7;padding:0 .25em;border-radius:3px}
 details summary{cursor:pointer;color:#345}
+nav.toc{font-size:.92em;margin:1em 0 0;color:#555}nav.toc a{color:#345;margin-right:.9em;white-space:nowrap}
+.finding{font-size:.92em}
+.notes{color:#555;font-size:.88em;margin:-.5em 0 1em;padding-left:1.4em}
+@media print{.scroll{overflow:visible}nav.toc{display:none}}
 """
 
 DEMO_NOTE = ("Synthetic demo data. These results come from llmal's built-in synthetic dataset "
@@ -81,7 +90,8 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
         parts += _annotation_section(annotations)
     if agreement_dir is not None:
         parts += _agreement_section(Path(agreement_dir))
-    parts += _provenance_section(meta)
+    parts += _provenance_section(meta, settings)
+    parts.insert(3 if settings.demo else 2, _toc(parts))
 
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
@@ -100,7 +110,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
 def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggregate.AggregateSettings,
                   split_counts: Mapping[str, int] | None) -> list[str]:
     dataset = config.get("dataset") or {}
-    out = ["<h2>What was run</h2>"]
+    out = [_h2("What was run")]
     facts = [("Dataset", f"{dataset.get('name', '')} (kind: {dataset.get('kind', '')})")]
     if split_counts:
         order = [k for k in SPLITS if k in split_counts] + [k for k in split_counts if k not in SPLITS]
@@ -113,7 +123,8 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
                                 f"(positive: {labels.get('positive', '')})"))
     seeds = config.get("seeds") or (sorted(meta["seed"].dropna().unique().tolist()) if len(meta) else [])
     facts += [("Seeds", ", ".join(map(str, seeds))), ("Runs found", str(len(meta))),
-              ("Reference condition", settings.reference), ("Compared metric", settings.metric)]
+              ("Reference condition", settings.reference),
+              ("Compared metric", _metric_name(settings.metric))]
     out.append(_html_kv(facts))
 
     conditions = config.get("conditions") or {}
@@ -129,12 +140,12 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
             "Condition": cond, "Annotator": f"{annot} ({kind})" if kind else annot,
             "Sampler": str(spec.pop("sampler", "") or (run["sampler"] if run is not None else "")),
             "Recipe": str(spec.pop("recipe", "") or (run["recipe"] if run is not None else "")),
-            "Other settings": ", ".join(f"{k}={_short(v)}" for k, v in spec.items()),
+            "Other settings": _settings(spec),
             "Runs": int((meta["condition"] == cond).sum()) if len(meta) else 0,
         })
-    out += ["<h3>Conditions</h3>", _table(pd.DataFrame(rows))]
+    out += ["<h3>Conditions</h3>", _table(pd.DataFrame(rows), numeric=["Runs"])]
     enc_rows = [{"Encoder": k, "Kind": (v or {}).get("kind", ""),
-                 "Settings": ", ".join(f"{a}={_short(b)}" for a, b in (v or {}).items() if a != "kind")}
+                 "Settings": _settings({a: b for a, b in (v or {}).items() if a != "kind"})}
                 for k, v in (config.get("encoders") or {}).items()]
     if enc_rows:
         out += ["<h3>Encoders</h3>", _table(pd.DataFrame(enc_rows))]
@@ -144,7 +155,7 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
 def _summary_section(tables_dir: Path, positive: str) -> list[str]:
     summary = _read_csv(tables_dir / "summary.csv")
     shown, bold = aggregate.summary_html_frame(summary, positive)
-    return ["<h2>Summary</h2>",
+    return [_h2("Summary"),
             f'<p class="caption">Final round, mean ± sd over seeds. Positive class: {_e(positive)}. '
             "Best mean per encoder in bold (lowest for FP, FN, cost and soft cross-entropy).</p>",
             _table(shown, bold=bold, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition")])]
@@ -152,17 +163,17 @@ def _summary_section(tables_dir: Path, positive: str) -> list[str]:
 
 def _significance_section(tables_dir: Path) -> list[str]:
     sig = _read_csv(tables_dir / "significance.csv")
-    out = ["<h2>Significance</h2>"]
+    out = [_h2("Significance")]
     if sig.empty:
         return out + ["<p>No comparisons: only the reference condition was run.</p>"]
-    shown = aggregate.significance_display(sig)
+    shown, notes = _footnotes(aggregate.significance_display(sig), "Note")
     out += [f'<p class="caption">{_e(aggregate.significance_caption(str(sig["metric"].iloc[0])))}</p>',
             _table(shown, numeric=[c for c in shown.columns if c.startswith(("p ", "Δ", "Pairs"))])]
-    return out
+    return out + notes
 
 
 def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:
-    return ["<h2>Learning curves</h2>",
+    return [_h2("Learning curves"),
             _figure(figures_dir / "learning_curve.png",
                     f"Test {metric_label(metric)} against labels acquired; mean over seeds, band ±1 sd."),
             _figure(figures_dir / "learning_curve_cost.png",
@@ -176,23 +187,26 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
     topics = _read_csv(tables_dir / "errors_by_topic.csv")
     top = topics[topics["top"].astype(str).str.lower() == "true"]
     shown = aggregate.fpfn_display(fpfn)
-    out = ["<h2>False positives, false negatives and topics</h2>",
+    out = [_h2("False positives, false negatives and topics"),
            '<p class="caption">Final-round test errors, mean ± sd over seeds. FP/FN = ratio of the '
-           "means; FP rate = FP / (FP + TN), FN rate = FN / (FN + TP), means over seeds.</p>",
+           "means (∞ when there are no false negatives); FP rate = FP / (FP + TN), "
+           "FN rate = FN / (FN + TP), means over seeds.</p>",
            _table(shown, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition")]),
            _figure(figures_dir / "fpfn.png", "Mean FP (solid) and FN (hatched) per condition; error bars ±1 sd."),
            "<h3>Topics where errors concentrate</h3>",
-           f'<p class="caption">{_e(aggregate.errors_by_topic_caption(top_k))}</p>']
+           f'<p class="caption">{_e(aggregate.errors_by_topic_caption(top_k))} '
+           "– = undefined: no gold-negative (FP rate) or gold-positive (FN rate) items in the topic.</p>"]
     if len(top):
-        t = aggregate.errors_by_topic_display(top)
-        out.append(_table(t, numeric=["Rank", "Items", "Share of errors", "Share of items",
-                                      "Concentration", "FP rate", "FN rate"]))
+        out.append(_table(_topic_display(top), numeric=TOPIC_NUMERIC))
     else:
         out.append("<p>No test errors.</p>")
+    pairs = set(zip(topics["condition"].astype(str), topics["encoder"].astype(str)))
+    n_conds, n_encs = topics["condition"].nunique(), topics["encoder"].nunique()
+    blank = " Blank columns: condition not run with that encoder." if len(pairs) < n_conds * n_encs else ""
     out.append(_figure(figures_dir / "errors_by_topic.png",
-                       "Error rate (FP + FN) / items per topic and condition, mean over seeds."))
-    full = aggregate.errors_by_topic_display(topics)
-    out.append("<details><summary>All topics</summary>" + _table(full) + "</details>")
+                       "Error rate (FP + FN) / items per topic and condition, mean over seeds." + blank))
+    out.append(f"<details><summary>All topics ({len(topics):,} rows)</summary>"
+               + _table(_topic_display(topics), numeric=TOPIC_NUMERIC) + "</details>")
     return out
 
 
@@ -214,9 +228,10 @@ def _annotation_section(annotations: pd.DataFrame) -> list[str]:
     for col, label in (("input_tokens", "Input tokens"), ("output_tokens", "Output tokens")):
         if col in a:
             shown[label] = a[col].map(lambda v: f"{int(v):,}")
-    return ["<h2>Annotation</h2>",
-            '<p class="caption">Per annotator over the whole pool: labels given (OK), malformed '
-            "outputs (invalid) and failed requests; costs in US$.</p>",
+    return [_h2("Annotation"),
+            '<p class="caption">Per annotator over all the items it was asked to label: labels given (OK), '
+            "malformed outputs (invalid) and failed requests; Not usable = (invalid + failed) / items; "
+            "costs in US$.</p>",
             _table(shown, numeric=[c for c in shown.columns if c not in ("Annotator", "Model")])]
 
 
@@ -226,22 +241,28 @@ def _agreement_section(agreement_dir: Path) -> list[str]:
     table, kappa, summary = agreement.read_agreement(agreement_dir)
     shown = agreement.agreement_display(table)
     pairwise = agreement.pairwise_display(kappa)
-    return ["<h2>Annotator agreement</h2>",
+    return [_h2("Annotator agreement"),
             f'<p class="caption">{_e(agreement.agreement_caption(summary))}</p>',
             _table(shown, numeric=[c for c in shown.columns if c in agreement.NUMERIC_DISPLAY]),
-            f"<p>{_e(agreement.fleiss_sentence(summary))} {_e(agreement.best_sentence(summary, table))}</p>",
+            f'<p class="finding">{_e(agreement.fleiss_sentence(summary))} '
+            f"{_e(agreement.best_sentence(summary, table))}</p>",
             "<h3>Pairwise Cohen's κ</h3>",
-            '<p class="caption">On the items both annotators labelled.</p>',
+            '<p class="caption">On the items both annotators labelled'
+            + ("; – = undefined (too few shared items, or both annotators gave a single label "
+               "throughout)" if (pairwise.iloc[:, 1:] == tablefmt.MISSING).any().any() else "") + ".</p>",
             _table(pairwise, numeric=list(pairwise.columns[1:]))]
 
 
-def _provenance_section(meta: pd.DataFrame) -> list[str]:
-    out = ["<h2>Provenance</h2>"]
+def _provenance_section(meta: pd.DataFrame, settings: aggregate.AggregateSettings) -> list[str]:
+    out = [_h2("Provenance")]
     if meta.empty:
         return out + ["<p>No run metadata.</p>"]
     facts = []
-    hashes = sorted(set(meta.get("config_hash", pd.Series(dtype=str)).astype(str)) - {""})
-    facts.append(("Config hash" + ("es" if len(hashes) > 1 else ""), ", ".join(hashes) or "–"))
+    hashes = sorted(set(meta.get("config_hash", pd.Series(dtype=str)).dropna().astype(str)) - {""})
+    if len(hashes) > 3:
+        facts.append(("Config hashes", f"{len(hashes)} distinct (each run's in the run list below)"))
+    else:
+        facts.append(("Config hash" + ("es" if len(hashes) > 1 else ""), ", ".join(hashes) or "–"))
     devices = sorted(set(meta.get("device", pd.Series(dtype=str)).astype(str)) - {""})
     facts.append(("Devices", ", ".join(devices) or "–"))
     if "seconds_total" in meta:
@@ -254,9 +275,9 @@ def _provenance_section(meta: pd.DataFrame) -> list[str]:
     if versions:
         rows = [{"Package": k, "Version": ", ".join(sorted(v))} for k, v in sorted(versions.items())]
         out += ["<h3>Versions</h3>", _table(pd.DataFrame(rows))]
-    cols = [c for c in ("condition", "encoder", "seed", "annotator", "sampler", "recipe", "device",
-                        "config_hash", "n_rounds", "seconds_total") if c in meta]
-    out.append(f"<details><summary>All {len(meta)} runs</summary>" + _table(meta[cols]) + "</details>")
+    runs = _runs_display(meta, settings)
+    out.append(f"<details><summary>All {len(meta)} runs</summary>"
+               + _table(runs, numeric=["Seed", "Rounds", "Seconds"]) + "</details>")
     return out
 
 
@@ -325,12 +346,115 @@ def _table(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeri
 
 def _html_kv(facts: Sequence[tuple[str, str]]) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
-    return f'<table class="tbl">{rows}</table>'
+    return f'<table class="tbl kv">{rows}</table>'
+
+
+def _slug(title: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
+
+
+def _h2(title: str) -> str:
+    return f'<h2 id="{_slug(title)}">{_e(title)}</h2>'
+
+
+def _toc(parts: Sequence[str]) -> str:
+    """Links to every section heading made by `_h2`."""
+    links = [f'<a href="#{m.group(1)}">{m.group(2)}</a>'
+             for p in parts for m in re.finditer(r'<h2 id="([^"]+)">(.*?)</h2>', p)]
+    return '<nav class="toc">Sections: ' + " ".join(links) + "</nav>"
+
+
+def _metric_name(metric: str) -> str:
+    label = metric_label(metric)
+    return label if label == metric else f"{label} [{metric}]"
+
+
+def _settings(spec: Mapping[str, Any]) -> str:
+    """Config settings as 'key=value' pairs; nested mappings flattened to dotted keys."""
+    return ", ".join(f"{k}={_short(v)}" for k, v in _flatten(spec))
+
+
+def _flatten(spec: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in spec.items():
+        if isinstance(v, Mapping) and v:
+            out += _flatten(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
 
 
 def _short(v: Any) -> str:
-    s = json.dumps(v, ensure_ascii=False, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+    if isinstance(v, (list, tuple)):
+        s = "[" + ", ".join(_short(x) for x in v) + "]"
+    elif isinstance(v, Mapping):
+        s = "{" + ", ".join(f"{k}={_short(x)}" for k, x in v.items()) + "}"
+    elif v is None:
+        s = "–"
+    else:
+        s = str(v)
     return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _footnotes(shown: pd.DataFrame, column: str) -> tuple[pd.DataFrame, list[str]]:
+    """Move a column of repeated notes under the table: one sentence when every row has the same
+    note, else numbered markers ([1], [2], ...) in the column and a numbered list below."""
+    if column not in shown:
+        return shown, []
+    notes = shown[column].fillna("").astype(str).str.strip()
+    distinct = list(dict.fromkeys(n for n in notes if n))
+    if not distinct:
+        return shown.drop(columns=[column]), []
+    if len(distinct) == 1 and (notes != "").all():
+        return shown.drop(columns=[column]), [f'<p class="caption">{_e(column)} (every row): {_e(distinct[0])}.</p>']
+    shown = shown.copy()
+    shown[column] = [f"[{distinct.index(n) + 1}]" if n else "" for n in notes]
+    items = "".join(f"<li>{_e(n)}</li>" for n in distinct)
+    return shown, [f'<ol class="notes">{items}</ol>']
+
+
+TOPIC_NUMERIC = ["Rank", "Items", "Share of errors", "Share of items", "Concentration", "FP rate", "FN rate"]
+
+
+def _topic_display(topics: pd.DataFrame) -> pd.DataFrame:
+    """`aggregate.errors_by_topic_display` with whole item counts shown without decimals."""
+    shown = aggregate.errors_by_topic_display(topics)
+    n = pd.to_numeric(topics["n_items"], errors="coerce").reset_index(drop=True)
+    if n.dropna().map(float.is_integer).all():
+        shown["Items"] = n.map(lambda v: tablefmt.MISSING if tablefmt.is_missing(v) else f"{int(v):,}")
+    return shown
+
+
+RUN_COLUMNS = {"encoder": "Encoder", "condition": "Condition", "seed": "Seed", "annotator": "Annotator",
+               "sampler": "Sampler", "recipe": "Recipe", "device": "Device", "config_hash": "Config hash",
+               "n_rounds": "Rounds", "seconds_total": "Seconds"}
+
+
+def _runs_display(meta: pd.DataFrame, settings: aggregate.AggregateSettings) -> pd.DataFrame:
+    """One row per run, in table order (encoder, then condition as configured, then seed)."""
+    encoders = list(dict.fromkeys(meta["encoder"].astype(str)))
+    encoders = [e for e in settings.encoder_order if e in encoders] + sorted(
+        e for e in encoders if e not in settings.encoder_order)
+    enc = {e: i for i, e in enumerate(encoders)}
+    cond = {c: i for i, c in enumerate(aggregate.ordered_conditions(meta["condition"].astype(str), settings))}
+    order = sorted(range(len(meta)), key=lambda i: (enc.get(str(meta["encoder"].iloc[i]), 0),
+                                                    cond.get(str(meta["condition"].iloc[i]), 0),
+                                                    _sort_key(meta["seed"].iloc[i])))
+    rows = meta.iloc[order].reset_index(drop=True)
+    shown = pd.DataFrame({label: rows[col] for col, label in RUN_COLUMNS.items() if col in rows})
+    if "Seconds" in shown:
+        shown["Seconds"] = shown["Seconds"].map(lambda v: tablefmt.format_number(v, 1))
+    for col in ("Seed", "Rounds"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: tablefmt.MISSING if tablefmt.is_missing(v) else str(int(v)))
+    return shown
+
+
+def _sort_key(v: Any) -> tuple[int, float, str]:
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
 
 
 def _e(text: Any) -> str:

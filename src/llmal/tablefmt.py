@@ -104,7 +104,9 @@ def html_table(df: pd.DataFrame, *, css_class: str = "tbl", bold_cells: set[tupl
                numeric: Sequence[str] = ()) -> str:
     """An HTML table of the frame's cells (escaped); `bold_cells` holds (row position, column)."""
     bold_cells = bold_cells or set()
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    num_cols = set(numeric)
+    head = "".join(("<th class=\"num\">" if c in num_cols else "<th>") + f"{html.escape(str(c))}</th>"
+                   for c in df.columns)
     rows = []
     for i, row in enumerate(df.itertuples(index=False)):
         cells = []
@@ -112,7 +114,7 @@ def html_table(df: pd.DataFrame, *, css_class: str = "tbl", bold_cells: set[tupl
             text = html.escape(_cell(v))
             if (i, col) in bold_cells:
                 text = f"<strong>{text}</strong>"
-            cls = ' class="num"' if col in numeric else ""
+            cls = ' class="num"' if col in num_cols else ""
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="{css_class}"><thead><tr>{head}</tr></thead>'
