@@ -382,7 +382,7 @@ def errors_by_topic_display(topics: pd.DataFrame) -> pd.DataFrame:
     """The errors-by-topic table as display strings (Markdown and HTML)."""
     return pd.DataFrame({
         "Encoder": topics["encoder"], "Condition": topics["condition"], "Rank": topics["rank"].astype(int),
-        "Topic": topics["topic"], "Items": topics["n_items"].map(lambda v: tablefmt.format_number(v, 1)),
+        "Topic": topics["topic"], "Items": topics["n_items"].map(lambda v: tablefmt.format_number(v, 0 if float(v).is_integer() else 1)),
         "Share of errors": topics["error_share"].map(_pct), "Share of items": topics["item_share"].map(_pct),
         "Concentration": topics["concentration"].map(lambda v: tablefmt.format_number(v, 2)),
         "FP rate": topics["fp_rate"].map(lambda v: tablefmt.format_number(v, 3)),
