@@ -283,7 +283,7 @@ def test_fpfn_and_topic_errors(aggregated):
     assert h.loc["border_control", "concentration"] == pytest.approx((9 / 12) / (10 / 20))
     md = (root / "tables" / "errors_by_topic.md").read_text()
     assert "## Topics where errors concentrate" in md
-    assert "| tfidf | human_al | 1 | border_control | 10.0 | 75.0% | 50.0% |" in md
+    assert "| tfidf | human_al | 1 | border_control | 10 | 75.0% | 50.0% |" in md
 
 
 def test_aggregate_all_writes_exactly_the_declared_outputs(aggregated):
