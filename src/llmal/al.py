@@ -16,6 +16,8 @@ import pandas as pd
 
 from llmal.metrics import classification_metrics, soft_label_metrics, vote_counts
 from llmal.models.base import Classifier
+from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
+                                draw_meta_set, rejected_classes)
 from llmal.samplers import select
 from llmal.tables import annotator_columns
 
@@ -58,8 +60,12 @@ class Schedule:
 def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFrame,
              classifier: Classifier, sampler: str, settings: dict[str, Any],
              label_names: Sequence[str], positive: str, seed: int,
+             training: dict[str, Any] | None = None,
              log: Callable[[str], None] = print) -> ALResult:
+    """Run the rounds; `training` is the condition's noise-robust training block (see
+    llmal.noise_robust), None or empty for plain training."""
     rng = np.random.default_rng(seed)
+    options = TrainingOptions.from_config(training)
     n_classes = len(label_names)
     pos = list(label_names).index(positive)
     ann = annotations.set_index("id")
@@ -78,6 +84,15 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
     votes = _test_votes(items.loc[test_ids], n_classes)
     cost = ann["cost_usd"]
     schedule = Schedule.from_settings(settings)
+    meta = None
+    if options.reweight:
+        # the clean meta set: human gold of dev items (never test), outside the AL budget
+        dev_split = [str(i) for i in split_of.index[split_of == "dev"]]
+        meta = draw_meta_set(dev_split, items.loc[dev_split, "gold"].to_numpy(dtype=np.int64),
+                             size=int(options.meta_size), seed=options.meta_seed)
+    # label the classifier of the previous round predicted for each item when it was queried
+    predicted_at_query: dict[str, int] = {}
+    fitted = False
 
     labelled: list[str] = []
     queried_rows: list[dict[str, Any]] = []
@@ -101,18 +116,40 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
             log(f"round {rnd}: budget or pool exhausted, stopping")
             break
         labelled.extend(str(i) for i in chosen)
+        if options.discrepancy_alpha is not None and fitted and len(chosen):
+            chosen_ids = [str(i) for i in chosen]
+            predicted = classifier.predict_proba(chosen_ids).argmax(axis=1)
+            predicted_at_query.update(zip(chosen_ids, (int(p) for p in predicted)))
         queried_rows += [{"id": str(i), "round": rnd, "label": ann.at[i, "label"],
                           "status": ann.at[i, "status"]} for i in chosen]
         ok = [i for i in labelled if ann.at[i, "status"] == "ok"]
-        training: dict[str, Any] = {}
+        trained: dict[str, Any] = {}
+        if options.discrepancy_alpha is not None:
+            trained["n_downweighted"] = 0
+        negatives = None
+        if options.negative_learning:
+            negatives = _negative_items(ann, labelled, label_names,
+                                        options.negative_weight_at(rnd))
+            trained["n_negative"] = 0 if negatives is None else len(negatives[0])
         if ok:
-            classifier.fit(ok, ann.loc[ok, "label"].to_numpy(dtype=np.int64), dev=dev)
+            ok_labels = ann.loc[ok, "label"].to_numpy(dtype=np.int64)
+            extra: dict[str, Any] = {} if meta is None else {"meta": meta}
+            if negatives is not None:
+                extra["negatives"] = negatives
+            weights = None
+            if options.discrepancy_alpha is not None:
+                weights = discrepancy_weights(
+                    ok_labels, np.array([predicted_at_query.get(i, NO_PREDICTION) for i in ok]),
+                    options.discrepancy_alpha)
+                trained["n_downweighted"] = int((weights != 1.0).sum())
+            classifier.fit(ok, ok_labels, sample_weight=weights, dev=dev, **extra)
+            fitted = True
             probs_test = classifier.predict_proba(test_ids)
-            training = {k: v for k, v in classifier.info().items() if k in ROUND_TRAINING_KEYS}
+            trained.update({k: v for k, v in classifier.info().items() if k in ROUND_TRAINING_KEYS})
         metrics = classification_metrics(gold_test, probs_test, label_names, pos)
         metrics.update(soft_label_metrics(votes, probs_test))
         rows.append({"round": rnd, "n_labels": len(labelled), "n_train": len(ok),
-                     "cost_usd": float(cost.loc[labelled].sum()), **metrics, **training,
+                     "cost_usd": float(cost.loc[labelled].sum()), **metrics, **trained,
                      "seconds": round(time.perf_counter() - start, 4)})
         log(f"round {rnd}: {len(labelled)} labels ({len(ok)} usable), "
             f"${rows[-1]['cost_usd']:.4f}, F1-macro {metrics['f1_macro']:.4f}")
@@ -127,7 +164,23 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
     # the dev labels (early stopping of fine-tuning) are bought once, outside the AL budget
     return ALResult(pd.DataFrame(rows), queried, predictions,
                     {"n_pool": int(pool.size), "n_dev": len(dev_ids), "n_test": len(test_ids),
-                     "dev_cost_usd": float(cost.loc[dev_ids].sum())})
+                     "dev_cost_usd": float(cost.loc[dev_ids].sum()),
+                     **({} if meta is None else {"n_meta": len(meta[0])})})
+
+
+def _negative_items(ann: pd.DataFrame, labelled: Sequence[str], label_names: Sequence[str],
+                    weight: float) -> tuple[list[str], np.ndarray, float] | None:
+    """Labelled items without a label (status not ok) whose rejected classes are known, with
+    their rejected-class masks and this round's loss weight; None when there are none."""
+    ids, masks = [], []
+    for i in labelled:
+        if ann.at[i, "status"] == "ok":
+            continue
+        mask = rejected_classes(str(ann.at[i, "answers"]), label_names, item=i)
+        if mask.any():
+            ids.append(i)
+            masks.append(mask)
+    return (ids, np.array(masks), weight) if ids else None
 
 
 def _test_votes(test_items: pd.DataFrame, n_classes: int) -> np.ndarray:

@@ -127,6 +127,12 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
                      f"recipe {recipe!r} ({recipes[recipe]['kind']} needs one of {list(usable)})")
         if not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
+        for option, what in (("reweight", "learning to reweight"),
+                             ("negative_learning", "negative learning")):
+            if option in (cond.get("training") or {}) and recipes[recipe]["kind"] != "finetune":
+                fail(f"{key}.training.{option}",
+                     f"{what} needs a recipe of kind finetune; recipe {recipe!r} is "
+                     f"{recipes[recipe]['kind']!r}")
     ref = (config.get("aggregate") or {}).get("reference")
     if ref is not None and ref not in config["conditions"]:
         fail("aggregate.reference", f"{ref!r} is not a condition")
@@ -243,7 +249,10 @@ def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, 
     """Everything one AL run depends on, and nothing else: its params, and so its rerun trigger."""
     cond = config["conditions"][condition]
     recipe_name, recipe = recipe_of(config, condition)
+    # `training` only when set, so conditions without it keep their spec (and their results)
+    training = {"training": cond["training"]} if cond.get("training") else {}
     return {
+        **training,
         "condition": condition,
         "annotator": cond["annotator"],
         "annotator_spec": config["annotators"][cond["annotator"]],

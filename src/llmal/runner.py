@@ -33,7 +33,7 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, s
     loaded = time.perf_counter()
     result = simulate(items=items, split=split, annotations=annotations, classifier=classifier,
                       sampler=spec["sampler"], settings=spec["al"], label_names=labels["names"],
-                      positive=labels["positive"], seed=seed)
+                      positive=labels["positive"], seed=seed, training=spec.get("training"))
     result.rounds.to_csv(_tmp(outputs["rounds"]), index=False)
     Path(_tmp(outputs["rounds"])).replace(outputs["rounds"])
     write_parquet(result.queried, outputs["queried"])

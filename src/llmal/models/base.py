@@ -17,11 +17,18 @@ class Classifier(Protocol):
 
     def fit(self, ids: Sequence[str], labels: np.ndarray, *,
             sample_weight: np.ndarray | None = None,
-            dev: tuple[Sequence[str], np.ndarray] | None = None) -> "Classifier":
+            dev: tuple[Sequence[str], np.ndarray] | None = None,
+            meta: tuple[Sequence[str], np.ndarray] | None = None,
+            negatives: tuple[Sequence[str], np.ndarray, float] | None = None) -> "Classifier":
         """Train from scratch (or warm start, if the recipe says so) on these labelled ids.
 
-        `labels` are int class indices; `dev` is an optional (ids, labels) set labelled by the
-        condition's own annotator, for early stopping. Never pass test gold here.
+        `labels` are int class indices; `sample_weight` scales each example's loss; `dev` is an
+        optional (ids, labels) set labelled by the condition's own annotator, for early stopping.
+        `meta` is an optional clean (ids, human gold labels) set for learning to reweight
+        (`training.reweight`); `negatives` = (ids, (n, n_classes) bool mask of the classes every
+        annotator rejected, loss weight) for negative learning (`training.negative_learning`).
+        The AL loop passes `meta` and `negatives` only when a condition asks for them, so
+        recipes without them need not accept the keywords. Never pass test gold here.
         """
 
     def predict_proba(self, ids: Sequence[str]) -> np.ndarray:

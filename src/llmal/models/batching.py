@@ -72,6 +72,7 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor | None = None
     weights: torch.Tensor | None = None
+    positions: np.ndarray | None = None  # rows of the training set (host side), when known
 
     @property
     def n_tokens(self) -> int:
@@ -82,7 +83,7 @@ class Batch:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device, non_blocking=non_blocking)
         return Batch(move(self.input_ids), move(self.attention_mask),  # type: ignore[arg-type]
-                     move(self.labels), move(self.weights))
+                     move(self.labels), move(self.weights), self.positions)
 
 
 def collate(sequences: Sequence[np.ndarray], *, pad_id: int,

@@ -20,8 +20,9 @@ from llmal.models.finetune_config import parse_encoder, parse_recipe
 from llmal.models.hf_loading import count_parameters, load_sequence_classifier, max_positions
 from llmal.models.torch_runtime import (autocast_dtype, device_description, maybe_compile,
                                         seed_everything, select_device)
-from llmal.models.training import (BatchPlan, TrainingOutcome, balanced_class_weights,
-                                   make_train_step, predict_probabilities, train_epochs)
+from llmal.models.training import (BatchPlan, NegativeBatches, TrainingOutcome,
+                                   balanced_class_weights, make_train_step,
+                                   predict_probabilities, train_epochs)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,19 @@ class FineTuneClassifier:
                               pad_to_multiple_of=8 if self.device.type == "cuda" else 1)
         self._fits = 0
         self._last: dict[str, Any] = {}
+        # learning to reweight: the last fit's mean meta weight per training example (1 = uniform)
+        self.last_meta_weights: np.ndarray | None = None
 
     def fit(self, ids: Sequence[str], labels: np.ndarray, *,
             sample_weight: np.ndarray | None = None,
-            dev: tuple[Sequence[str], np.ndarray] | None = None) -> "FineTuneClassifier":
+            dev: tuple[Sequence[str], np.ndarray] | None = None,
+            meta: tuple[Sequence[str], np.ndarray] | None = None,
+            negatives: tuple[Sequence[str], np.ndarray, float] | None = None
+            ) -> "FineTuneClassifier":
+        """Train on the labelled ids; with `meta` (gold-labelled ids, never test) every step
+        reweights its examples by learning to reweight (llmal.models.reweight); with
+        `negatives` = (ids, (n, n_classes) mask of rejected classes, loss weight) every step
+        adds the weighted complementary-label loss of a batch of those items (S1)."""
         labels = self._check_labels(labels, len(ids), "labels")
         weights = self._check_weights(sample_weight, len(ids))
         if len(ids) == 0:
@@ -75,7 +85,10 @@ class FineTuneClassifier:
                                weight_decay=self.recipe.weight_decay,
                                total_steps=per_epoch * self.encoder.epochs,
                                warmup_ratio=self.recipe.warmup_ratio, amp_dtype=self.amp_dtype,
-                               grad_clip=self.recipe.grad_clip, class_weights=class_weights)
+                               grad_clip=self.recipe.grad_clip, class_weights=class_weights,
+                               meta=self._meta_batch(meta))
+        if negatives is not None and len(negatives[0]):
+            step.negatives, step.negative_weight = self._negative_batches(negatives)
         evaluate = None if dev is None or len(dev[0]) == 0 else self._dev_scorer(*dev)
         outcome = train_epochs(
             step,
@@ -87,7 +100,37 @@ class FineTuneClassifier:
         self._fits += 1
         self._record(outcome, n_train=len(ids), n_dev=0 if dev is None else len(dev[0]),
                      seconds=time.perf_counter() - started)
+        self.last_meta_weights = None
+        self._last["n_negative"] = 0 if step.negatives is None else len(negatives[0])  # type: ignore[index]
+        if step.meta is not None:
+            self.last_meta_weights = _mean_weight_per_example(step.meta_weight_log, len(ids))
+            shares = [float((w == 0).float().mean()) for _, w in step.meta_weight_log]
+            self._last.update({"n_meta": len(meta[0]),  # type: ignore[index]
+                               "meta_zero_weight_share": round(float(np.mean(shares)), 4)})
         return self
+
+    def _negative_batches(self, negatives: tuple[Sequence[str], np.ndarray, float]
+                          ) -> tuple[NegativeBatches, float]:
+        neg_ids, rejected, weight = negatives
+        rejected = np.asarray(rejected, dtype=bool)
+        if rejected.shape != (len(neg_ids), self.n_classes):
+            raise ValueError(f"negatives: expected a ({len(neg_ids)}, {self.n_classes}) mask of "
+                             f"rejected classes, got shape {rejected.shape}")
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"negatives: the loss weight must be finite and >= 0, got {weight!r}")
+        batches = NegativeBatches(self.plan, self.tokens.get(list(neg_ids)), rejected,
+                                  batch_size=self.encoder.batch_size,
+                                  rng=np.random.default_rng([self.seed, 1]))
+        return batches, float(weight)
+
+    def _meta_batch(self, meta: tuple[Sequence[str], np.ndarray] | None):
+        if meta is None:
+            return None
+        meta_ids, meta_labels = meta
+        if len(meta_ids) == 0:
+            raise ValueError("meta: the gold meta set for learning to reweight is empty")
+        meta_labels = self._check_labels(meta_labels, len(meta_ids), "meta labels")
+        return self.plan.meta_batch(self.tokens.get(list(meta_ids)), meta_labels)
 
     def predict_proba(self, ids: Sequence[str]) -> np.ndarray:
         if self._fits == 0:
@@ -167,6 +210,18 @@ class FineTuneClassifier:
         if not np.all(np.isfinite(weights)) or (weights < 0).any():
             raise ValueError("sample_weight: weights must be finite and >= 0")
         return weights
+
+
+def _mean_weight_per_example(log: list, n: int) -> np.ndarray:
+    """Each training example's meta weight averaged over the steps it was in, scaled by its
+    batch's size so that 1 means the uniform weight of plain training."""
+    total, count = np.zeros(n), np.zeros(n)
+    for positions, weights in log:
+        if positions is None:
+            continue
+        np.add.at(total, positions, weights.float().cpu().numpy() * len(positions))
+        np.add.at(count, positions, 1)
+    return np.divide(total, count, out=np.full(n, np.nan), where=count > 0)
 
 
 def build_finetune(recipe: Mapping[str, Any], encoder: Mapping[str, Any], *,

@@ -20,7 +20,15 @@ class LogisticHead:
         self._seconds = 0.0
 
     def fit(self, ids: Sequence[str], labels: np.ndarray, *, sample_weight: np.ndarray | None = None,
-            dev: tuple[Sequence[str], np.ndarray] | None = None) -> "LogisticHead":
+            dev: tuple[Sequence[str], np.ndarray] | None = None,
+            meta: tuple[Sequence[str], np.ndarray] | None = None,
+            negatives: tuple[Sequence[str], np.ndarray, float] | None = None) -> "LogisticHead":
+        if negatives is not None:
+            raise ValueError("training.negative_learning needs a recipe of kind finetune; the "
+                             "logistic recipe cannot train on complementary labels")
+        if meta is not None:
+            raise ValueError("training.reweight (learning to reweight with a gold meta set) needs "
+                             "a recipe of kind finetune; the logistic recipe cannot use it")
         from sklearn.linear_model import LogisticRegression
 
         start = time.perf_counter()

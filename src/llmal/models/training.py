@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from llmal.models.batching import Batch, collate, length_sorted_batches
+from llmal.models.reweight import meta_example_weights
 from llmal.models.torch_runtime import autocast
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,37 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
     return losses.mean()
 
 
+def complementary_label_loss(logits: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Per-example negative-learning loss −Σ_{c rejected} log(1 − p_c) (in fp32).
+
+    `rejected` is an (n, k) 0/1 mask of the classes every annotator rejected for the example.
+    """
+    probs = torch.softmax(logits.float(), dim=-1)
+    return -(rejected.float() * torch.log1p(-probs.clamp(max=1.0 - 1e-6))).sum(dim=-1)
+
+
+class NegativeBatches:
+    """Endless shuffled mini-batches of the negative-learning items (complementary labels),
+    one drawn per training step next to the ordinary batch."""
+
+    def __init__(self, plan: "BatchPlan", sequences: Sequence[np.ndarray], rejected: np.ndarray,
+                 *, batch_size: int, rng: np.random.Generator) -> None:
+        if len(sequences) == 0 or rejected.shape[0] != len(sequences):
+            raise ValueError("negative learning needs one rejected-class row per item, and items")
+        self.plan, self.sequences, self.rejected = plan, sequences, rejected
+        self.batch_size, self.rng = batch_size, rng
+        self._queue: list[int] = []
+
+    def __call__(self) -> tuple[Batch, torch.Tensor]:
+        if len(self._queue) < self.batch_size:
+            self._queue += [int(i) for i in self.rng.permutation(len(self.sequences))]
+        positions = np.array(self._queue[:self.batch_size])
+        del self._queue[:self.batch_size]
+        batch = self.plan._device_batch(self.sequences, positions, None, None)
+        mask = torch.as_tensor(self.rejected[positions], dtype=torch.float32).to(self.plan.device)
+        return batch, mask
+
+
 @dataclass
 class TrainStep:
     """One optimisation step: forward (autocast), weighted loss, backward, clip, AdamW, schedule."""
@@ -82,6 +114,12 @@ class TrainStep:
     grad_clip: float | None = 1.0
     class_weights: torch.Tensor | None = None
     steps_done: int = 0
+    # learning to reweight: the clean meta batch (on `device`), and (positions, weights) per step
+    meta: Batch | None = None
+    meta_weight_log: list[tuple[np.ndarray | None, torch.Tensor]] = field(default_factory=list)
+    # negative learning: a complementary-label batch per step, its loss scaled by negative_weight
+    negatives: NegativeBatches | None = None
+    negative_weight: float = 0.0
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         """Run the step on a batch already on `device`; return the detached loss (no host sync)."""
@@ -89,10 +127,20 @@ class TrainStep:
             raise ValueError("a training batch needs labels")
         if not self.model.training:
             self.model.train()
+        weights = batch.weights
+        if self.meta is not None:
+            weights = self._meta_weights(batch)
         with autocast(self.device, self.amp_dtype):
             logits = self.model(input_ids=batch.input_ids,
                                 attention_mask=batch.attention_mask).logits
-        loss = weighted_cross_entropy(logits, batch.labels, batch.weights, self.class_weights)
+        loss = weighted_cross_entropy(logits, batch.labels, weights, self.class_weights)
+        if self.negatives is not None:
+            negative, rejected = self.negatives()
+            with autocast(self.device, self.amp_dtype):
+                negative_logits = self.model(input_ids=negative.input_ids,
+                                             attention_mask=negative.attention_mask).logits
+            loss = loss + self.negative_weight * complementary_label_loss(
+                negative_logits, rejected).mean()
         loss.backward()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -102,17 +150,34 @@ class TrainStep:
         self.steps_done += 1
         return loss.detach()
 
+    def _meta_weights(self, batch: Batch) -> torch.Tensor:
+        """Ren et al.'s per-example weights (normalised to sum 1 over the batch), times the
+        batch size so that weighted_cross_entropy's mean becomes their weighted sum, times any
+        sample weights."""
+        assert self.meta is not None and batch.labels is not None
+        model = getattr(self.model, "_orig_mod", self.model)  # the module under torch.compile
+        with autocast(self.device, self.amp_dtype):
+            meta_weights = meta_example_weights(
+                model, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
+                batch.labels,
+                {"input_ids": self.meta.input_ids, "attention_mask": self.meta.attention_mask},
+                self.meta.labels)  # type: ignore[arg-type]
+        self.meta_weight_log.append((batch.positions, meta_weights))
+        weights = meta_weights * len(batch.labels)
+        return weights if batch.weights is None else weights * batch.weights
+
 
 def make_train_step(model: torch.nn.Module, *, device: torch.device, lr: float,
                     weight_decay: float, total_steps: int, warmup_ratio: float,
                     amp_dtype: torch.dtype | None, grad_clip: float | None,
-                    class_weights: np.ndarray | None = None) -> TrainStep:
+                    class_weights: np.ndarray | None = None,
+                    meta: Batch | None = None) -> TrainStep:
     optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay, device=device)
     scheduler = linear_warmup_schedule(optimizer, total_steps=total_steps,
                                        warmup_steps=math.ceil(warmup_ratio * total_steps))
     cw = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32,
                                                              device=device)
-    return TrainStep(model, optimizer, scheduler, device, amp_dtype, grad_clip, cw)
+    return TrainStep(model, optimizer, scheduler, device, amp_dtype, grad_clip, cw, meta=meta)
 
 
 @dataclass
@@ -132,8 +197,14 @@ class BatchPlan:
         """One epoch: shuffled length-bucketed batches, moved to the device without blocking."""
         lengths = [len(s) for s in sequences]
         for positions in length_sorted_batches(lengths, batch_size, generator=rng):
-            yield self._device_batch(sequences, positions, labels[positions],
-                                     None if weights is None else weights[positions])
+            batch = self._device_batch(sequences, positions, labels[positions],
+                                       None if weights is None else weights[positions])
+            batch.positions = positions
+            yield batch
+
+    def meta_batch(self, sequences: Sequence[np.ndarray], labels: np.ndarray) -> Batch:
+        """The whole (small) meta set as one device batch."""
+        return self._device_batch(sequences, np.arange(len(sequences)), labels, None)
 
     def inference_batches(self, sequences: Sequence[np.ndarray], *, batch_size: int
                           ) -> Iterator[tuple[np.ndarray, Batch]]:
