@@ -551,6 +551,23 @@ def test_batch_resumes_after_sigkill_without_paying_twice(start_server: Any, tmp
     assert "resuming" in (tmp_path / "driver.log").read_text()
 
 
+def test_resumed_batch_keeps_answers_the_new_run_did_not_ask_for(start_server: Any, tmp_path: Path) -> None:
+    """Killed while its batch runs, then rerun with fewer items (a smaller `limit`, say): the
+    batch's other answers were paid for, so they are cached and a later full run sends nothing."""
+    server = start_server(seed=9, batch_seconds=1.5)
+    items = synthetic_items(120, seed=9)
+    spec = {"kind": "openai_batch", "model": MODEL, "prompt": "two_question", "base_url": server.base_url,
+            "poll_interval": 0.1}
+    code = run_pipeline(tmp_path, items, spec, kill_when=lambda: len(server.ledger()["batches"]) >= 1)
+    assert code == -signal.SIGKILL and cached_rows(tmp_path / "cache.sqlite") == 0
+    (tmp_path / "items.parquet").unlink()
+    assert run_pipeline(tmp_path, items.iloc[:40], spec) == 0          # resumes the 120-request batch
+    assert cached_rows(tmp_path / "cache.sqlite") == 120
+    (tmp_path / "items.parquet").unlink()
+    assert run_pipeline(tmp_path, items, spec) == 0
+    check_resumed_run(server, tmp_path, items, n_batches=1)
+
+
 def test_batch_killed_before_saving_its_batch_id_finds_it_by_metadata(start_server: Any, tmp_path: Path) -> None:
     """The batch exists on the server but the process died before it could persist the id."""
     server = start_server(seed=7, batch_seconds=0.3, batch_create_delay=1.5)

@@ -9,7 +9,6 @@ strictly and price them from their reported usage. The result is an annotation t
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -20,15 +19,13 @@ import pandas as pd
 from ..tables import make_annotations
 from .cache import ResponseCache, is_success
 from .cost import is_batch, price_for
-from .demonstrations import draw_demo_pool, knn_demonstrations
+from .demonstrations import demo_pool_of, knn_demonstrations
 from .executors import make_executor
 from .executors.base import Executor, ResponseLine, error_line
+from .executors.openai_common import api_key_from_env, mask_secrets
 from .parse import parse_chat_body, usage_of
 from .prompts import Demonstration, PromptTemplate, load_prompt
 from .requests import build_requests
-
-DEFAULT_POOL_SIZE = 32
-DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 class AnnotationError(ValueError):
@@ -52,8 +49,7 @@ def choose_demonstrations(items: pd.DataFrame, settings: Mapping[str, Any],
         raise AnnotationError(f"{where}.demonstrations: needs embeddings and a gold demonstration "
                               "pool (the caller passes embeddings= and demo_pool=)")
     k = int(settings["k"])
-    pool = draw_demo_pool(demo_pool, int(settings.get("pool_size", DEFAULT_POOL_SIZE)),
-                          int(settings.get("seed", 0)))
+    pool = demo_pool_of(demo_pool, settings)
     ids, matrix = embeddings
     neighbours = knn_demonstrations(items["id"].astype(str).tolist(), pool["id"].astype(str).tolist(),
                                     pool["gold"].astype(int).tolist(), [str(i) for i in ids],
@@ -63,11 +59,9 @@ def choose_demonstrations(items: pd.DataFrame, settings: Mapping[str, Any],
 
 
 def _redactor(spec: Mapping[str, Any]) -> Callable[[str], str]:
-    secret = os.environ.get(str(spec.get("api_key_env") or DEFAULT_API_KEY_ENV), "")
-
-    def redact(text: str) -> str:
-        return text.replace(secret, "***") if len(secret) >= 4 else text
-    return redact
+    """Masks the annotator's API key (as the executors send it) in logged and stored text."""
+    secret = api_key_from_env(spec)
+    return lambda text: mask_secrets(text, secret)
 
 
 def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_names: Sequence[str],
@@ -114,7 +108,7 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
 
     responses: dict[str, tuple[ResponseLine, str]] = {
         cid: (c.line, c.executor) for cid, c in cached.items()}
-    for line in (l for l in plan.lines if l["custom_id"] not in cached):
+    for line in pending:
         cid = line["custom_id"]
         got = fresh.get(cid) or error_line(cid, "missing", "the executor returned no response")
         responses[cid] = (got, kind)
@@ -135,7 +129,9 @@ class CacheStore:
     """The store handed to an executor: response lines go to the cache at once and into `fresh`.
 
     `store(line)` commits one line, `store.many(lines)` a whole batch file in one transaction.
-    Lines whose custom_id was not asked for are logged and dropped; the first answer wins.
+    A successful line whose custom_id this run did not ask for (a resumed batch holding requests
+    of an earlier, larger run) is cached all the same, since it was paid for and its custom_id is
+    the hash of its request; other unknown lines are logged and dropped. The first answer wins.
     """
 
     def __init__(self, cache: ResponseCache, kind: str, wanted: set[str],
@@ -147,15 +143,19 @@ class CacheStore:
 
     def many(self, lines: Sequence[ResponseLine]) -> None:
         accepted: dict[str, ResponseLine] = {}
+        paid_elsewhere: list[ResponseLine] = []
         for line in lines:
             cid = line.get("custom_id") if isinstance(line, dict) else None
             if cid not in self.wanted:
-                self.log(f"ignored a response line with unknown custom_id {str(cid)[:20]!r}")
+                if cid and is_success(line):
+                    paid_elsewhere.append(line)
+                else:
+                    self.log(f"ignored a response line with unknown custom_id {str(cid)[:20]!r}")
                 continue
             if any(cid in seen and is_success(seen[cid]) for seen in (self.fresh, accepted)):
                 continue  # first answer wins, as in the cache
             accepted[cid] = line
-        self.cache.put_many(accepted.values(), self.kind)   # committed before we count them as had
+        self.cache.put_many([*accepted.values(), *paid_elsewhere], self.kind)   # committed first
         self.fresh.update(accepted)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .executors.base import ResponseLine
+from .executors.base import ResponseLine, compact_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -83,8 +83,7 @@ class ResponseCache:
             if not isinstance(custom_id, str) or not custom_id:
                 raise ValueError(f"response line without a custom_id: {str(line)[:200]}")
             if is_success(line):
-                rows.append((custom_id, json.dumps(line, ensure_ascii=False, separators=(",", ":")),
-                             executor, now))
+                rows.append((custom_id, compact_json(line), executor, now))
         if not rows:
             return 0
         with self._lock:

@@ -6,12 +6,13 @@ deterministic: ties go to the pool item listed first.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 QUERY_CHUNK = 4096
+DEFAULT_POOL_SIZE = 32
 
 
 class DemonstrationError(ValueError):
@@ -48,6 +49,12 @@ def draw_demo_pool(candidates: pd.DataFrame, size: int, seed: int) -> pd.DataFra
         idx = rng.choice(len(rows), size=int(n), replace=False)
         picked.append(rows.iloc[np.sort(idx)])
     return pd.concat(picked).sort_values("id").reset_index(drop=True)
+
+
+def demo_pool_of(candidates: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFrame:
+    """The gold pool an annotator's `demonstrations` settings (pool_size, seed) draw from `candidates`."""
+    return draw_demo_pool(candidates, int(settings.get("pool_size", DEFAULT_POOL_SIZE)),
+                          int(settings.get("seed", 0)))
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:

@@ -15,13 +15,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from ..annotators.run import demonstration_pool, items_to_annotate
+from ..config import LLM_KINDS
 from .cost import Price, is_batch, price_for
-from .demonstrations import draw_demo_pool
+from .demonstrations import demo_pool_of
+from .executors.base import compact_json
 from .prompts import Demonstration, PromptTemplate, load_prompt
-from .requests import build_requests
+from .requests import DEFAULT_MAX_TOKENS, build_requests
 from .tokens import TokenCounter, make_counter
 
-LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
 COMPARED_INTERFACES = ("holistic", "two_question")
 
 
@@ -53,7 +54,7 @@ class PlanRow:
 def max_answer_tokens(template: PromptTemplate, counter: TokenCounter) -> int:
     """Tokens of the longest answer object the schema allows, plus one end token."""
     longest = {q.name: max(q.choices, key=lambda c: counter.text(c)) for q in template.questions}
-    return counter.text(json.dumps(longest, ensure_ascii=False, separators=(",", ":"))) + 1
+    return counter.text(compact_json(longest)) + 1
 
 
 def fixed_demonstrations(demo_pool: pd.DataFrame | None, settings: Mapping[str, Any] | None,
@@ -63,7 +64,7 @@ def fixed_demonstrations(demo_pool: pd.DataFrame | None, settings: Mapping[str, 
     k-NN picks other examples per item, but of the same pool, so the token count is close."""
     if not settings or demo_pool is None or len(demo_pool) == 0:
         return []
-    pool = draw_demo_pool(demo_pool, int(settings.get("pool_size", 32)), int(settings.get("seed", 0)))
+    pool = demo_pool_of(demo_pool, settings)
     return [Demonstration(str(r.text), int(r.gold)) for r in pool.head(int(settings["k"])).itertuples()]
 
 
@@ -75,7 +76,7 @@ def estimate(name: str, spec: Mapping[str, Any], template: PromptTemplate, items
     schema_tokens = counter.text(json.dumps(template.response_format(), separators=(",", ":")))
     input_tokens = sum(counter.messages(line["body"]["messages"]) + schema_tokens
                        for line in plan.lines)
-    per_answer = min(max_answer_tokens(template, counter), int(spec.get("max_tokens", 64)))
+    per_answer = min(max_answer_tokens(template, counter), int(spec.get("max_tokens", DEFAULT_MAX_TOKENS)))
     output_tokens = per_answer * len(plan.lines)
     online = price.cost(input_tokens, output_tokens, 0, batch=False)
     batch = price.cost(input_tokens, output_tokens, 0, batch=True)

@@ -249,10 +249,6 @@ def parse_template(content: Any, path: Path) -> PromptTemplate:
         hash=digest, content=content)
 
 
-def prompt_hash(template: PromptTemplate) -> str:
-    return template.hash
-
-
 def _string(content: dict[str, Any], key: str, fail: Any, default: str | None = None) -> str:
     value = content.get(key, default)
     if not isinstance(value, str):

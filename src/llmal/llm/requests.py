@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .executors.base import RequestLine
+from .executors.base import RequestLine, compact_json
 from .prompts import Demonstration, PromptTemplate, canonical_json
 
 CHAT_URL = "/v1/chat/completions"
@@ -81,7 +81,7 @@ def write_jsonl(lines: Iterable[Mapping[str, Any]], path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for line in lines:
-            f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+            f.write(compact_json(line) + "\n")
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)

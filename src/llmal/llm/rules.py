@@ -99,11 +99,3 @@ def _atom(question: Any, answer: Any, choices: Mapping[str, tuple[str, ...]], wh
             raise RuleError(f"{where}.{question}: {a!r} is not a choice of {question!r} "
                             f"(choices: {list(choices[question])})")
     return AnswerIs(str(question), tuple(str(a) for a in wanted))
-
-
-def questions_of(rule: Rule) -> set[str]:
-    if isinstance(rule, AnswerIs):
-        return {rule.question}
-    if isinstance(rule, Not):
-        return questions_of(rule.part)
-    return set().union(*(questions_of(p) for p in rule.parts))

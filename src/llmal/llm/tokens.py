@@ -84,15 +84,14 @@ def _hf(tokenizer: str) -> TokenCounter | None:
     def encode_len(s: str) -> int:
         return len(tok.encode(s, add_special_tokens=False))
 
-    chat_len = None
-    if getattr(tok, "chat_template", None):
-        def chat_len(messages: Sequence[Mapping[str, str]]) -> int:
-            ids = tok.apply_chat_template([dict(m) for m in messages], tokenize=True,
-                                          add_generation_prompt=True)
-            if isinstance(ids, Mapping):  # some versions return a BatchEncoding
-                ids = ids["input_ids"]
-            return len(ids)
-    return TokenCounter(f"HF tokenizer {tokenizer}", encode_len, chat_len)
+    def chat_len(messages: Sequence[Mapping[str, str]]) -> int:
+        ids = tok.apply_chat_template([dict(m) for m in messages], tokenize=True,
+                                      add_generation_prompt=True)
+        if isinstance(ids, Mapping):  # some versions return a BatchEncoding
+            ids = ids["input_ids"]
+        return len(ids)
+    return TokenCounter(f"HF tokenizer {tokenizer}", encode_len,
+                        chat_len if getattr(tok, "chat_template", None) else None)
 
 
 def _gguf(model: str) -> TokenCounter | None:

@@ -21,19 +21,12 @@ A plain callable stays a valid store: `many` is optional.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Protocol, Sequence
 
 RequestLine = dict[str, Any]
 ResponseLine = dict[str, Any]
 Store = Callable[[ResponseLine], None]
-
-
-class BulkStore(Protocol):
-    """A store that can also take many lines at once (one cache transaction)."""
-
-    def __call__(self, line: ResponseLine) -> None: ...
-
-    def many(self, lines: Sequence[ResponseLine]) -> None: ...
 
 
 class Executor(Protocol):
@@ -54,6 +47,11 @@ def store_all(store: Store, lines: Sequence[ResponseLine]) -> None:
     else:
         for line in lines:
             store(line)
+
+
+def compact_json(obj: Any) -> str:
+    """`obj` as one line of JSON, UTF-8 text kept as is: how request and response lines are written."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def error_line(custom_id: str, code: str, message: str) -> ResponseLine:

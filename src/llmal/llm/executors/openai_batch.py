@@ -35,7 +35,7 @@ import openai
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .base import RequestLine, ResponseLine, Store, error_line, store_all
+from .base import RequestLine, ResponseLine, Store, compact_json, error_line, store_all
 from .openai_common import (
     api_error_message,
     ExecutorConfigError,
@@ -375,9 +375,13 @@ class OpenAIBatchExecutor:
                                 batch.id, custom_id)
                     continue
                 seen.add(custom_id)
-                if custom_id not in by_id:
-                    continue  # answered in an earlier run (cached) or no longer asked for
                 outcome = _classify(line)
+                if custom_id not in by_id:
+                    # answered in an earlier run (cached), or no longer asked for: an answer was
+                    # paid for all the same, so it goes to the cache for the run that asks again
+                    if outcome is None:
+                        lines_out.append(_normalised_ok(line))
+                    continue
                 if outcome is None:
                     lines_out.append(_normalised_ok(line))
                 elif outcome[0] == "retry":
@@ -420,7 +424,7 @@ class OpenAIBatchExecutor:
 
 # ---------------------------------------------------------------------- helpers
 def _line_bytes(request: RequestLine) -> bytes:
-    return (json.dumps(request, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return (compact_json(request) + "\n").encode("utf-8")
 
 
 def _group_by_url(requests: Iterable[RequestLine]) -> dict[str, list[tuple[str, bytes]]]:

@@ -24,7 +24,7 @@ class ExecutorConfigError(ValueError):
 
 def authentication_failed(spec: Mapping[str, Any], server_message: str, *secrets: str) -> ExecutorConfigError:
     """The error for a 401: names the environment variable, never the key."""
-    env_name = str(spec.get("api_key_env") or DEFAULT_API_KEY_ENV)
+    env_name = api_key_env(spec)
     target = spec.get("base_url") or "the OpenAI API"
     return ExecutorConfigError(
         f"{target} refused the API key from environment variable {env_name} (HTTP 401: "
@@ -44,12 +44,22 @@ def is_loopback_url(base_url: str | None) -> bool:
         return False
 
 
+def api_key_env(spec: Mapping[str, Any]) -> str:
+    """The name of the environment variable that holds the annotator's API key."""
+    return str(spec.get("api_key_env") or DEFAULT_API_KEY_ENV)
+
+
+def api_key_from_env(spec: Mapping[str, Any]) -> str:
+    """The annotator's API key as the executors send it (outer whitespace stripped), or ""."""
+    return os.environ.get(api_key_env(spec), "").strip()
+
+
 def resolve_api_key(spec: Mapping[str, Any]) -> str:
     """The API key from the environment variable named by spec `api_key_env`.
 
     A missing key is allowed only for a loopback `base_url` (a placeholder is sent then)."""
-    env_name = str(spec.get("api_key_env") or DEFAULT_API_KEY_ENV)
-    key = os.environ.get(env_name, "").strip()
+    env_name = api_key_env(spec)
+    key = api_key_from_env(spec)
     if key:
         return key
     base_url = spec.get("base_url")
@@ -61,11 +71,17 @@ def resolve_api_key(spec: Mapping[str, Any]) -> str:
         f"{target} (choose another variable with the annotator key 'api_key_env')")
 
 
-def redact(text: str, *secrets: str) -> str:
-    """`text` with the given secrets and anything that looks like an API key masked."""
+def mask_secrets(text: str, *secrets: str) -> str:
+    """`text` with each given secret (of 4 characters or more) replaced by ***."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
+    return text
+
+
+def redact(text: str, *secrets: str) -> str:
+    """`text` with the given secrets and anything that looks like an API key masked."""
+    text = mask_secrets(text, *secrets)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
