@@ -21,7 +21,7 @@ import pandas as pd
 from llmal import tablefmt
 from llmal.run_results import RunFileError, collect_runs  # noqa: F401  (re-exported)
 from llmal.stats import EXACT_PERMUTATION_MAX_N, EXACT_WILCOXON_MAX_N, holm, paired_comparison
-from llmal.tables import ContractError
+from llmal.tables import ContractError, write_text
 
 KEYS = ["condition", "encoder", "seed"]
 UNKNOWN_TOPIC = "(unknown)"
@@ -383,7 +383,8 @@ def errors_by_topic_display(topics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Encoder": topics["encoder"], "Condition": topics["condition"], "Rank": topics["rank"].astype(int),
         "Topic": topics["topic"], "Items": topics["n_items"].map(lambda v: tablefmt.format_number(v, 0 if float(v).is_integer() else 1)),
-        "Share of errors": topics["error_share"].map(_pct), "Share of items": topics["item_share"].map(_pct),
+        "Share of errors": topics["error_share"].map(tablefmt.format_percent),
+        "Share of items": topics["item_share"].map(tablefmt.format_percent),
         "Concentration": topics["concentration"].map(lambda v: tablefmt.format_number(v, 2)),
         "FP rate": topics["fp_rate"].map(lambda v: tablefmt.format_number(v, 3)),
         "FN rate": topics["fn_rate"].map(lambda v: tablefmt.format_number(v, 3)),
@@ -437,10 +438,6 @@ def annotation_summary(annotations: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _pct(v: float) -> str:
-    return tablefmt.MISSING if tablefmt.is_missing(v) else f"{100 * v:.1f}%"
-
-
 # --------------------------------------------------------------------------------------------
 # entry point
 
@@ -469,7 +466,7 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
 
     def put(name: str, text: str) -> None:
         path = out_tables / name
-        _write_text(path, text)
+        write_text(path, text)
         written[f"tables/{name}"] = path
 
     put("summary.csv", summary.to_csv(index=False))
@@ -536,10 +533,3 @@ def _require_metric(df: pd.DataFrame, metric: str, where: str) -> None:
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         raise ContractError(f"config key aggregate.metric: {metric!r} is not a column of {where} "
                             f"(numeric columns: {numeric})")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -23,7 +23,8 @@ import pandas as pd
 
 from llmal import tablefmt
 from llmal.config import replicate_groups
-from llmal.tables import write_json
+from llmal.metrics import vote_counts
+from llmal.tables import write_json, write_text
 
 NO_LABEL = -1
 AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
@@ -212,8 +213,7 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
     if len(raters) >= 2:
         sub = labels[:, raters]
         full = (sub != NO_LABEL).all(axis=1)
-        counts = np.stack([(sub[full] == c).sum(axis=1) for c in range(k)], axis=1)
-        summary.update(fleiss_kappa=fleiss_kappa(counts), fleiss_items=int(full.sum()))
+        summary.update(fleiss_kappa=fleiss_kappa(vote_counts(sub[full], k)), fleiss_items=int(full.sum()))
     candidates = table[(table["kind"] != "human") & table["dev_kappa"].notna()]
     summary.update(
         reference=reference if reference in names else None, reference_cost_per_item=ref_cost,
@@ -231,9 +231,6 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
 
 def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
     """The agreement table with formatted cells and readable headers (Markdown, HTML, terminal)."""
-    def pct(v: float) -> str:
-        return tablefmt.MISSING if tablefmt.is_missing(v) else f"{100 * float(v):.1f}%"
-
     def num(v: float) -> str:
         return tablefmt.format_number(v, 3)
 
@@ -241,14 +238,14 @@ def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
         return tablefmt.format_number(v, None)
 
     out = pd.DataFrame({"Annotator": table["annotator"], "Kind": table["kind"]})
-    out["Items"] = table["n"].map(lambda v: f"{int(v):,}")
-    out["Coverage"] = table["coverage"].map(pct)
-    out["Malformed"] = table["malformed_rate"].map(pct)
-    out["Failed"] = table["failed_rate"].map(pct)
+    out["Items"] = table["n"].map(tablefmt.format_count)
+    out["Coverage"] = table["coverage"].map(tablefmt.format_percent)
+    out["Malformed"] = table["malformed_rate"].map(tablefmt.format_percent)
+    out["Failed"] = table["failed_rate"].map(tablefmt.format_percent)
     out["Acc"] = table["accuracy"].map(num)
     out["F1"] = table["f1_macro"].map(num)
     out["κ"] = table["kappa"].map(num)
-    out["Dev n"] = table["dev_n"].map(lambda v: f"{int(v):,}")
+    out["Dev n"] = table["dev_n"].map(tablefmt.format_count)
     out["Dev acc"] = table["dev_accuracy"].map(num)
     out["Dev F1"] = table["dev_f1_macro"].map(num)
     out["Dev κ"] = table["dev_kappa"].map(num)
@@ -257,7 +254,7 @@ def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
     out["Saving $"] = table["saving_usd"].map(money)
     if (table["replicate_group"].astype(str) != "").any():
         out["Self-consistency"] = [
-            f"{pct(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
+            f"{tablefmt.format_percent(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
             for s, g, n in zip(table["self_consistency"], table["replicate_group"], table["self_consistency_n"])]
     return out
 
@@ -320,9 +317,9 @@ def write_agreement(report: AgreementReport, out_dir: str | Path) -> dict[str, P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in AGREEMENT_FILES}
-    _atomic_text(paths["annotators.csv"], report.table.to_csv(index=False))
-    _atomic_text(paths["annotators.md"], agreement_markdown(report))
-    _atomic_text(paths["pairwise_kappa.csv"], report.pairwise_kappa.reset_index(names="annotator").to_csv(index=False))
+    write_text(paths["annotators.csv"], report.table.to_csv(index=False))
+    write_text(paths["annotators.md"], agreement_markdown(report))
+    write_text(paths["pairwise_kappa.csv"], report.pairwise_kappa.reset_index(names="annotator").to_csv(index=False))
     summary = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in report.summary.items()}
     summary["pairwise_items"] = report.pairwise_n.to_dict()
     write_json(summary, paths["agreement.json"])
@@ -342,9 +339,3 @@ def read_agreement(tables_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, 
     kappa = pd.read_csv(d / "pairwise_kappa.csv", dtype={"annotator": str}).set_index("annotator")
     kappa.index.name = None
     return table, kappa, json.loads((d / "agreement.json").read_text())
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

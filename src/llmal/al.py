@@ -93,8 +93,12 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
     # label the classifier of the previous round predicted for each item when it was queried
     predicted_at_query: dict[str, int] = {}
     fitted = False
+    ok_ids = set(ann.index[ann["status"] == "ok"])
+    rejected: dict[str, np.ndarray] = {}  # negative learning: rejected-class masks, parsed once
 
     labelled: list[str] = []
+    ok: list[str] = []   # the labelled items with status ok, in query order
+    spent = 0.0
     queried_rows: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     probs_test = np.full((len(test_ids), n_classes), 1.0 / n_classes)
@@ -110,26 +114,26 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
             probs_pool = classifier.predict_proba(list(unlabelled)) if sampler != "random" else None
             chosen = select(sampler, unlabelled, schedule.batch, rng, probs_pool)
         if sampler != "full":
-            chosen = schedule.affordable(np.asarray(chosen, dtype=object), cost, len(labelled),
-                                         float(cost.loc[labelled].sum()))
+            chosen = schedule.affordable(np.asarray(chosen, dtype=object), cost, len(labelled), spent)
         if rnd > 0 and len(chosen) == 0:
             log(f"round {rnd}: budget or pool exhausted, stopping")
             break
-        labelled.extend(str(i) for i in chosen)
-        if options.discrepancy_alpha is not None and fitted and len(chosen):
-            chosen_ids = [str(i) for i in chosen]
+        chosen_ids = [str(i) for i in chosen]
+        labelled.extend(chosen_ids)
+        ok = ok + [i for i in chosen_ids if i in ok_ids]  # a new list: fit() may keep the old one
+        spent = float(cost.loc[labelled].sum())
+        if options.discrepancy_alpha is not None and fitted and chosen_ids:
             predicted = classifier.predict_proba(chosen_ids).argmax(axis=1)
             predicted_at_query.update(zip(chosen_ids, (int(p) for p in predicted)))
         queried_rows += [{"id": str(i), "round": rnd, "label": ann.at[i, "label"],
                           "status": ann.at[i, "status"]} for i in chosen]
-        ok = [i for i in labelled if ann.at[i, "status"] == "ok"]
         trained: dict[str, Any] = {}
         if options.discrepancy_alpha is not None:
             trained["n_downweighted"] = 0
         negatives = None
         if options.negative_learning:
             negatives = _negative_items(ann, labelled, label_names,
-                                        options.negative_weight_at(rnd))
+                                        options.negative_weight_at(rnd), rejected)
             trained["n_negative"] = 0 if negatives is None else len(negatives[0])
         if ok:
             ok_labels = ann.loc[ok, "label"].to_numpy(dtype=np.int64)
@@ -149,7 +153,7 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
         metrics = classification_metrics(gold_test, probs_test, label_names, pos)
         metrics.update(soft_label_metrics(votes, probs_test))
         rows.append({"round": rnd, "n_labels": len(labelled), "n_train": len(ok),
-                     "cost_usd": float(cost.loc[labelled].sum()), **metrics, **trained,
+                     "cost_usd": spent, **metrics, **trained,
                      "seconds": round(time.perf_counter() - start, 4)})
         log(f"round {rnd}: {len(labelled)} labels ({len(ok)} usable), "
             f"${rows[-1]['cost_usd']:.4f}, F1-macro {metrics['f1_macro']:.4f}")
@@ -169,14 +173,17 @@ def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFr
 
 
 def _negative_items(ann: pd.DataFrame, labelled: Sequence[str], label_names: Sequence[str],
-                    weight: float) -> tuple[list[str], np.ndarray, float] | None:
+                    weight: float, cache: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray, float] | None:
     """Labelled items without a label (status not ok) whose rejected classes are known, with
-    their rejected-class masks and this round's loss weight; None when there are none."""
+    their rejected-class masks and this round's loss weight; None when there are none.
+    `cache` keeps each item's mask across rounds (its answers never change)."""
     ids, masks = [], []
     for i in labelled:
         if ann.at[i, "status"] == "ok":
             continue
-        mask = rejected_classes(str(ann.at[i, "answers"]), label_names, item=i)
+        mask = cache.get(i)
+        if mask is None:
+            mask = cache[i] = rejected_classes(str(ann.at[i, "answers"]), label_names, item=i)
         if mask.any():
             ids.append(i)
             masks.append(mask)

@@ -86,7 +86,7 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     if labels["positive"] not in labels["names"]:
         fail("labels.positive", f"{labels['positive']!r} is not in labels.names {labels['names']}")
     annotators, encoders = config["annotators"], config["encoders"]
-    recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
+    recipes = _recipes(config)
     for name, spec in annotators.items():
         if spec["kind"] == "mixture":
             _check_mixture(name, spec, annotators, fail)
@@ -217,8 +217,13 @@ def reference_annotator(config: dict[str, Any]) -> str | None:
     return next((n for n, s in config["annotators"].items() if s["kind"] == "human"), None)
 
 
+def _recipes(config: dict[str, Any]) -> dict[str, Any]:
+    """The configured training recipes; without any, one linear head on frozen features."""
+    return config.get("recipes") or {"linear": {"kind": "logistic"}}
+
+
 def recipe_of(config: dict[str, Any], condition: str) -> tuple[str, dict[str, Any]]:
-    recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
+    recipes = _recipes(config)
     name = config["conditions"][condition].get("recipe", next(iter(recipes)))
     return name, recipes[name]
 

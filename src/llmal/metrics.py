@@ -45,7 +45,8 @@ def soft_label_metrics(human: np.ndarray, probs: np.ndarray, eps: float = 1e-7) 
 
 
 def vote_counts(annotator_labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n, n_annotators) float array with NaN for missing -> (n, n_classes) vote counts."""
+    """(n, n_annotators) labels -> (n, n_classes) vote counts; any value that is not a class
+    index (NaN, or a NO_LABEL of -1) is no vote."""
     counts = np.zeros((annotator_labels.shape[0], n_classes))
     for k in range(n_classes):
         counts[:, k] = np.sum(annotator_labels == k, axis=1)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from llmal import aggregate, tablefmt
 from llmal.figures import metric_label
-from llmal.tables import SPLITS
+from llmal.tables import SPLITS, write_text
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#222;
@@ -96,10 +96,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_html.with_name(out_html.name + ".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(out_html)
+    write_text(out_html, doc)
     return out_html
 
 
@@ -217,17 +214,16 @@ def _annotation_section(annotations: pd.DataFrame) -> list[str]:
         shown["Model"] = a["model"]
     for col, label in (("n", "Items"), ("ok", "OK"), ("invalid", "Invalid"), ("failed", "Failed")):
         if col in a:
-            shown[label] = a[col].map(lambda v: f"{int(v):,}")
+            shown[label] = a[col].map(tablefmt.format_count)
     if "invalid_rate" in a:
-        shown["Not usable"] = a["invalid_rate"].map(lambda v: tablefmt.MISSING if tablefmt.is_missing(v)
-                                                    else f"{100 * v:.1f}%")
+        shown["Not usable"] = a["invalid_rate"].map(tablefmt.format_percent)
     if "cost_usd" in a:
         shown["Cost ($)"] = a["cost_usd"].map(lambda v: tablefmt.format_number(v, None))
     if "cost_per_ok_label" in a:
         shown["$ per label"] = a["cost_per_ok_label"].map(lambda v: tablefmt.format_number(v, None))
     for col, label in (("input_tokens", "Input tokens"), ("output_tokens", "Output tokens")):
         if col in a:
-            shown[label] = a[col].map(lambda v: f"{int(v):,}")
+            shown[label] = a[col].map(tablefmt.format_count)
     return [_h2("Annotation"),
             '<p class="caption">Per annotator over all the items it was asked to label: labels given (OK), '
             "malformed outputs (invalid) and failed requests; Not usable = (invalid + failed) / items; "
@@ -421,7 +417,7 @@ def _topic_display(topics: pd.DataFrame) -> pd.DataFrame:
     shown = aggregate.errors_by_topic_display(topics)
     n = pd.to_numeric(topics["n_items"], errors="coerce").reset_index(drop=True)
     if n.dropna().map(float.is_integer).all():
-        shown["Items"] = n.map(lambda v: tablefmt.MISSING if tablefmt.is_missing(v) else f"{int(v):,}")
+        shown["Items"] = n.map(tablefmt.format_count)
     return shown
 
 

@@ -151,12 +151,7 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 
 def _run_directories(paths: Iterable[Path | str]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        d = p if p.is_dir() or not p.suffix else p.parent
-        if d not in out:
-            out.append(d)
-    return out
+    return list(dict.fromkeys(p if p.is_dir() or not p.suffix else p.parent for p in map(Path, paths)))
 
 
 def _final_row(meta: Mapping[str, Any], rounds: pd.DataFrame, run_dir: Path) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -11,7 +10,7 @@ from llmal.al import simulate
 from llmal.config import spec_hash
 from llmal.encoders import load_features
 from llmal.models import build_classifier
-from llmal.tables import check_annotations, write_json, write_parquet
+from llmal.tables import check_annotations, write_json, write_parquet, write_text
 from llmal.workflow import versions
 
 
@@ -34,8 +33,7 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, s
     result = simulate(items=items, split=split, annotations=annotations, classifier=classifier,
                       sampler=spec["sampler"], settings=spec["al"], label_names=labels["names"],
                       positive=labels["positive"], seed=seed, training=spec.get("training"))
-    result.rounds.to_csv(_tmp(outputs["rounds"]), index=False)
-    Path(_tmp(outputs["rounds"])).replace(outputs["rounds"])
+    write_text(outputs["rounds"], result.rounds.to_csv(index=False))
     write_parquet(result.queried, outputs["queried"])
     write_parquet(result.predictions, outputs["predictions"])
     info = classifier.info()
@@ -51,7 +49,3 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, s
     }
     write_json(run, outputs["run"])
     return run
-
-
-def _tmp(path: str) -> str:
-    return path + ".tmp"

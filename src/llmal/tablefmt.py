@@ -61,6 +61,16 @@ def format_mean_sd(mean: float, sd: float, decimals: int | None, *, sep: str = "
     return f"{m}{sep}{format_number(sd, decimals)}"
 
 
+def format_percent(share: float) -> str:
+    """A share as '12.5%'; '–' when missing."""
+    return MISSING if is_missing(share) else f"{100 * float(share):.1f}%"
+
+
+def format_count(value: float) -> str:
+    """A whole count with thousands separators ('1,234'); '–' when missing."""
+    return MISSING if is_missing(value) else f"{int(value):,}"
+
+
 def format_p(p: float) -> str:
     """p-values: three decimals, '<0.001' below that, '–' when undefined."""
     if is_missing(p):

@@ -113,12 +113,17 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
     tmp.replace(path)
 
 
-def write_json(obj: Any, path: str | Path) -> None:
+def write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text atomically (through a .tmp sibling), creating the directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
 def _json_default(o: Any) -> Any:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from llmal.annotators.hashing import uniform_per_item
+from llmal.metrics import vote_counts
 from llmal.tables import make_annotations
 
 METHODS = ("majority", "dawid_skene", "mean")
@@ -103,11 +104,6 @@ def _posterior_of(answers: str, label_names: Sequence[str]) -> np.ndarray | None
     dist = np.array([float(post.get(name, 0.0)) for name in label_names])
     total = dist.sum()
     return dist / total if total > 0 else None
-
-
-def vote_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n, m) labels with NO_LABEL -> (n, K) votes per label."""
-    return np.stack([(labels == c).sum(axis=1) for c in range(n_classes)], axis=1).astype(np.float64)
 
 
 def majority_posterior(labels: np.ndarray, n_classes: int) -> np.ndarray:

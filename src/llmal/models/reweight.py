@@ -34,8 +34,8 @@ def meta_example_weights(model: torch.nn.Module, inputs: Mapping[str, torch.Tens
     `inputs`/`meta_inputs` are keyword arguments of `model` (e.g. input_ids, attention_mask); its
     output is logits or has `.logits`. The model's parameters and gradients are left untouched.
     """
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    names = list(params)
     eps = torch.zeros(len(labels), device=labels.device, requires_grad=True)
     train_logits = _logits(functional_call(model, params, args=(), kwargs=dict(inputs)))
     losses = F.cross_entropy(train_logits.float(), labels, reduction="none")
