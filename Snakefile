@@ -1,5 +1,6 @@
 # llmal: conditions x encoders x seeds -> annotation, AL simulation, training, evaluation,
 # tables, figures and an HTML report. See README.md and workflow/schemas/ for every config key.
+import os
 import sys
 from pathlib import Path
 
@@ -7,7 +8,10 @@ from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# rule scripts run in processes of their own (in conda environments too): they import llmal from src/
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from llmal.config import ConfigError, expand_runs, validate_config  # noqa: E402
 
 # the default grid, unless --configfile names another: a named config replaces it whole
