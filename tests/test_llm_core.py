@@ -398,17 +398,22 @@ def test_cache_under_concurrent_writers(tmp_path):
         assert set(cache.get_many(sorted(expected))) == expected
 
 
-def test_cache_survives_a_writer_killed_mid_write(tmp_path):
-    path = str(tmp_path / "c.sqlite")
+def kill_writer_mid_write(target, path, *args):
+    """Start `target(path, ready, *args)` in a process, let it write for a moment, SIGKILL it."""
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    p = ctx.Process(target=_endless_writer, args=(path, ready))
+    p = ctx.Process(target=target, args=(path, ready, *args))
     p.start()
     assert ready.wait(60)
     time.sleep(0.3)
     os.kill(p.pid, signal.SIGKILL)
     p.join(10)
     assert p.exitcode == -signal.SIGKILL
+
+
+def test_cache_survives_a_writer_killed_mid_write(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    kill_writer_mid_write(_endless_writer, path)
     with ResponseCache(path) as cache:
         assert cache.integrity_ok()
         n = len(cache)
@@ -426,15 +431,7 @@ def test_cache_survives_a_writer_killed_mid_write(tmp_path):
 def test_cache_bulk_writer_killed_mid_write_leaves_whole_batches(tmp_path):
     path = str(tmp_path / "c.sqlite")
     size = 250
-    ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    p = ctx.Process(target=_endless_bulk_writer, args=(path, ready, size))
-    p.start()
-    assert ready.wait(60)
-    time.sleep(0.3)
-    os.kill(p.pid, signal.SIGKILL)
-    p.join(10)
-    assert p.exitcode == -signal.SIGKILL
+    kill_writer_mid_write(_endless_bulk_writer, path, size)
     with ResponseCache(path) as cache:
         assert cache.integrity_ok()
         n = len(cache)

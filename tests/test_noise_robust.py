@@ -215,17 +215,24 @@ def test_finetune_reweighting_gives_flipped_labels_less_weight(text_task):
     assert clf.last_meta_weights is None
 
 
-def test_al_loop_passes_the_dev_gold_meta_set_to_finetuning(text_task):
+def text_world(text_task):
+    """The text task's train and meta items as one dataset: 24 test, 40 pool, 16 dev items."""
     ids, y = text_task["train"]
     meta_ids, y_meta = text_task["meta"]
     all_ids = ids + meta_ids
     gold = np.concatenate([y, y_meta])
     items = pd.DataFrame({"id": all_ids, "text": [text_task["texts"][i] for i in all_ids],
                           "gold": gold, "topic": "a", "source": "s"})
-    role = ["test"] * 24 + ["pool"] * 40 + ["dev"] * 16
-    split = pd.DataFrame({"id": all_ids, "split": role})
+    split = pd.DataFrame({"id": all_ids, "split": ["test"] * 24 + ["pool"] * 40 + ["dev"] * 16})
+    return all_ids, gold, items, split
+
+
+def test_al_loop_passes_the_dev_gold_meta_set_to_finetuning(text_task):
+    meta_ids, y_meta = text_task["meta"]
+    all_ids, gold, items, split = text_world(text_task)
+    role = split["split"].to_numpy()
     # the annotator labels dev all wrong: the meta set must come from gold, not from it
-    noisy = np.where(np.array(role) == "dev", 1 - gold, gold)
+    noisy = np.where(role == "dev", 1 - gold, gold)
     ann = make_annotations({"id": all_ids[24:], "label": pd.Series(noisy[24:], dtype="Int64"),
                             "status": "ok", "cost_usd": 0.0})
     clf = _finetune(text_task["texts"], text_task["bert"], epochs=2, lr=1e-3)
@@ -312,13 +319,7 @@ def test_negative_learning_lowers_the_rejected_class_probability(text_task):
 def test_al_loop_trains_unlabelled_mixture_items_negatively(text_task):
     """Two members; the second abstains on every third item, so with min_votes 2 those items
     fail (no label) but the class the first member did not choose is rejected by all."""
-    ids, y = text_task["train"]
-    meta_ids, y_meta = text_task["meta"]
-    all_ids = ids + meta_ids
-    gold = np.concatenate([y, y_meta])
-    items = pd.DataFrame({"id": all_ids, "text": [text_task["texts"][i] for i in all_ids],
-                          "gold": gold, "topic": "a", "source": "s"})
-    split = pd.DataFrame({"id": all_ids, "split": ["test"] * 24 + ["pool"] * 40 + ["dev"] * 16})
+    all_ids, gold, items, split = text_world(text_task)
     abstain = np.arange(len(all_ids)) % 3 == 0
     first = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64"), "status": "ok"})
     second = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64").mask(abstain),
