@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 
 from llmal.annotators.run import annotate
-from llmal.tables import write_parquet
+from llmal.tables import annotation_cost, write_parquet
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -21,5 +21,5 @@ with logged(sm.log[0]):
                      embeddings_path=sm.input.get("embeddings"), member_tables=members)
     counts = table["status"].value_counts().to_dict()
     print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "
-          f"cost ${table['cost_usd'].sum():.4f}")
+          f"cost ${annotation_cost(table):.4f}")
     write_parquet(table, sm.output[0])

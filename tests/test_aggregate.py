@@ -60,22 +60,31 @@ def write_run(root: Path, condition: str, encoder: str, seed: int, *, f1: float,
     for r in range(n_rounds):
         n_labels = 40 * (r + 1)
         rounds.append({
-            "round": r, "n_labels": n_labels, "n_train": n_labels - 2, "cost_usd": n_labels * cost_per_label,
+            "round": r, "n_labels": n_labels, "n_train": n_labels - 2, "cost_al": n_labels * cost_per_label,
+            "cost_dev": 0.0, "cost_gold": 0.0, "cost_total": n_labels * cost_per_label,
             "f1_macro": f1 - 0.05 * (n_rounds - 1 - r), "accuracy": 0.9,
             "precision_not_hostile": 0.9, "recall_not_hostile": 0.9, "f1_not_hostile": 0.9,
             "precision_hostile": prec, "recall_hostile": rec, "f1_hostile": 0.7,
             "tp": tp, "fp": fp, "fn": fn, "tn": tn, "soft_ce": soft_ce, "soft_brier": 0.2, "seconds": 1.5,
         })
     pd.DataFrame(rounds).to_csv(d / "rounds.csv", index=False)
+    n_last = rounds[-1]["n_labels"]
+    pd.DataFrame({"id": [f"p{k}" for k in range(n_last)], "round": 0, "purpose": "initial",
+                  "source": annot_name(condition), "status": "ok",
+                  "cost_usd": cost_per_label}).to_parquet(d / "ledger.parquet", index=False)
     pd.DataFrame({"id": ["p1"], "round": [0], "label": pd.array([1], dtype="Int64"),
                   "status": ["ok"]}).to_parquet(d / "queried.parquet", index=False)
-    annot = CONFIG["conditions"].get(condition, {}).get("annotator", "x")
+    annot = annot_name(condition)
     meta = {"condition": condition, "encoder": encoder, "seed": seed, "dataset": "demo",
             "annotator": annot, "sampler": "entropy", "recipe": "linear", "config_hash": "abc123",
             "versions": {"llmal": "0.1.0", "numpy": np.__version__}, "device": "cpu",
             "timings": {"total": 4.5}, "final": rounds[-1], "label_names": LABELS, "positive": "hostile"}
     (d / "run.json").write_text(json.dumps(meta))
     return d
+
+
+def annot_name(condition):
+    return CONFIG["conditions"].get(condition, {}).get("annotator", "x")
 
 
 # known numbers: human_al F1 0.80/0.82/0.84, llm_al F1 0.85/0.86/0.90, llm_full F1 0.70 (x3)
@@ -135,7 +144,7 @@ def test_summary_mean_and_sd_are_exact(grid):
     assert h["fp_mean"] == pytest.approx(3.0) and h["fp_sd"] == pytest.approx(1.0)
     assert h["fn_mean"] == pytest.approx(1.0) and h["fn_sd"] == pytest.approx(0.0)
     assert h["n_labels_mean"] == 120 and h["n_train_mean"] == 118
-    assert h["cost_usd_mean"] == pytest.approx(120 * 0.12)
+    assert h["cost_total_mean"] == pytest.approx(120 * 0.12)
     assert h["soft_ce_mean"] == pytest.approx(0.5)
     llm = s[(s.condition == "llm_al") & (s.encoder == "tfidf")].iloc[0]
     assert llm["f1_macro_mean"] == pytest.approx(0.87)
@@ -166,7 +175,7 @@ def test_summary_markdown_and_latex_formatting(aggregated):
     body = tex.split(r"\midrule", 1)[1]
     assert body.count(r"\\") == 6                          # one line per condition x encoder
     csv = pd.read_csv(root / "tables" / "summary.csv")
-    assert {"f1_macro_mean", "f1_macro_sd", "n_seeds", "cost_usd_mean"} <= set(csv.columns)
+    assert {"f1_macro_mean", "f1_macro_sd", "n_seeds", "cost_total_mean"} <= set(csv.columns)
 
 
 def test_learning_curve_table(aggregated):
@@ -177,7 +186,7 @@ def test_learning_curve_table(aggregated):
     assert list(h["n_labels_mean"]) == [40, 80, 120]
     assert h["f1_macro_mean"].tolist() == pytest.approx([0.72, 0.77, 0.82])
     assert h["f1_macro_sd"].tolist() == pytest.approx([0.02] * 3)
-    assert h["cost_usd_mean"].tolist() == pytest.approx([4.8, 9.6, 14.4])
+    assert h["cost_total_mean"].tolist() == pytest.approx([4.8, 9.6, 14.4])
     full = lc[(lc.condition == "llm_full") & (lc.encoder == "minilm")]
     assert len(full) == 1 and full["n_seeds"].iloc[0] == 3
 
@@ -307,7 +316,7 @@ def test_aggregate_all_writes_exactly_the_declared_outputs(aggregated):
             assert ET.parse(path).getroot().tag.endswith("svg")
     svg = (root / "figures" / "learning_curve.svg").read_text()
     assert "Labels acquired" in svg and "human_al" in svg  # text kept as text (editable)
-    assert "Annotation cost" in (root / "figures" / "learning_curve_cost.svg").read_text()
+    assert "Cost (US$, cumulative" in (root / "figures" / "learning_curve_cost.svg").read_text()
 
 
 def test_report_is_self_contained_with_tables_images_and_demo_note(aggregated, grid):

@@ -21,7 +21,7 @@ import pandas as pd
 from llmal import tablefmt
 from llmal.run_results import RunFileError, collect_runs  # noqa: F401  (re-exported)
 from llmal.stats import EXACT_PERMUTATION_MAX_N, EXACT_WILCOXON_MAX_N, holm, paired_comparison
-from llmal.tables import ContractError, write_text
+from llmal.tables import ContractError, annotation_cost, write_text
 
 KEYS = ["condition", "encoder", "seed"]
 UNKNOWN_TOPIC = "(unknown)"
@@ -46,7 +46,7 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     Metric("fn", "FN", 1, "min"),
     Metric("n_labels", "Labels", 0, None),
     Metric("n_train", "Trained on", 0, None),
-    Metric("cost_usd", "Cost ($)", None, "min"),
+    Metric("cost_total", "Cost ($)", None, "min"),
     Metric("soft_ce", "Soft CE", 3, "min"),
 )
 
@@ -210,9 +210,9 @@ def _decimals(m: Metric, mean: float) -> int | None:
 
 
 def learning_curve_table(rounds: pd.DataFrame, settings: AggregateSettings) -> pd.DataFrame:
-    """Per condition × encoder × round: n_seeds and mean/sd of n_labels, cost_usd, f1_macro
+    """Per condition × encoder × round: n_seeds and mean/sd of n_labels, cost_total, f1_macro
     (and of the configured metric when it is another column)."""
-    cols = ["n_labels", "cost_usd", "f1_macro"]
+    cols = ["n_labels", "cost_total", "f1_macro"]
     if settings.metric not in cols:
         _require_metric(rounds, settings.metric, "rounds.csv")
         cols.append(settings.metric)
@@ -425,7 +425,7 @@ def annotation_summary(annotations: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         n = int(len(df))
         status = df["status"].astype(str) if "status" in df else pd.Series(["ok"] * n)
         ok = int((status == "ok").sum())
-        cost = float(pd.to_numeric(df.get("cost_usd", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
+        cost = annotation_cost(df) if "cost_usd" in df else 0.0
         models = sorted({str(m) for m in df.get("model", pd.Series(dtype=str)).dropna() if str(m)})
         rows.append({
             "annotator": name, "model": ", ".join(models), "n": n, "ok": ok,

@@ -24,7 +24,7 @@ import pandas as pd
 from llmal import tablefmt
 from llmal.config import replicate_groups
 from llmal.metrics import vote_counts
-from llmal.tables import write_json, write_text
+from llmal.tables import annotation_cost, write_json, write_text
 
 NO_LABEL = -1
 AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
@@ -164,7 +164,7 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         df = df[df["id"].astype(str).isin(set(ids))]
         status = df["status"].astype(str)
         n, n_ok = len(df), int((status == "ok").sum())
-        cost = float(pd.to_numeric(df["cost_usd"], errors="coerce").fillna(0.0).sum())
+        cost = annotation_cost(df)
         scored = (labels[:, j] != NO_LABEL) & (gold >= 0)
         every = gold_scores(gold[scored], labels[scored, j], k)
         dev = gold_scores(gold[scored & is_dev], labels[scored & is_dev, j], k)

@@ -1,9 +1,12 @@
-"""Active-learning round simulation for one condition x encoder x seed.
+"""The AL loop of one condition x encoder x seed, from four parts (llmal.engine):
 
-The annotator's labels are looked up in its annotation table (annotated ahead of time, so the
-simulation can replay any sampler over the same answers). Every label acquired is counted and
-paid for; only labels with status ok are trained on. The test split is scored against human
-gold only and is never queried.
+- the oracle sells labels (`acquire(ids)`), lazily or from a table;
+- the ledger records every label bought and what it cost (initial, al, dev, meta,
+  demonstrations), so rounds.csv and run.json report costs from one place;
+- the schedule says how many labels each round asks for and stops at the budgets;
+- the strategy picks the next items from the unlabelled pool.
+The task (llmal.engine.task) holds the items and scores test predictions against human gold.
+The test split is never queried and never used for training or early stopping.
 """
 from __future__ import annotations
 
@@ -14,16 +17,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.metrics import classification_metrics, soft_label_metrics, vote_counts
+from llmal.engine.ledger import Ledger
+from llmal.engine.oracle import GoldSource, Oracle
+from llmal.engine.schedule import (BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_EXHAUSTED, Schedule,
+                                   stop_message)
+from llmal.engine.task import ClassificationTask
 from llmal.models.base import Classifier
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
-                                draw_meta_set, rejected_classes)
+                                draw_meta_ids, rejected_classes)
 from llmal.samplers import select
-from llmal.tables import annotator_columns
-
 
 # what a classifier's info() may report about one round's training, copied into rounds.csv
 ROUND_TRAINING_KEYS = ("epochs_run", "best_dev_f1", "stopped_early", "train_seconds")
+QUERIED_COLUMNS = ["id", "round", "purpose", "label", "status", "cost_usd"]
 
 
 @dataclass
@@ -31,167 +37,246 @@ class ALResult:
     rounds: pd.DataFrame
     queried: pd.DataFrame
     predictions: pd.DataFrame
+    ledger: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Schedule:
-    initial: int
-    batch: int
-    rounds: int
-    budget_labels: int | None
-    budget_usd: float | None
+class _Run:
+    """The state of one simulation: what was bought, the current model, the rows written."""
 
-    @classmethod
-    def from_settings(cls, s: dict[str, Any]) -> "Schedule":
-        return cls(int(s.get("initial", 50)), int(s.get("batch", 50)), int(s.get("rounds", 10)),
-                   s.get("budget_labels"), s.get("budget_usd"))
+    def __init__(self, task: ClassificationTask, oracle: Oracle, gold: GoldSource,
+                 classifier: Classifier, schedule: Schedule, options: TrainingOptions,
+                 log: Callable[[str], None]) -> None:
+        self.task, self.oracle, self.gold, self.classifier = task, oracle, gold, classifier
+        self.schedule, self.options, self.log = schedule, options, log
+        self.ledger = Ledger()
+        self.pool: list[str] = []                # the pool items this oracle can label
+        self.train_ids: list[str] = []           # bought for training, in query order
+        self.dev_ids: list[str] = []
+        self.meta: tuple[list[str], np.ndarray] | None = None
+        self.queried: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.predicted_at_query: dict[str, int] = {}
+        self.rejected: dict[str, np.ndarray] = {}
+        self.fitted = False
+        self.n_usable = 0
+        self.probs_test = task.uniform(len(task.ids["test"]))
 
-    def affordable(self, chosen: np.ndarray, cost: pd.Series, n_labels: int, spent: float) -> np.ndarray:
-        """The prefix of `chosen` (in priority order) that stays within both budgets."""
-        if self.budget_labels is not None:
-            chosen = chosen[: max(0, int(self.budget_labels) - n_labels)]
-        if self.budget_usd is not None:
-            cumulative = spent + np.cumsum(cost.loc[chosen].to_numpy())
-            chosen = chosen[: int(np.searchsorted(cumulative, float(self.budget_usd) + 1e-12, side="right"))]
-        return chosen
+    # --- buying ----------------------------------------------------------------------------
+    def buy(self, ids: Sequence[str], rnd: int, purpose: str, dev: Sequence[str] = ()) -> pd.DataFrame:
+        """Buy `ids` for `purpose` (initial or al), and `dev` labels with them in the same
+        oracle call (one Batch API batch)."""
+        dev = [str(i) for i in dev]
+        got = self.oracle.acquire(dev + [str(i) for i in ids])
+        purposes = ["dev"] * len(dev) + [purpose] * len(ids)
+        for p in dict.fromkeys(purposes):
+            part = np.array([q == p for q in purposes])
+            self.ledger.record(got.table["id"][part], round=rnd, purpose=p, source=self.oracle.name,
+                               status=got.table["status"][part], cost_usd=got.charged[part])
+        self.dev_ids += dev
+        train = got.table.iloc[len(dev):]
+        self.train_ids += [str(i) for i in ids]
+        self.queried += [{"id": r.id, "round": rnd, "purpose": purpose, "label": r.label,
+                          "status": r.status, "cost_usd": float(c)}
+                         for r, c in zip(train.itertuples(), got.charged[len(dev):])]
+        return train
 
+    def buy_gold(self, ids: Sequence[str], rnd: int, purpose: str) -> dict[str, int]:
+        got = self.gold.acquire(list(ids))
+        self.ledger.record(got.table["id"], round=rnd, purpose=purpose, source="gold",
+                           status=got.table["status"], cost_usd=got.charged)
+        return dict(zip(got.table["id"].astype(str), got.table["label"].astype(int)))
 
-def simulate(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFrame,
-             classifier: Classifier, sampler: str, settings: dict[str, Any],
-             label_names: Sequence[str], positive: str, seed: int,
-             training: dict[str, Any] | None = None,
-             log: Callable[[str], None] = print) -> ALResult:
-    """Run the rounds; `training` is the condition's noise-robust training block (see
-    llmal.noise_robust), None or empty for plain training."""
-    rng = np.random.default_rng(seed)
-    options = TrainingOptions.from_config(training)
-    n_classes = len(label_names)
-    pos = list(label_names).index(positive)
-    ann = annotations.set_index("id")
-    split_of = split.set_index("id")["split"]
-    items = items.set_index("id", drop=False)
+    @property
+    def spent(self) -> float:
+        return self.ledger.total
 
-    pool = np.array(sorted(set(split_of.index[split_of == "pool"]) & set(ann.index)), dtype=object)
-    if pool.size == 0:
-        raise ValueError("the annotator has labelled no pool item: nothing to learn from")
-    dev_ids = [i for i in split_of.index[split_of == "dev"] if i in ann.index and ann.at[i, "status"] == "ok"]
-    dev = (dev_ids, ann.loc[dev_ids, "label"].to_numpy(dtype=np.int64)) if dev_ids else None
-    test_ids = list(split_of.index[split_of == "test"])
-    if not test_ids:
-        raise ValueError("the split has no test items")
-    gold_test = items.loc[test_ids, "gold"].to_numpy(dtype=np.int64)
-    votes = _test_votes(items.loc[test_ids], n_classes)
-    cost = ann["cost_usd"]
-    schedule = Schedule.from_settings(settings)
-    meta = None
-    if options.reweight:
-        # the clean meta set: human gold of dev items (never test), outside the AL budget
-        dev_split = [str(i) for i in split_of.index[split_of == "dev"]]
-        meta = draw_meta_set(dev_split, items.loc[dev_split, "gold"].to_numpy(dtype=np.int64),
-                             size=int(options.meta_size), seed=options.meta_seed)
-    # label the classifier of the previous round predicted for each item when it was queried
-    predicted_at_query: dict[str, int] = {}
-    fitted = False
-    ok_ids = set(ann.index[ann["status"] == "ok"])
-    rejected: dict[str, np.ndarray] = {}  # negative learning: rejected-class masks, parsed once
+    def affordable(self, ids: Sequence[str], committed: float = 0.0) -> tuple[list[str], str | None]:
+        """The prefix of `ids` both budgets allow, after `committed` dollars not yet spent."""
+        n, cut = self.schedule.affordable(self.oracle.estimate(list(ids)), len(self.train_ids),
+                                          self.spent + committed, len(self.pool))
+        return list(ids[:n]), cut
 
-    labelled: list[str] = []
-    ok: list[str] = []   # the labelled items with status ok, in query order
-    spent = 0.0
-    queried_rows: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    probs_test = np.full((len(test_ids), n_classes), 1.0 / n_classes)
-    n_rounds = 0 if sampler == "full" else schedule.rounds
-    for rnd in range(n_rounds + 1):
-        start = time.perf_counter()
-        unlabelled = pool[~np.isin(pool, labelled)]
-        if sampler == "full":
-            chosen = unlabelled
-        elif rnd == 0:
-            chosen = select("random", unlabelled, schedule.initial, rng)
-        else:
-            probs_pool = classifier.predict_proba(list(unlabelled)) if sampler != "random" else None
-            chosen = select(sampler, unlabelled, schedule.batch, rng, probs_pool)
-        if sampler != "full":
-            chosen = schedule.affordable(np.asarray(chosen, dtype=object), cost, len(labelled), spent)
-        if rnd > 0 and len(chosen) == 0:
-            log(f"round {rnd}: budget or pool exhausted, stopping")
-            break
-        chosen_ids = [str(i) for i in chosen]
-        labelled.extend(chosen_ids)
-        ok = ok + [i for i in chosen_ids if i in ok_ids]  # a new list: fit() may keep the old one
-        spent = float(cost.loc[labelled].sum())
-        if options.discrepancy_alpha is not None and fitted and chosen_ids:
-            predicted = classifier.predict_proba(chosen_ids).argmax(axis=1)
-            predicted_at_query.update(zip(chosen_ids, (int(p) for p in predicted)))
-        queried_rows += [{"id": str(i), "round": rnd, "label": ann.at[i, "label"],
-                          "status": ann.at[i, "status"]} for i in chosen]
+    # --- training and evaluation ----------------------------------------------------------
+    def fit_and_score(self, rnd: int, seconds_from: float, stop: str = "") -> None:
         trained: dict[str, Any] = {}
-        if options.discrepancy_alpha is not None:
+        table = self.oracle.current(self.train_ids) if self.train_ids else None
+        ok_ids, ok_labels = self.task.usable(table) if table is not None else ([], np.zeros(0, np.int64))
+        self.n_usable = len(ok_ids)
+        if self.options.discrepancy_alpha is not None:
             trained["n_downweighted"] = 0
         negatives = None
-        if options.negative_learning:
-            negatives = _negative_items(ann, labelled, label_names,
-                                        options.negative_weight_at(rnd), rejected)
+        if self.options.negative_learning and table is not None:
+            negatives = self._negative_items(table, self.options.negative_weight_at(rnd))
             trained["n_negative"] = 0 if negatives is None else len(negatives[0])
-        if ok:
-            ok_labels = ann.loc[ok, "label"].to_numpy(dtype=np.int64)
-            extra: dict[str, Any] = {} if meta is None else {"meta": meta}
+        if self.task.n_usable_classes(ok_labels) >= 2:
+            extra: dict[str, Any] = {} if self.meta is None else {"meta": self.meta}
             if negatives is not None:
                 extra["negatives"] = negatives
             weights = None
-            if options.discrepancy_alpha is not None:
+            if self.options.discrepancy_alpha is not None:
                 weights = discrepancy_weights(
-                    ok_labels, np.array([predicted_at_query.get(i, NO_PREDICTION) for i in ok]),
-                    options.discrepancy_alpha)
+                    ok_labels, np.array([self.predicted_at_query.get(i, NO_PREDICTION) for i in ok_ids]),
+                    self.options.discrepancy_alpha)
                 trained["n_downweighted"] = int((weights != 1.0).sum())
-            classifier.fit(ok, ok_labels, sample_weight=weights, dev=dev, **extra)
-            fitted = True
-            probs_test = classifier.predict_proba(test_ids)
-            trained.update({k: v for k, v in classifier.info().items() if k in ROUND_TRAINING_KEYS})
-        metrics = classification_metrics(gold_test, probs_test, label_names, pos)
-        metrics.update(soft_label_metrics(votes, probs_test))
-        rows.append({"round": rnd, "n_labels": len(labelled), "n_train": len(ok),
-                     "cost_usd": spent, **metrics, **trained,
-                     "seconds": round(time.perf_counter() - start, 4)})
-        log(f"round {rnd}: {len(labelled)} labels ({len(ok)} usable), "
-            f"${rows[-1]['cost_usd']:.4f}, F1-macro {metrics['f1_macro']:.4f}")
+            self.classifier.fit(ok_ids, ok_labels, sample_weight=weights, dev=self.dev_labels(), **extra)
+            self.fitted = True
+            self.probs_test = self.classifier.predict_proba(self.task.ids["test"])
+            trained.update({k: v for k, v in self.classifier.info().items() if k in ROUND_TRAINING_KEYS})
+        metrics = self.task.evaluate(self.probs_test)
+        dev = self.dev_labels()
+        if dev is not None:   # what a real study can watch: F1 against the annotator's dev labels
+            metrics["dev_f1_macro"] = (self.task.f1_macro(dev[1], self.classifier.predict_proba(dev[0]))
+                                       if self.fitted else float("nan"))
+        self.rows.append({"round": rnd, "n_labels": len(self.train_ids), "n_train": len(ok_ids),
+                          **self.ledger.costs(), **metrics, **trained,
+                          "seconds": round(time.perf_counter() - seconds_from, 4), "stop": stop})
+        self.log(f"round {rnd}: {len(self.train_ids)} labels ({len(ok_ids)} usable), "
+                 f"${self.spent:.4f} in all, F1-macro {metrics['f1_macro']:.4f}")
 
-    predictions = pd.DataFrame({
-        "id": test_ids, "prob": probs_test[:, pos], "pred": probs_test.argmax(axis=1),
-        "gold": gold_test,
-        "topic": items.loc[test_ids, "topic"].astype(str).to_numpy() if "topic" in items else "",
-    })
-    queried = pd.DataFrame(queried_rows, columns=["id", "round", "label", "status"])
+    def dev_labels(self) -> tuple[list[str], np.ndarray] | None:
+        if not self.dev_ids:
+            return None
+        ids, labels = self.task.usable(self.oracle.current(self.dev_ids))
+        return (ids, labels) if ids else None
+
+    def _negative_items(self, table: pd.DataFrame, weight: float) -> tuple[list[str], np.ndarray, float] | None:
+        """Bought items without a label whose rejected classes are known (S1's negative learning)."""
+        ids, masks = [], []
+        for row in table.itertuples():
+            if row.status == "ok":
+                continue
+            mask = self.rejected.get(row.id)
+            if mask is None:
+                mask = self.rejected[row.id] = rejected_classes(str(row.answers), self.task.label_names, item=row.id)
+            if mask.any():
+                ids.append(row.id)
+                masks.append(mask)
+        return (ids, np.array(masks), weight) if ids else None
+
+    def query(self, sampler: str, candidates: list[str], k: int, rng: np.random.Generator) -> list[str]:
+        cand = np.array(candidates, dtype=object)
+        probs = None if sampler == "random" else self.classifier.predict_proba(candidates)
+        return [str(i) for i in select(sampler, cand, k, rng, probs)]
+
+    def finish(self, reason: str, rnd: int, detail: str = "") -> str:
+        message = stop_message(reason, rnd=rnd, n_labels=len(self.train_ids), spent=self.spent,
+                               schedule=self.schedule, detail=detail)
+        self.log(message)
+        if self.rows:
+            self.rows[-1]["stop"] = reason
+        return message
+
+
+def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, classifier: Classifier,
+             sampler: str, schedule: Schedule, seed: int, training: dict[str, Any] | None = None,
+             buy_dev: bool = True, log: Callable[[str], None] = print) -> ALResult:
+    """Run the rounds of one condition; never raises on a valid config: a run that cannot go on
+    (pool or budget exhausted, no two classes) stops and says why in its log, the last row of
+    rounds.csv (`stop`) and run.json (`stop_reason`).
+
+    `buy_dev`: buy the dev split's labels from the annotator (early stopping of fine-tuning, and
+    the dev F1 per round that a real study would watch); charged whatever their status."""
+    rng = np.random.default_rng(seed)
+    options = TrainingOptions.from_config(training)
+    run = _Run(task, oracle, gold, classifier, schedule, options, log)
+    visible = oracle.visible()
+    run.pool = [i for i in task.ids["pool"] if visible is None or i in visible]
+    start = time.perf_counter()
+
+    # round 0, before any training label: the gold sets, and the dev labels (bought from the
+    # condition's annotator with the initial set, in one oracle call)
+    fixed_gold = list(dict.fromkeys(oracle.demonstration_ids()))
+    meta_ids = (draw_meta_ids(task.ids["dev"], size=int(options.meta_size), seed=options.meta_seed)
+                if options.reweight else [])
+    dev = [i for i in task.ids["dev"] if visible is None or i in visible] if buy_dev else []
+    dev_cost = float(oracle.estimate(dev).sum())
+    fixed_cost = len(set(fixed_gold) | set(meta_ids)) * gold.price + dev_cost
+    if schedule.budget_usd is not None and fixed_cost > schedule.budget_usd + 1e-12:
+        run.fit_and_score(0, start)
+        message = run.finish(BUDGET_USD, 0, f"the dev and gold sets alone would cost ${fixed_cost:.4f}")
+        return _result(run, BUDGET_USD, message)
+    if fixed_gold:
+        run.buy_gold(fixed_gold, 0, "demonstrations")
+    if meta_ids:
+        labels = run.buy_gold(meta_ids, 0, "meta")
+        run.meta = (meta_ids, np.array([labels[i] for i in meta_ids], dtype=np.int64))
+
+    # round 0: a seeded random start (the whole schedule for `full`), extended at random until
+    # the usable labels hold two classes
+    order = [run.pool[i] for i in rng.permutation(len(run.pool))]
+    want = schedule.round_size(0, len(run.pool))
+    cut: str | None = None
+    while True:
+        chosen, cut = run.affordable(order[len(run.train_ids):len(run.train_ids) + want],
+                                     committed=dev_cost if dev else 0.0)
+        if chosen or dev:
+            run.buy(chosen, 0, "initial", dev=dev)
+            dev = []
+        _, labels = task.usable(oracle.current(run.train_ids)) if run.train_ids else ([], np.zeros(0))
+        if task.n_usable_classes(labels) >= 2 or not chosen or cut or len(run.train_ids) >= len(run.pool):
+            break
+        want = schedule.batch
+        log(f"round 0: usable labels hold {task.n_usable_classes(labels)} class(es); "
+            f"buying {want} more at random")
+    run.fit_and_score(0, start)
+    if not run.fitted:
+        n_ok = len(task.usable(oracle.current(run.train_ids))[0]) if run.train_ids else 0
+        reason = cut if cut and not run.train_ids else NO_TWO_CLASSES
+        message = run.finish(reason, 0, f"{len(run.train_ids)} labels bought, {n_ok} usable")
+        return _result(run, reason, message)
+
+    for rnd in range(1, schedule.n_rounds + 1):
+        if cut:
+            reason = cut
+            break
+        start = time.perf_counter()
+        bought = set(run.train_ids)
+        candidates = [i for i in run.pool if i not in bought]
+        if not candidates:
+            reason = POOL_EXHAUSTED
+            break
+        ranked = run.query(sampler, candidates, schedule.round_size(rnd, len(run.pool)), rng)
+        chosen, cut = run.affordable(ranked)
+        if not chosen:
+            reason = cut or POOL_EXHAUSTED
+            break
+        if options.discrepancy_alpha is not None:
+            predicted = classifier.predict_proba(chosen).argmax(axis=1)
+            run.predicted_at_query.update(zip(chosen, (int(p) for p in predicted)))
+        run.buy(chosen, rnd, "al")
+        run.fit_and_score(rnd, start)
+    else:
+        reason = cut or COMPLETED
+    message = run.finish(reason, int(run.rows[-1]["round"]))
+    return _result(run, reason, message)
+
+
+def _result(run: _Run, reason: str, message: str) -> ALResult:
+    task = run.task
+    queried = pd.DataFrame(run.queried, columns=QUERIED_COLUMNS)
     queried["label"] = pd.array(queried["label"], dtype="Int64")
-    # the dev labels (early stopping of fine-tuning) are bought once, outside the AL budget
-    return ALResult(pd.DataFrame(rows), queried, predictions,
-                    {"n_pool": int(pool.size), "n_dev": len(dev_ids), "n_test": len(test_ids),
-                     "dev_cost_usd": float(cost.loc[dev_ids].sum()),
-                     **({} if meta is None else {"n_meta": len(meta[0])})})
+    ledger = run.ledger.frame()
+    return ALResult(pd.DataFrame(run.rows), queried, task.predictions(run.probs_test), ledger, {
+        "n_pool": len(run.pool), "n_dev": len(run.dev_ids), "n_test": len(task.ids["test"]),
+        "n_meta": 0 if run.meta is None else len(run.meta[0]),
+        "n_demonstrations": run.ledger.count("demonstrations"),
+        **run.ledger.costs(), "stop_reason": reason, "stop_message": message,
+        "oracle": run.oracle.stats(),
+    })
 
 
-def _negative_items(ann: pd.DataFrame, labelled: Sequence[str], label_names: Sequence[str],
-                    weight: float, cache: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray, float] | None:
-    """Labelled items without a label (status not ok) whose rejected classes are known, with
-    their rejected-class masks and this round's loss weight; None when there are none.
-    `cache` keeps each item's mask across rounds (its answers never change)."""
-    ids, masks = [], []
-    for i in labelled:
-        if ann.at[i, "status"] == "ok":
-            continue
-        mask = cache.get(i)
-        if mask is None:
-            mask = cache[i] = rejected_classes(str(ann.at[i, "answers"]), label_names, item=i)
-        if mask.any():
-            ids.append(i)
-            masks.append(mask)
-    return (ids, np.array(masks), weight) if ids else None
+def simulate_table(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFrame,
+                   classifier: Classifier, sampler: str, settings: dict[str, Any],
+                   label_names: Sequence[str], positive: str | None, seed: int,
+                   training: dict[str, Any] | None = None, gold_price: float = 0.0,
+                   buy_dev: bool = False, log: Callable[[str], None] = print) -> ALResult:
+    """A run that replays one annotation table (what `annotation: precomputed` does)."""
+    from llmal.engine.oracle import TableOracle
 
-
-def _test_votes(test_items: pd.DataFrame, n_classes: int) -> np.ndarray:
-    cols = annotator_columns(test_items)
-    if not cols:
-        return np.zeros((len(test_items), n_classes))
-    return vote_counts(test_items[cols].to_numpy(dtype="float64", na_value=np.nan), n_classes)
+    task = ClassificationTask(items, split, label_names, positive)
+    gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), gold_price)
+    return simulate(task=task, oracle=TableOracle("annotator", annotations), gold=gold,
+                    classifier=classifier, sampler=sampler, seed=seed, training=training, log=log,
+                    buy_dev=buy_dev or bool(getattr(classifier, "uses_dev", False)),
+                    schedule=Schedule.from_settings(settings, full=sampler == "full"))

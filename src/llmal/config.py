@@ -23,6 +23,8 @@ PROMPTS_DIR = ROOT / "config" / "prompts"
 
 FEATURE_ENCODERS = ("tfidf", "sentence_transformer")
 LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
+TABLE_KINDS = ("human", "simulated")   # replayed from their annotation tables in every mode
+LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
 RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",)}
 
 
@@ -250,17 +252,87 @@ def al_settings(config: dict[str, Any], condition: str) -> dict[str, Any]:
     return settings
 
 
+def annotation_mode(config: dict[str, Any], condition: str) -> str:
+    """lazy or precomputed: the condition's `annotation`, else the default of its annotator's kind."""
+    cond = config["conditions"][condition]
+    if cond.get("annotation"):
+        return str(cond["annotation"])
+    kind = config["annotators"][cond["annotator"]]["kind"]
+    return "lazy" if kind in LAZY_BY_DEFAULT else "precomputed"
+
+
+def annotator_tree(annotators: dict[str, Any], name: str) -> list[str]:
+    """The annotator and, for a mixture, every member below it (each once, depth first)."""
+    out: list[str] = []
+    stack = [name]
+    while stack:
+        who = stack.pop(0)
+        if who in out:
+            continue
+        out.append(who)
+        stack += mixture_members(annotators[who])
+    return out
+
+
+def run_tables(config: dict[str, Any], condition: str) -> list[str]:
+    """The annotators whose annotation tables an AL run reads: its own when precomputed; the
+    human and simulated ones of its tree when lazy (LLMs are asked during the run)."""
+    name = config["conditions"][condition]["annotator"]
+    if annotation_mode(config, condition) == "precomputed":
+        return [name]
+    return [a for a in annotator_tree(config["annotators"], name)
+            if config["annotators"][a]["kind"] in TABLE_KINDS]
+
+
+def run_demo_encoders(config: dict[str, Any], condition: str) -> list[str]:
+    """Encoders whose embeddings the lazy LLM annotators of a run rank demonstrations with."""
+    if annotation_mode(config, condition) == "precomputed":
+        return []
+    annotators = config["annotators"]
+    found = [demonstration_encoder(config, annotators[a])
+             for a in annotator_tree(annotators, config["conditions"][condition]["annotator"])
+             if annotators[a]["kind"] in LLM_KINDS]
+    return sorted({e for e in found if e})
+
+
+def gold_price(config: dict[str, Any]) -> float:
+    """Dollars per human gold label: gold_cost_per_label, else the human reference's price."""
+    if config.get("gold_cost_per_label") is not None:
+        return float(config["gold_cost_per_label"])
+    ref = reference_annotator(config)
+    if ref and ref in config["annotators"]:
+        return float(config["annotators"][ref].get("cost_per_label", 0.0))
+    return 0.0
+
+
 def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, Any]:
     """Everything one AL run depends on, and nothing else: its params, and so its rerun trigger."""
     cond = config["conditions"][condition]
     recipe_name, recipe = recipe_of(config, condition)
     # `training` only when set, so conditions without it keep their spec (and their results)
     training = {"training": cond["training"]} if cond.get("training") else {}
+    annotators = config["annotators"]
+    mode = annotation_mode(config, condition)
+    tree = annotator_tree(annotators, cond["annotator"])
+    llms = [a for a in tree if annotators[a]["kind"] in LLM_KINDS]
+    # gold labels a run buys: the reweighting meta set, the demonstration pools of its LLMs
+    buys_gold = "reweight" in (cond.get("training") or {}) or any(
+        annotators[a].get("demonstrations") for a in llms)
+    lazy: dict[str, Any] = {}
+    if mode == "lazy" and llms:
+        models = {str(annotators[a]["model"]) for a in llms}
+        lazy = {"prices": {m: p for m, p in (config.get("prices") or {}).items() if m in models},
+                "cache_dir": config.get("cache_dir", ".llmal-cache"),
+                "demo_encoders": {e: config["encoders"][e] for e in run_demo_encoders(config, condition)}}
     return {
         **training,
         "condition": condition,
         "annotator": cond["annotator"],
-        "annotator_spec": config["annotators"][cond["annotator"]],
+        "annotator_spec": annotators[cond["annotator"]],
+        "annotation": mode,
+        "annotators": {a: annotators[a] for a in tree},
+        **({"llm": lazy} if lazy else {}),
+        **({"gold_cost_per_label": gold_price(config)} if buys_gold else {}),
         "sampler": cond["sampler"],
         "al": al_settings(config, condition),
         "recipe": recipe_name,

@@ -3,14 +3,17 @@
 File: results/{ds}/embeddings/{encoder}.npz holding `ids` and the matrix (dense `X`, or the CSR
 parts `data`, `indices`, `indptr`, `shape` for TF-IDF). One file instead of `.npy` + ids keeps
 rows and ids from ever drifting apart.
-TF-IDF is fitted on all item texts, test included: it sees no labels, only vocabulary, which
-is the usual transductive setting for a fixed corpus.
+TF-IDF is fitted on pool and dev texts only (vocabulary and idf), then applied to every item,
+so nothing of the test set shapes the features; `transductive: true` fits it on test texts too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,13 +61,18 @@ def load_features(path: str | Path) -> Features:
                                                 shape=tuple(z["shape"])))
 
 
-def encode_tfidf(texts: Sequence[str], spec: dict[str, Any]) -> sp.csr_matrix:
+def encode_tfidf(texts: Sequence[str], spec: dict[str, Any],
+                 fit_on: Sequence[bool] | None = None) -> sp.csr_matrix:
+    """TF-IDF of every text, fitted on the texts where `fit_on` is true (all when None)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vec = TfidfVectorizer(max_features=int(spec.get("max_features", 20000)),
                           ngram_range=tuple(spec.get("ngram_range", [1, 2])),
                           min_df=int(spec.get("min_df", 2)), sublinear_tf=True)
-    return vec.fit_transform(texts).astype(np.float32).tocsr()
+    texts = list(texts)
+    fit_texts = texts if fit_on is None else [t for t, f in zip(texts, fit_on) if f]
+    vec.fit(fit_texts)
+    return vec.transform(texts).astype(np.float32).tocsr()
 
 
 def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
@@ -80,12 +88,23 @@ def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
                         show_progress_bar=True, convert_to_numpy=True).astype(np.float32)
 
 
-def encode(ids: Sequence[str], texts: Sequence[str], spec: dict[str, Any]) -> Features:
+def encode(ids: Sequence[str], texts: Sequence[str], spec: dict[str, Any],
+           fit_on: Sequence[bool] | None = None) -> Features:
+    """Features of every item; a fitted encoder (TF-IDF) fits on the items where `fit_on` is
+    true (pool and dev: see fit_mask), every item when None."""
     kind = spec["kind"]
     if kind == "tfidf":
-        X: Any = encode_tfidf(texts, spec)
+        X: Any = encode_tfidf(texts, spec, fit_on)
     elif kind == "sentence_transformer":
         X = encode_sentence_transformer(texts, spec)
     else:
         raise ValueError(f"encoder kind {kind!r} has no frozen features (it is fine-tuned by a recipe)")
     return Features(np.asarray(ids, dtype=str), X)
+
+
+def fit_mask(ids: Sequence[str], split: "pd.DataFrame", spec: dict[str, Any]) -> list[bool] | None:
+    """The items a fitted encoder may learn from: pool and dev, or all with `transductive: true`."""
+    if spec.get("transductive"):
+        return None
+    test = set(split.loc[split["split"] == "test", "id"].astype(str))
+    return [str(i) not in test for i in ids]

@@ -58,7 +58,7 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
     colors = condition_colors(conditions)
     paths: list[Path] = []
     paths += learning_curve_figure(curve, out_dir / "learning_curve", colors=colors, x="n_labels", metric=metric)
-    paths += learning_curve_figure(curve, out_dir / "learning_curve_cost", colors=colors, x="cost_usd", metric=metric)
+    paths += learning_curve_figure(curve, out_dir / "learning_curve_cost", colors=colors, x="cost_total", metric=metric)
     paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=colors)
     paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=conditions)
     return {p.name: p for p in paths}
@@ -67,11 +67,11 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
 def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple],
                           x: str = "n_labels", metric: str = "f1_macro") -> list[Path]:
     """Mean `metric` per round against mean labels (x="n_labels") or mean dollars spent
-    (x="cost_usd"), ±1 sd band over seeds; one panel per encoder."""
+    (x="cost_total"), ±1 sd band over seeds; one panel per encoder."""
     encoders = list(dict.fromkeys(curve["encoder"]))
     with matplotlib.rc_context(STYLE):
         fig, axes = _panels(len(encoders), width=3.8, height=3.0, sharey=True)
-        log_x = x == "cost_usd" and _spans_orders(curve[f"{x}_mean"])
+        log_x = x == "cost_total" and _spans_orders(curve[f"{x}_mean"])
         for ax, enc in zip(axes, encoders):
             de = curve[curve["encoder"] == enc]
             for cond, color in colors.items():
@@ -87,8 +87,8 @@ def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[s
                     ax.plot(xs, ys, marker="o", ms=3, color=color, label=cond)
                     ax.fill_between(xs, ys - sd, ys + sd, color=color, alpha=0.18, linewidth=0)
             ax.set_title(f"Encoder: {enc}")
-            if x == "cost_usd":
-                ax.set_xlabel("Annotation cost (US$, cumulative)")
+            if x == "cost_total":
+                ax.set_xlabel("Cost (US$, cumulative: labels, dev, gold sets)")
                 if log_x:
                     _set_log_x(ax, curve[f"{x}_mean"])
                 ax.xaxis.set_major_formatter(FuncFormatter(_dollars))

@@ -101,14 +101,22 @@ def rejected_classes(answers: str, label_names: Sequence[str], *, item: str) -> 
     return mask
 
 
+def draw_meta_ids(dev_ids: Sequence[str], *, size: int, seed: int) -> list[str]:
+    """`size` dev items (all when fewer), in dev order: the clean meta set, chosen before its
+    gold labels are bought (through the run's ledger)."""
+    if len(dev_ids) == 0:
+        raise ValueError("training.reweight: the split has no dev item to draw the gold meta set from")
+    n = min(size, len(dev_ids))
+    chosen = np.sort(np.random.default_rng(seed).choice(len(dev_ids), size=n, replace=False))
+    return [str(dev_ids[i]) for i in chosen]
+
+
 def draw_meta_set(dev_ids: Sequence[str], gold: np.ndarray, *, size: int,
                   seed: int) -> tuple[list[str], np.ndarray]:
     """`size` dev items (all when fewer) with their human gold labels, in dev order."""
     gold = np.asarray(gold, dtype=np.int64)
-    if len(dev_ids) == 0:
-        raise ValueError("training.reweight: the split has no dev item to draw the gold meta set from")
     if len(dev_ids) != len(gold):
         raise ValueError("draw_meta_set: dev_ids and gold differ in length")
-    n = min(size, len(dev_ids))
-    chosen = np.sort(np.random.default_rng(seed).choice(len(dev_ids), size=n, replace=False))
-    return [str(dev_ids[i]) for i in chosen], gold[chosen]
+    chosen = draw_meta_ids(dev_ids, size=size, seed=seed)
+    position = {str(i): n for n, i in enumerate(dev_ids)}
+    return chosen, gold[[position[i] for i in chosen]]

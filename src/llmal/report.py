@@ -154,7 +154,10 @@ def _summary_section(tables_dir: Path, positive: str) -> list[str]:
     shown, bold = aggregate.summary_html_frame(summary, positive)
     return [_h2("Summary"),
             f'<p class="caption">Final round, mean ± sd over seeds. Positive class: {_e(positive)}. '
-            "Best mean per encoder in bold (lowest for FP, FN, cost and soft cross-entropy).</p>",
+            "Best mean per encoder in bold (lowest for FP, FN, cost and soft cross-entropy). "
+            "Cost ($) is each run's cost_total from its ledger: every label it bought (initial and "
+            "AL queries, dev labels for early stopping, human gold for meta sets and k-NN "
+            "demonstration pools).</p>",
             _table(shown, bold=bold, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition")])]
 
 
@@ -174,7 +177,8 @@ def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:
             _figure(figures_dir / "learning_curve.png",
                     f"Test {metric_label(metric)} against labels acquired; mean over seeds, band ±1 sd."),
             _figure(figures_dir / "learning_curve_cost.png",
-                    f"Test {metric_label(metric)} against cumulative annotation cost in US$ "
+                    f"Test {metric_label(metric)} against cumulative cost in US$ (cost_total: "
+                    "labels, dev labels and gold sets) "
                     "(log scale when costs span two orders of magnitude or more)."),
             ]
 

@@ -22,10 +22,13 @@ RUN_JSON = "run.json"
 ROUNDS_CSV = "rounds.csv"
 PREDICTIONS_PARQUET = "predictions.parquet"
 QUERIED_PARQUET = "queried.parquet"
+LEDGER_PARQUET = "ledger.parquet"
 
 RUN_KEYS = ["condition", "encoder", "seed", "label_names", "positive"]
-RUN_META_KEYS = ["dataset", "annotator", "sampler", "recipe", "config_hash", "device"]
-ROUND_COLUMNS = ["round", "n_labels", "n_train", "cost_usd", "f1_macro", "accuracy",
+RUN_META_KEYS = ["dataset", "annotator", "annotation", "sampler", "recipe", "config_hash", "device",
+                 "stop_reason"]
+ROUND_COLUMNS = ["round", "n_labels", "n_train", "cost_al", "cost_dev", "cost_gold", "cost_total",
+                 "f1_macro", "accuracy",
                  "tp", "fp", "fn", "tn", "soft_ce", "soft_brier", "seconds"]
 PER_LABEL_METRICS = ["precision", "recall", "f1"]
 PREDICTION_COLUMNS = ["id", "prob", "pred", "gold", "topic"]
@@ -65,6 +68,7 @@ def collect_runs(run_dirs: Iterable[Path | str]) -> tuple[pd.DataFrame, pd.DataF
                                f"{labels_seen[:2]} in {labels_seen[2] / RUN_JSON}")
         rounds = read_rounds(d / ROUNDS_CSV, meta["label_names"])
         preds = read_predictions(d / PREDICTIONS_PARQUET)
+        check_ledger(d / LEDGER_PARQUET, rounds)
         for frame in (rounds, preds):
             frame.insert(0, "seed", meta["seed"])
             frame.insert(0, "encoder", meta["encoder"])
@@ -126,6 +130,22 @@ def read_rounds(path: Path, label_names: Sequence[str]) -> pd.DataFrame:
     if df["round"].duplicated().any():
         raise RunFileError(f"{path}: duplicate round {int(df.loc[df['round'].duplicated(), 'round'].iloc[0])}")
     return df.sort_values("round", kind="stable").reset_index(drop=True)
+
+
+def check_ledger(path: Path, rounds: pd.DataFrame) -> None:
+    """The run's ledger and its rounds.csv must tell one cost: the ledger's total is cost_total
+    of the last round."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: run file missing")
+    try:
+        ledger = pd.read_parquet(path, columns=["cost_usd"])
+    except Exception as e:  # pyarrow raises several unrelated types for a broken file
+        raise RunFileError(f"{path}: cannot read parquet ({e})") from e
+    total, last = float(ledger["cost_usd"].sum()), float(rounds["cost_total"].iloc[-1])
+    if abs(total - last) > 1e-9 * max(1.0, abs(total)):
+        raise RunFileError(f"{path}: ledger total ${total:.6f} differs from cost_total ${last:.6f} "
+                           "in the last row of rounds.csv")
 
 
 def read_predictions(path: Path) -> pd.DataFrame:

@@ -1,20 +1,34 @@
 """One AL run from files to files: what the al_run rule executes."""
 from __future__ import annotations
 
+import os
+import platform
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import pandas as pd
 
 from llmal.al import simulate
+from llmal.annotators.oracles import build_oracle
 from llmal.config import spec_hash
 from llmal.encoders import load_features
+from llmal.engine.oracle import GoldSource
+from llmal.engine.schedule import Schedule
+from llmal.engine.task import ClassificationTask
 from llmal.models import build_classifier
 from llmal.tables import check_annotations, write_json, write_parquet, write_text
 from llmal.workflow import versions
 
 
-def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, str],
+def _by_stem(paths: Sequence[str] | str | None) -> dict[str, str]:
+    """Input files named after what they hold (annotations/{annotator}.parquet, embeddings/{encoder}.npz)."""
+    if not paths:
+        return {}
+    return {Path(p).stem: str(p) for p in ([paths] if isinstance(paths, str) else paths)}
+
+
+def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, Any],
            outputs: dict[str, str], threads: int | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     if threads and spec["recipe_spec"]["kind"] == "finetune":
@@ -22,28 +36,45 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, s
         torch.set_num_threads(threads)   # parallel jobs must not all grab every core
     items = pd.read_parquet(inputs["item_table"])
     split = pd.read_parquet(inputs["split_table"])
-    annotations = pd.read_parquet(inputs["annotations"])
-    check_annotations(annotations, where=inputs["annotations"])
+    tables = {}
+    for name, path in _by_stem(inputs.get("tables")).items():
+        tables[name] = pd.read_parquet(path)
+        check_annotations(tables[name], where=path)
     features = load_features(inputs["embeddings"]) if inputs.get("embeddings") else None
+    demo_features = {e: load_features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
     labels = spec["labels"]
+    task = ClassificationTask(items, split, labels["names"], labels.get("positive"))
+    llm = {"labels": labels, **(spec.get("llm") or {})}
+    state_dir = (Path(llm.get("cache_dir") or ".llmal-cache") / "batches" / "runs" / dataset
+                 / spec["condition"] / spec["encoder"] / f"seed{seed}")
+    oracle = build_oracle(spec["annotator"], annotators=spec["annotators"], mode=spec["annotation"],
+                          items=items, split=split, tables=tables, llm=llm, embeddings=demo_features,
+                          state_dir=state_dir)
+    gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), float(spec.get("gold_cost_per_label", 0.0)))
     classifier = build_classifier(
         spec["recipe_spec"], spec["encoder_spec"], texts=dict(zip(items["id"], items["text"])),
         features=features, n_classes=len(labels["names"]), seed=seed)
     loaded = time.perf_counter()
-    result = simulate(items=items, split=split, annotations=annotations, classifier=classifier,
-                      sampler=spec["sampler"], settings=spec["al"], label_names=labels["names"],
-                      positive=labels["positive"], seed=seed, training=spec.get("training"))
+    result = simulate(task=task, oracle=oracle, gold=gold, classifier=classifier,
+                      sampler=spec["sampler"], seed=seed, training=spec.get("training"),
+                      buy_dev=bool(spec["al"].get("dev_labels", True)),
+                      schedule=Schedule.from_settings(spec["al"], full=spec["sampler"] == "full"))
     write_text(outputs["rounds"], result.rounds.to_csv(index=False))
     write_parquet(result.queried, outputs["queried"])
     write_parquet(result.predictions, outputs["predictions"])
+    write_parquet(result.ledger, outputs["ledger"])
     info = classifier.info()
     run = {
         "condition": spec["condition"], "encoder": spec["encoder"], "seed": seed,
-        "dataset": dataset, "annotator": spec["annotator"], "sampler": spec["sampler"],
-        "recipe": spec["recipe"], "config_hash": spec_hash(spec), "spec": spec,
-        "label_names": labels["names"], "positive": labels["positive"],
+        "dataset": dataset, "annotator": spec["annotator"], "annotation": spec["annotation"],
+        "sampler": spec["sampler"], "recipe": spec["recipe"], "config_hash": spec_hash(spec),
+        "spec": spec, "label_names": labels["names"], "positive": labels.get("positive"),
         "device": info.get("device", "cpu"), "training": info, "data": result.info,
+        "stop_reason": result.info["stop_reason"], "stop_message": result.info["stop_message"],
+        "costs": {k: result.info[k] for k in ("cost_al", "cost_dev", "cost_gold", "cost_total")},
         "final": result.rounds.iloc[-1].to_dict(), "versions": versions(),
+        "host": platform.node(), **({"slurm_job_id": os.environ["SLURM_JOB_ID"]}
+                                    if os.environ.get("SLURM_JOB_ID") else {}),
         "timings": {"load_seconds": round(loaded - start, 3),
                     "simulate_seconds": round(time.perf_counter() - loaded, 3)},
     }

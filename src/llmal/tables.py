@@ -38,6 +38,8 @@ ANNOTATION_COLUMNS = [
     "cost_usd",       # float, what this label cost
     "model",          # e.g. "gpt-4o-mini", "human:majority", "simulated"
     "prompt_hash",    # sha256 prefix of the rendered prompt template ("" if none)
+    "request_id",     # the request this answer came from (LLM custom_id; "" for human/simulated):
+                      # duplicate texts share one request, paid once (see annotation_cost)
 ]
 
 
@@ -64,6 +66,7 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     defaults: dict[str, Any] = {
         "label": pd.NA, "status": "ok", "answers": "{}", "raw": "", "input_tokens": 0,
         "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0, "model": "", "prompt_hash": "",
+        "request_id": "",
     }
     for col, default in defaults.items():
         if col not in df.columns:
@@ -79,13 +82,25 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     for col in ("input_tokens", "output_tokens", "cached_tokens"):
         df[col] = df[col].fillna(0).astype("int64")
     df["cost_usd"] = df["cost_usd"].fillna(0.0).astype("float64")
-    for col in ("raw", "model", "prompt_hash"):
+    for col in ("raw", "model", "prompt_hash", "request_id"):
         df[col] = df[col].fillna("").astype(str)
     check_annotations(df)
     return df
 
 
+def annotation_cost(df: pd.DataFrame) -> float:
+    """What the rows of an annotation table cost together: every row's `cost_usd` is the full
+    price of its request, and rows sharing a `request_id` (duplicate texts) paid it once."""
+    if "request_id" not in df.columns:
+        return float(df["cost_usd"].sum())
+    own = df["request_id"].astype(str) == ""
+    shared = df.loc[~own].drop_duplicates("request_id")
+    return float(df.loc[own, "cost_usd"].sum() + shared["cost_usd"].sum())
+
+
 def check_annotations(df: pd.DataFrame, where: str = "annotation table") -> None:
+    if "request_id" not in df.columns:   # tables written before request ids were recorded
+        df["request_id"] = ""
     missing = [c for c in ANNOTATION_COLUMNS if c not in df.columns]
     if missing:
         raise ContractError(f"{where}: missing column(s) {missing}")
@@ -123,7 +138,23 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Strict JSON: NaN and infinities become null (a bare NaN is not JSON)."""
+    write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, default=_json_default,
+                                allow_nan=False) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) or isinstance(obj, np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if obj is pd.NA:
+        return None
+    return obj
 
 
 def _json_default(o: Any) -> Any:

@@ -6,6 +6,7 @@ rule al_run:
         rounds=RUN_DIR + "/rounds.csv",
         queried=RUN_DIR + "/queried.parquet",
         predictions=RUN_DIR + "/predictions.parquet",
+        ledger=RUN_DIR + "/ledger.parquet",
         run=RUN_DIR + "/run.json",
     params:
         spec=lambda wc: run_spec(config, wc.condition, wc.encoder),

@@ -1,12 +1,12 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
-from llmal.config import demonstration_encoder, mixture_members, recipe_of, run_spec
+from llmal.config import demonstration_encoder, mixture_members, recipe_of, run_demo_encoders, run_spec, run_tables
 
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
 RUNS = list(expand_runs(config))
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 RUN_DIR = RESULTS + "/runs/{condition}/{encoder}/seed{seed}"
-RUN_FILES = ["rounds.csv", "queried.parquet", "predictions.parquet", "run.json"]
+RUN_FILES = ["rounds.csv", "queried.parquet", "predictions.parquet", "ledger.parquet", "run.json"]
 ITEMS = f"{RESULTS}/data/items.parquet"
 SPLIT = f"{RESULTS}/data/split.parquet"
 
@@ -44,10 +44,16 @@ def annotate_inputs(wildcards):
 
 
 def al_inputs(wildcards):
-    cond = config["conditions"][wildcards.condition]
-    inputs = {"item_table": ITEMS, "split_table": SPLIT, "annotations": annotation_file(cond["annotator"])}
+    """Items, split, the annotation tables the run replays (its annotator's when precomputed;
+    human/simulated members' when lazy), the classifier's features and the embeddings its lazy
+    LLM annotators rank demonstrations with."""
+    inputs = {"item_table": ITEMS, "split_table": SPLIT,
+              "tables": [annotation_file(a) for a in run_tables(config, wildcards.condition)]}
     if config["encoders"][wildcards.encoder]["kind"] != "transformer":
         inputs["embeddings"] = embeddings_file(wildcards.encoder)
+    demo = run_demo_encoders(config, wildcards.condition)
+    if demo:
+        inputs["demo_embeddings"] = [embeddings_file(e) for e in demo]
     return inputs
 
 
@@ -68,7 +74,9 @@ def run_outputs(run, names=RUN_FILES):
 
 
 ALL_RUN_FILES = [f for run in RUNS for f in run_outputs(run)]
-ALL_ANNOTATIONS = sorted({annotation_file(c["annotator"]) for c in config["conditions"].values()})
+# the annotation tables made up front: those the runs replay (lazy LLM annotators are asked
+# during the runs, about the items they query only)
+ALL_ANNOTATIONS = sorted({annotation_file(a) for c in config["conditions"] for a in run_tables(config, c)})
 
 # the agreement table compares every configured annotator (S2: candidates a condition may not use yet)
 CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in config["annotators"]]

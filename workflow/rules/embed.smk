@@ -2,6 +2,7 @@ rule embed:
     """Frozen features, computed once per encoder and reused by every run."""
     input:
         item_table=ITEMS,
+        split_table=SPLIT,
     output:
         embeddings_file("{encoder}"),
     params:

@@ -38,6 +38,17 @@ def human_labels(items: pd.DataFrame, mode: str, seed: int) -> np.ndarray:
     return out
 
 
+def labels_consulted(items: pd.DataFrame, mode: str) -> np.ndarray:
+    """Human labels paid for per item: a majority consults every annotator who labelled the
+    item; a sampled annotator, or the gold label, is one label (items without any annotator
+    label fall back to gold, one label)."""
+    cols = annotator_columns(items)
+    if mode != "majority" or not cols:
+        return np.ones(len(items), dtype=np.int64)
+    n = items[cols].notna().sum(axis=1).to_numpy(dtype=np.int64)
+    return np.maximum(n, 1)
+
+
 def annotate_human(items: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     mode = spec.get("mode", "majority")
     labels = human_labels(items, mode, int(spec.get("seed", 0)))
@@ -45,6 +56,6 @@ def annotate_human(items: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
         "id": items["id"].astype(str),
         "label": labels,
         "status": "ok",
-        "cost_usd": float(spec.get("cost_per_label", 0.0)),
+        "cost_usd": float(spec.get("cost_per_label", 0.0)) * labels_consulted(items, mode),
         "model": f"human:{mode}",
     })

@@ -68,10 +68,11 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
 
 
 def demonstration_pool(items: pd.DataFrame, split: pd.DataFrame, demos: dict[str, Any]) -> pd.DataFrame:
-    """A small gold pool drawn from the dev split (S3): the only human gold an LLM annotator sees."""
-    dev_ids = split.loc[split["split"] == "dev", "id"]
-    dev = items[items["id"].isin(set(dev_ids))].sort_values("id")
-    size = min(int(demos.get("pool_size", 32)), len(dev))
-    rng = np.random.default_rng(int(demos.get("seed", 0)))
-    return dev.iloc[np.sort(rng.choice(len(dev), size=size, replace=False))].reset_index(drop=True)
+    """The small gold pool drawn from the dev split (S3), stratified by gold class (every class
+    gets its share, at least one item where it can): the only human gold an LLM annotator sees.
+    An AL run buys these gold labels through its ledger (purpose `demonstrations`)."""
+    from llmal.llm.demonstrations import demo_pool_of
 
+    dev_ids = set(split.loc[split["split"] == "dev", "id"].astype(str))
+    dev = items[items["id"].astype(str).isin(dev_ids)].sort_values("id")
+    return demo_pool_of(dev, demos)

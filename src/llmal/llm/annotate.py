@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..tables import make_annotations
+from ..tables import annotation_cost, make_annotations
 from .cache import ResponseCache, is_success
 from .cost import is_batch, price_for
 from .demonstrations import demo_pool_of, knn_demonstrations
@@ -113,9 +113,7 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
         got = fresh.get(cid) or error_line(cid, "missing", "the executor returned no response")
         responses[cid] = (got, kind)
 
-    shares = Counter(plan.custom_ids)
-    rows = [_row(item_id, cid, responses[cid], shares[cid], template, label_names, positive,
-                 price, model, redact)
+    rows = [_row(item_id, cid, responses[cid], template, label_names, positive, price, model, redact)
             for item_id, cid in zip(plan.item_ids, plan.custom_ids)]
     table = make_annotations(rows)
     log(f"{name}: {summary_line(table)}")
@@ -166,13 +164,12 @@ def run_executor(executor: Executor, pending: Sequence[dict[str, Any]], cache: R
     executor.run(pending, CacheStore(cache, kind, wanted, fresh, log))
 
 
-def _row(item_id: str, cid: str, response: tuple[ResponseLine, str], share: int,
-         template: PromptTemplate, label_names: Sequence[str], positive: str, price: Any,
+def _row(item_id: str, cid: str, response: tuple[ResponseLine, str], template: PromptTemplate, label_names: Sequence[str], positive: str, price: Any,
          model: str, redact: Callable[[str], str]) -> dict[str, Any]:
     line, producer = response
     row: dict[str, Any] = {"id": item_id, "label": pd.NA, "answers": {}, "model": model,
                            "prompt_hash": template.hash, "input_tokens": 0, "output_tokens": 0,
-                           "cached_tokens": 0, "cost_usd": 0.0, "_reason": ""}
+                           "cached_tokens": 0, "cost_usd": 0.0, "request_id": cid, "_reason": ""}
     if not is_success(line):
         err = line.get("error") or {}
         response_part = line.get("response") or {}
@@ -183,7 +180,8 @@ def _row(item_id: str, cid: str, response: tuple[ResponseLine, str], share: int,
     body = line["response"]["body"]
     n_in, n_out, n_cached = usage_of(body)
     row.update(input_tokens=n_in, output_tokens=n_out, cached_tokens=n_cached,
-               cost_usd=price.cost(n_in, n_out, n_cached, batch=is_batch(producer)) / share)
+               # the full price: duplicate texts share this request and pay it once (tables.annotation_cost)
+               cost_usd=price.cost(n_in, n_out, n_cached, batch=is_batch(producer)))
     parsed = parse_chat_body(body, template.questions)
     row["raw"] = redact(parsed.raw)
     if not parsed.ok:
@@ -202,7 +200,7 @@ def counts(table: pd.DataFrame) -> dict[str, Any]:
     """ok / invalid / failed counts and total cost of an annotation table."""
     c = table["status"].value_counts()
     return {"n": int(len(table)), "ok": int(c.get("ok", 0)), "invalid": int(c.get("invalid", 0)),
-            "failed": int(c.get("failed", 0)), "cost_usd": float(table["cost_usd"].sum()),
+            "failed": int(c.get("failed", 0)), "cost_usd": annotation_cost(table),
             "input_tokens": int(table["input_tokens"].sum()),
             "output_tokens": int(table["output_tokens"].sum())}
 

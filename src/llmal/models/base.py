@@ -14,6 +14,8 @@ import numpy as np
 
 class Classifier(Protocol):
     n_classes: int
+    # a classifier that reads `dev` in fit() says so (uses_dev = True): only then does the AL run
+    # buy dev labels from its annotator (a recipe that ignores them must not pay for them)
 
     def fit(self, ids: Sequence[str], labels: np.ndarray, *,
             sample_weight: np.ndarray | None = None,

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class FineTuneClassifier:
+    uses_dev = True   # early stopping on dev labels: the AL run buys them from its annotator
     """A transformer fine-tuned on labelled ids; implements llmal.models.base.Classifier."""
 
     def __init__(self, texts: Mapping[str, str], *, encoder: Mapping[str, Any],

@@ -1,0 +1,314 @@
+"""Oracles: where an AL run gets its labels, one `acquire(ids)` at a time.
+
+- TableOracle replays an annotation table (human, simulated, or an LLM annotated up front):
+  it reveals an item's answer only when the item is acquired.
+- LazyOracle asks a backend (an LLM through the executors and the response cache) about only
+  the items acquired, one call (one Batch API batch) per `acquire`.
+- MixtureOracle asks its members' oracles and fits its aggregation (majority, Dawid-Skene,
+  mean) on the items it has acquired so far only, again whenever `current` is asked.
+- GoldSource sells human gold (the clean meta set, the k-NN demonstration pool).
+
+Every oracle is stateful for one run: an item is paid for once (asking again costs nothing),
+and duplicate texts that share one request (`request_id`) pay that request once, in full. What
+`acquire` returns as `charged` is exactly what the run pays for that call; the run's ledger
+records it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmal.tables import make_annotations
+
+
+class OracleError(ValueError):
+    """An oracle was asked about an item it cannot label; the message names the item."""
+
+
+@dataclass
+class Bought:
+    """The answers to one `acquire(ids)`: annotation rows in the order of ids, and what each
+    item cost in this call (0 for an item, or a request, paid for before)."""
+    table: pd.DataFrame
+    charged: np.ndarray
+
+    @property
+    def total(self) -> float:
+        return float(self.charged.sum())
+
+
+class Oracle:
+    """The interface every oracle implements (see the module docstring)."""
+    name: str
+
+    def visible(self) -> set[str] | None:
+        """The items this oracle can label (an LLM annotator's `limit` sample); None: every item."""
+        return None
+
+    def estimate(self, ids: Sequence[str]) -> np.ndarray:
+        """What acquiring `ids` (in this order) would cost, per item, before asking."""
+        raise NotImplementedError
+
+    def acquire(self, ids: Sequence[str]) -> Bought:
+        raise NotImplementedError
+
+    def current(self, ids: Sequence[str]) -> pd.DataFrame:
+        """The current answers (annotation rows, in order) for items acquired before."""
+        raise NotImplementedError
+
+    def demonstration_ids(self) -> list[str]:
+        """Gold items this oracle's prompts show (charged to the run as demonstrations)."""
+        return []
+
+    def stats(self) -> dict[str, Any]:
+        """What run.json records about this oracle (requests sent, cache hits, ...)."""
+        return {}
+
+
+class AnswerOracle(Oracle):
+    """Shared bookkeeping: rows bought so far, requests paid, per-item charging."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._paid_requests: set[str] = set()
+
+    # subclasses: rows for new items (contract columns), and a price quote for new items
+    def _fetch(self, ids: list[str]) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _quote(self, ids: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _charges(self, ids: Sequence[str], cost: Mapping[str, float], request: Mapping[str, str]) -> np.ndarray:
+        paid = set(self._paid_requests)
+        out = np.zeros(len(ids))
+        for n, item in enumerate(ids):
+            if item in self._rows:
+                continue
+            rid = request.get(item, "")
+            if rid and rid in paid:
+                continue
+            if rid:
+                paid.add(rid)
+            out[n] = cost[item]
+        return out
+
+    def estimate(self, ids: Sequence[str]) -> np.ndarray:
+        ids = [str(i) for i in ids]
+        new = [i for i in dict.fromkeys(ids) if i not in self._rows]
+        quote = dict(zip(new, self._quote(new))) if new else {}
+        seen: set[str] = set()
+        out = np.zeros(len(ids))
+        for n, item in enumerate(ids):
+            if item in quote and item not in seen:
+                out[n] = quote[item]
+                seen.add(item)
+        return out
+
+    def acquire(self, ids: Sequence[str]) -> Bought:
+        ids = [str(i) for i in ids]
+        new = [i for i in dict.fromkeys(ids) if i not in self._rows]
+        fetched = self._fetch(new) if new else make_annotations({"id": []})
+        rows = {str(r["id"]): r for r in fetched.to_dict("records")}
+        missing = [i for i in new if i not in rows]
+        if missing:
+            raise OracleError(f"annotator {self.name!r} has no answer for id {missing[0]!r} "
+                              f"({len(missing)} of {len(new)} asked)")
+        charged = np.zeros(len(ids))
+        first = {i: n for n, i in reversed(list(enumerate(ids)))}
+        if new:
+            per_new = self._charges(new, {i: float(rows[i]["cost_usd"]) for i in new},
+                                    {i: str(rows[i].get("request_id") or "") for i in new})
+            for item, cost in zip(new, per_new):
+                charged[first[item]] = cost
+        for item in new:
+            self._rows[item] = rows[item]
+            rid = str(rows[item].get("request_id") or "")
+            if rid:
+                self._paid_requests.add(rid)
+        return Bought(self.current(ids), charged)
+
+    def current(self, ids: Sequence[str]) -> pd.DataFrame:
+        try:
+            return make_annotations([self._rows[str(i)] for i in ids])
+        except KeyError as e:
+            raise OracleError(f"annotator {self.name!r}: id {e.args[0]!r} was never acquired") from None
+
+
+class TableOracle(AnswerOracle):
+    """Replays an annotation table; an item's answer is revealed only when it is acquired."""
+
+    def __init__(self, name: str, table: pd.DataFrame, demonstrations: Sequence[str] = ()) -> None:
+        super().__init__(name)
+        self._table = table.assign(id=table["id"].astype(str)).set_index("id", drop=False)
+        self._demos = [str(d) for d in demonstrations]
+
+    def visible(self) -> set[str] | None:
+        return set(self._table.index)
+
+    def demonstration_ids(self) -> list[str]:
+        return list(self._demos)
+
+    def _lookup(self, ids: list[str]) -> pd.DataFrame:
+        absent = [i for i in ids if i not in self._table.index]
+        if absent:
+            raise OracleError(f"annotator {self.name!r}: its annotation table has no row for id "
+                              f"{absent[0]!r} ({len(absent)} missing)")
+        return self._table.loc[ids]
+
+    def _fetch(self, ids: list[str]) -> pd.DataFrame:
+        return make_annotations(self._lookup(ids).reset_index(drop=True))
+
+    def _quote(self, ids: list[str]) -> np.ndarray:
+        rows = self._lookup(ids)
+        return self._charges(ids, dict(zip(ids, rows["cost_usd"].astype(float))),
+                             dict(zip(ids, rows["request_id"].astype(str))))
+
+
+class LazyOracle(AnswerOracle):
+    """Asks `fetch(ids) -> annotation table` about newly acquired items only (one call each).
+
+    Before anything is bought, `quote(ids)` prices new items (an estimate from the rendered
+    requests); afterwards the mean cost of the requests bought so far is the estimate."""
+
+    def __init__(self, name: str, fetch: Callable[[list[str]], pd.DataFrame],
+                 quote: Callable[[list[str]], np.ndarray], visible: set[str] | None = None,
+                 demonstrations: Sequence[str] = ()) -> None:
+        super().__init__(name)
+        self._fetch_fn, self._quote_fn = fetch, quote
+        self._visible = visible
+        self._demos = [str(d) for d in demonstrations]
+        self.calls = 0
+        self.items_sent = 0
+
+    def visible(self) -> set[str] | None:
+        return self._visible
+
+    def demonstration_ids(self) -> list[str]:
+        return list(self._demos)
+
+    def _fetch(self, ids: list[str]) -> pd.DataFrame:
+        if self._visible is not None:
+            outside = [i for i in ids if i not in self._visible]
+            if outside:
+                raise OracleError(f"annotator {self.name!r}: id {outside[0]!r} is outside the "
+                                  f"items it may label (its `limit` sample)")
+        self.calls += 1
+        self.items_sent += len(ids)
+        return self._fetch_fn(ids)
+
+    def _quote(self, ids: list[str]) -> np.ndarray:
+        bought = [r for r in self._rows.values() if float(r["cost_usd"]) > 0]
+        if bought:
+            return np.full(len(ids), float(np.mean([float(r["cost_usd"]) for r in bought])))
+        return np.asarray(self._quote_fn(ids), dtype=float)
+
+    def stats(self) -> dict[str, Any]:
+        return {"calls": self.calls, "items_sent": self.items_sent}
+
+
+class MixtureOracle(Oracle):
+    """Several oracles as one annotator; aggregation fitted on acquired items only.
+
+    `aggregate(tables) -> annotation table` is the mixture's aggregation over its members' rows
+    (llmal.annotators.mixture.annotate_mixture); members shared with another mixture are the
+    same oracle objects, so each is asked, and paid, once per item."""
+
+    def __init__(self, name: str, members: Mapping[str, Oracle],
+                 aggregate: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]) -> None:
+        self.name = name
+        self.members = dict(members)
+        self._aggregate = aggregate
+        self._acquired: list[str] = []
+        self._have: set[str] = set()
+        self._fit_ids: tuple[str, ...] = ()
+        self._fit: pd.DataFrame | None = None
+        self.fits = 0
+
+    def _member_ids(self, member: Oracle, ids: Sequence[str]) -> list[str]:
+        vis = member.visible()
+        return [i for i in ids if vis is None or i in vis]
+
+    def visible(self) -> set[str] | None:
+        sets = [m.visible() for m in self.members.values()]
+        if any(s is None for s in sets):
+            return None
+        return set().union(*sets)  # type: ignore[arg-type]
+
+    def estimate(self, ids: Sequence[str]) -> np.ndarray:
+        ids = [str(i) for i in ids]
+        out = np.zeros(len(ids))
+        todo = [(n, i) for n, i in enumerate(ids) if i not in self._have]
+        for member in self.members.values():
+            asked = self._member_ids(member, [i for _, i in todo])
+            est = dict(zip(asked, member.estimate(asked)))
+            for n, i in todo:
+                out[n] += est.get(i, 0.0)
+        return out
+
+    def acquire(self, ids: Sequence[str]) -> Bought:
+        ids = [str(i) for i in ids]
+        new = [i for i in dict.fromkeys(ids) if i not in self._have]
+        charged = np.zeros(len(ids))
+        first = {i: n for n, i in reversed(list(enumerate(ids)))}
+        for member in self.members.values():
+            asked = self._member_ids(member, new)
+            if asked:
+                got = member.acquire(asked)
+                for item, cost in zip(asked, got.charged):
+                    charged[first[item]] += cost
+        self._acquired += new
+        self._have.update(new)
+        return Bought(self.current(ids), charged)
+
+    def current(self, ids: Sequence[str]) -> pd.DataFrame:
+        ids = [str(i) for i in ids]
+        unknown = [i for i in ids if i not in self._have]
+        if unknown:
+            raise OracleError(f"annotator {self.name!r}: id {unknown[0]!r} was never acquired")
+        if self._fit is None or self._fit_ids != tuple(self._acquired):
+            tables = {}
+            for m, member in self.members.items():
+                asked = self._member_ids(member, self._acquired)
+                tables[m] = member.current(asked) if asked else make_annotations({"id": []})
+            self._fit = self._aggregate(tables).set_index("id", drop=False)
+            self._fit_ids = tuple(self._acquired)
+            self.fits += 1
+        return make_annotations(self._fit.loc[ids].reset_index(drop=True))
+
+    def demonstration_ids(self) -> list[str]:
+        out: list[str] = []
+        for member in self.members.values():
+            out += [d for d in member.demonstration_ids() if d not in out]
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return {"fits": self.fits, "members": {m: o.stats() for m, o in self.members.items()}}
+
+
+class GoldSource:
+    """Human gold labels, bought once per item at `price` each (meta sets, demonstration pools)."""
+    name = "gold"
+
+    def __init__(self, gold: Mapping[str, int], price: float) -> None:
+        self._gold = {str(k): int(v) for k, v in gold.items()}
+        self.price = float(price)
+        self._have: set[str] = set()
+
+    def acquire(self, ids: Sequence[str]) -> Bought:
+        ids = [str(i) for i in ids]
+        charged = np.zeros(len(ids))
+        for n, item in enumerate(ids):
+            if item not in self._gold:
+                raise OracleError(f"gold: no gold label for id {item!r}")
+            if item not in self._have:
+                charged[n] = self.price
+                self._have.add(item)
+        table = make_annotations({"id": ids, "label": [self._gold[i] for i in ids],
+                                  "status": "ok", "model": "gold",
+                                  "cost_usd": self.price}) if ids else make_annotations({"id": []})
+        return Bought(table, charged)
