@@ -1,19 +1,13 @@
 """Rule annotate: one annotator over the pool and dev items."""
-import logging
-import sys
-
 import pandas as pd
 
 from llmal.annotators.run import annotate
 from llmal.tables import annotation_cost, write_parquet
-from llmal.workflow import logged
+from llmal.workflow import log_executors, logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):
-    # the executors report batch ids, resumed batches and retries through `logging`
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("llmal").setLevel(logging.INFO)
+    log_executors()   # batch ids, resumed batches and retries
     # a mixture's members, in the order of its spec (annotate_inputs lists their tables that way)
     members = dict(zip(sm.params.spec.get("members", []), map(pd.read_parquet, sm.input.get("members", []))))
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),

@@ -27,6 +27,15 @@ def logged(log_path: str | Path) -> Iterator[None]:
             sys.stdout, sys.stderr = old
 
 
+def log_executors() -> None:
+    """Send llmal's own `logging` (batch ids, resumed batches, retries) to the rule's log."""
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llmal").setLevel(logging.INFO)
+
+
 def versions() -> dict[str, Any]:
     out: dict[str, Any] = {"python": platform.python_version()}
     for pkg in ("llmal", "numpy", "pandas", "scikit-learn", "torch", "transformers",
