@@ -274,8 +274,12 @@ def test_random_split_is_stratified_and_deterministic(demo):
                                                   use_column=True)["split"])
     assert split["id"].tolist() == demo["id"].tolist()
     share = split["split"].value_counts(normalize=True)
-    assert share["test"] == pytest.approx(0.2, abs=0.002)
-    assert share["dev"] == pytest.approx(0.1, abs=0.002)
+    # copies of one text move together (58 of the 3,000 demo items are duplicates)
+    assert share["test"] == pytest.approx(0.2, abs=0.005)
+    assert share["dev"] == pytest.approx(0.1, abs=0.005)
+    texts = demo["text"].str.split().str.join(" ").str.casefold()
+    assert texts.groupby(split["split"].to_numpy()).apply(set).pipe(
+        lambda s: not (s["test"] & (s["pool"] | s["dev"])))
     rate = demo["gold"].groupby(split["split"].to_numpy()).mean()
     assert rate.max() - rate.min() < 0.005  # every split keeps the hostile rate
 

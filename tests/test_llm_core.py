@@ -23,7 +23,7 @@ from llmal.llm.executors.base import error_line, ok_line
 from llmal.llm.parse import parse_answer_text, parse_chat_body, usage_of
 from llmal.llm.prompts import Demonstration, PromptError, load_prompt
 from llmal.llm.requests import build_requests, chat_body, custom_id_of, read_jsonl, write_jsonl
-from llmal.tables import ANNOTATION_COLUMNS
+from llmal.tables import ANNOTATION_COLUMNS, annotation_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"
@@ -506,8 +506,10 @@ def test_annotate_statuses_labels_answers_and_cost(tmp_path):
     assert t.loc["i5", "cost_usd"] > 0  # a malformed answer was still billed
     assert len(ex.sent) == 5  # i6 repeats i1's text: sent once
     one = (1000 * 0.15 + 10 * 0.60) / 1e6
-    assert t.loc["i1", "cost_usd"] == pytest.approx(one / 2) == t.loc["i6", "cost_usd"]
-    assert table["cost_usd"].sum() == pytest.approx(4 * one)  # the bill: 4 answered requests
+    # i1 and i6 share one request: each row carries its full price, the table pays it once
+    assert t.loc["i1", "cost_usd"] == pytest.approx(one) == t.loc["i6", "cost_usd"]
+    assert t.loc["i1", "request_id"] == t.loc["i6", "request_id"] != t.loc["i2", "request_id"]
+    assert annotation_cost(table) == pytest.approx(4 * one)  # the bill: 4 answered requests
     assert set(table["model"]) == {"gpt-4o-mini"}
     assert set(table["prompt_hash"]) == {load_prompt("two_question", PROMPTS).hash}
     c = counts(table)
@@ -528,7 +530,7 @@ def test_batch_discount_follows_the_executor_that_answered(tmp_path):
     spec = {**SPEC, "kind": "openai_batch", "model": "gpt-4o-mini"}
     table = _annotate(tmp_path, ScriptedExecutor(), spec=spec)
     one = (1000 * 0.15 + 10 * 0.60) / 1e6 * 0.5
-    assert table["cost_usd"].sum() == pytest.approx(4 * one)
+    assert annotation_cost(table) == pytest.approx(4 * one)
 
 
 def test_crash_mid_run_keeps_what_was_answered(tmp_path):

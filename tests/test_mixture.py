@@ -311,7 +311,9 @@ def test_dag_builds_the_mixture_from_its_members(mixture_run):
     acc_b = np.mean(b["label"].to_numpy(dtype=float, na_value=np.nan)[b["status"] == "ok"] == gold[b["status"] == "ok"])
     assert acc_mix > acc_b + 0.2            # DS leans on the accurate member
     runs = pd.read_csv(res / "runs" / "mix_full" / "tfidf" / "seed0" / "rounds.csv")
-    assert runs["cost_usd"].iloc[-1] == pytest.approx(0.007 * (split["split"] == "pool").sum())
+    # a lazy mixture: every member asked about every pool item (full) and dev item, once
+    assert runs["cost_al"].iloc[-1] == pytest.approx(0.007 * (split["split"] == "pool").sum())
+    assert runs["cost_dev"].iloc[-1] == pytest.approx(0.007 * (split["split"] == "dev").sum())
 
 
 def test_dag_writes_the_agreement_table_for_every_annotator(mixture_run):

@@ -44,6 +44,27 @@ def test_dag_produces_every_contract_file(finished):
     assert "synthetic" in (res / "report.html").read_text().lower()
 
 
+def test_every_cost_is_the_ledger_total(finished):
+    """Ledger total = cost_total of the last round = the run.json cost = the summary's cost."""
+    res = finished / "results" / "tiny"
+    totals = {}
+    for cond in ("human_al", "noisy_full"):
+        for seed in (0, 1):
+            run_dir = res / "runs" / cond / "tfidf" / f"seed{seed}"
+            ledger = pd.read_parquet(run_dir / "ledger.parquet")
+            rounds = pd.read_csv(run_dir / "rounds.csv")
+            run = json.loads((run_dir / "run.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+            assert ledger["cost_usd"].sum() == pytest.approx(rounds["cost_total"].iloc[-1], rel=1e-12)
+            assert run["costs"]["cost_total"] == pytest.approx(ledger["cost_usd"].sum(), rel=1e-12)
+            dev = ledger[ledger["purpose"] == "dev"]
+            assert len(dev) == run["data"]["n_dev"] > 0 and rounds["cost_dev"].iloc[-1] == pytest.approx(
+                dev["cost_usd"].sum())
+            totals.setdefault(cond, []).append(ledger["cost_usd"].sum())
+    summary = pd.read_csv(res / "tables" / "summary.csv").set_index("condition")
+    for cond, values in totals.items():
+        assert summary.loc[cond, "cost_total_mean"] == pytest.approx(sum(values) / len(values), rel=1e-9)
+
+
 def test_results_differ_between_conditions(finished):
     summary = pd.read_csv(finished / "results" / "tiny" / "tables" / "summary.csv")
     f1 = summary.set_index("condition").filter(like="f1_macro").iloc[:, 0]

@@ -29,6 +29,7 @@ from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
+from llmal.tables import annotation_cost
 from openai_server import Faults, expected_answer, read_ledger_file, start_subprocess
 
 PROMPTS = ROOT / "config" / "prompts"
@@ -96,7 +97,7 @@ def check_against_server(work: Path, dataset: str, name: str, spec: dict[str, An
     assert (table["status"] == "invalid").sum() == sum(cid_of[i] in malformed for i in table["id"])
     assert {e["body_hash"] for e in mine} == set(bodies)                  # each request billed ...
     assert set(Counter(e["body_hash"] for e in mine).values()) == {1}     # ... exactly once
-    assert table["cost_usd"].sum() == pytest.approx(ledger_cost(billed, spec["model"], spec["kind"]), rel=1e-9)
+    assert annotation_cost(table) == pytest.approx(ledger_cost(billed, spec["model"], spec["kind"]), rel=1e-9)
     return table
 
 
@@ -118,8 +119,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Ser
                      "max_requests_per_batch": 120},
     }
     config["prices"] = PRICES
-    config["conditions"] = {"gpt_full": {"annotator": "gpt", "sampler": "full"},
-                            "gptbatch_al": {"annotator": "gptbatch", "sampler": "entropy"}}
+    # precomputed: the whole pool is annotated up front and replayed (the lazy path, asking about
+    # queried items only, is tests/test_workflow_lazy.py)
+    config["conditions"] = {"gpt_full": {"annotator": "gpt", "sampler": "full", "annotation": "precomputed"},
+                            "gptbatch_al": {"annotator": "gptbatch", "sampler": "entropy",
+                                            "annotation": "precomputed"}}
     config["seeds"] = [0]
     write_config(work, config)
     try:
@@ -194,8 +198,10 @@ def test_local_gguf_annotator_through_the_dag(tmp_path: Path) -> None:
     config = tiny_config()
     config["annotators"] = {"smollm": {"kind": "local", "model": "smollm2-135m-instruct-gguf",
                                        "prompt": "two_question", "limit": 8, "max_tokens": 32, "n_ctx": 1024}}
-    config["conditions"] = {"smollm_random": {"annotator": "smollm", "sampler": "random",
-                                              "al": {"initial": 4, "batch": 2, "rounds": 1}}}
+    schedule = {"initial": 4, "batch": 2, "rounds": 1}
+    config["conditions"] = {"smollm_random": {"annotator": "smollm", "sampler": "random", "al": schedule,
+                                              "annotation": "precomputed"},
+                            "smollm_lazy": {"annotator": "smollm", "sampler": "random", "al": schedule}}
     config["seeds"] = [0]
     write_config(tmp_path, config)
     started = time.monotonic()
@@ -227,6 +233,15 @@ def test_local_gguf_annotator_through_the_dag(tmp_path: Path) -> None:
     with ResponseCache(tmp_path / ".llmal-cache" / "responses.sqlite") as cache:
         assert len(cache) == rows
     pd.testing.assert_frame_equal(pd.read_parquet(res / "annotations" / "smollm.parquet"), table)
+
+    # a lazy condition of the same annotator shares the cache: what it queries is answered already
+    snakemake(tmp_path, "results/tiny/runs/smollm_lazy/tfidf/seed0/run.json")
+    log = (res / "runs" / "smollm_lazy" / "tfidf" / "seed0" / "log.txt").read_text()
+    assert "0 to send" in log and not re.search(r"[1-9]\d* to send", log), log
+    ledger = pd.read_parquet(res / "runs" / "smollm_lazy" / "tfidf" / "seed0" / "ledger.parquet")
+    assert set(ledger["id"]) <= set(table["id"]) and len(ledger) >= 6
+    with ResponseCache(tmp_path / ".llmal-cache" / "responses.sqlite") as cache:
+        assert len(cache) == rows
 
 
 # ---------------------------------------------------------------------- acceptance: GAHD, SIGKILL

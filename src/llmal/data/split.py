@@ -44,10 +44,6 @@ def duplicate_groups(texts: pd.Series) -> np.ndarray:
     return pd.factorize(keys)[0]
 
 
-def _spread(group: np.ndarray, group_split: np.ndarray) -> np.ndarray:
-    return group_split[group].astype(object)
-
-
 def assign_split(items: pd.DataFrame, *, test: float, dev: float, seed: int,
                  use_column: bool = True, log=print) -> pd.DataFrame:
     """Return a table (id, split) in the items' order. Exact duplicate texts (after normalising
@@ -55,9 +51,10 @@ def assign_split(items: pd.DataFrame, *, test: float, dev: float, seed: int,
 
     With use_column and a `meta_split` column, the dataset's own split is kept, except that a
     text found in several splits goes wholly to test if any copy is there, else to dev (logged);
-    if it has no dev items and dev > 0, a stratified `dev` fraction is moved from pool to dev.
-    Otherwise round(test * n) groups of duplicates go to test and round(dev * n) to dev, each
-    stratified by gold label (of the group's first item), the rest to pool; n counts groups.
+    if it has no dev items and dev > 0, a stratified `dev` fraction of all items is moved from
+    pool to dev.
+    Otherwise round(test * n) items go to test and round(dev * n) to dev, each stratified by
+    gold label, the rest to pool; then every copy of a text follows its first copy (logged).
     """
     for name, value in (("split.test", test), ("split.dev", dev)):
         if not 0.0 <= value < 1.0:
@@ -68,8 +65,8 @@ def assign_split(items: pd.DataFrame, *, test: float, dev: float, seed: int,
     rng = np.random.default_rng(seed)
     group = duplicate_groups(items["text"]) if "text" in items else np.arange(len(items))
     n_groups = int(group.max()) + 1 if len(group) else 0
-    first = np.unique(group, return_index=True)[1]          # first item of each group
-    gold = items["gold"].to_numpy()[first]
+    gold = items["gold"].to_numpy()
+    n = len(items)
 
     if use_column and SPLIT_COLUMN in items.columns:
         split = items[SPLIT_COLUMN].astype(object).to_numpy().copy()
@@ -78,22 +75,36 @@ def assign_split(items: pd.DataFrame, *, test: float, dev: float, seed: int,
             pos = int(np.flatnonzero(bad)[0])
             raise DatasetError(f"items: {SPLIT_COLUMN} of row {pos + 1} (id {items['id'].iloc[pos]!r})"
                                f" is {split[pos]!r}, not one of {SPLITS}")
+        # a text in several splits goes wholly to the strongest: test, then dev, then pool
         rank = {"pool": 0, "dev": 1, "test": 2}
         strongest = np.zeros(n_groups, dtype=int)
         np.maximum.at(strongest, group, np.array([rank[x] for x in split], dtype=int))
-        group_split = np.array(["pool", "dev", "test"], dtype=object)[strongest]
-        moved = int((_spread(group, group_split) != split).sum())
-        if moved:
-            log(f"split: {moved} item(s) moved to the split of an exact duplicate text "
-                "(test before dev before pool), so no text is in two splits")
-        if dev > 0 and not (group_split == "dev").any():
-            pool = np.flatnonzero(group_split == "pool")
-            group_split[_stratified_take(gold, pool, _round_half_up(dev * n_groups), rng)] = "dev"
+        unified = np.array(["pool", "dev", "test"], dtype=object)[strongest][group]
+        _log_moved(int((unified != split).sum()), "test before dev before pool", log)
+        split = unified
+        if dev > 0 and not (split == "dev").any():
+            pool = np.flatnonzero(split == "pool")
+            split[_stratified_take(gold, pool, _round_half_up(dev * n), rng)] = "dev"
+            split = _follow_first(split, group, log)
     else:
-        group_split = np.full(n_groups, "pool", dtype=object)
-        group_split[_stratified_take(gold, np.arange(n_groups), _round_half_up(test * n_groups), rng)] = "test"
-        # dev is a fraction of all groups, drawn from what test left
-        rest = np.flatnonzero(group_split == "pool")
-        group_split[_stratified_take(gold, rest, _round_half_up(dev * n_groups), rng)] = "dev"
-    split = _spread(group, group_split)
+        split = np.full(n, "pool", dtype=object)
+        split[_stratified_take(gold, np.arange(n), _round_half_up(test * n), rng)] = "test"
+        # dev is a fraction of all items, drawn from what test left
+        rest = np.flatnonzero(split == "pool")
+        split[_stratified_take(gold, rest, _round_half_up(dev * n), rng)] = "dev"
+        split = _follow_first(split, group, log)
     return pd.DataFrame({"id": items["id"].astype(str).to_numpy(), "split": split.astype(str)})
+
+
+def _follow_first(split: np.ndarray, group: np.ndarray, log) -> np.ndarray:
+    """Every copy of a text takes the split its first copy was drawn into."""
+    _, first = np.unique(group, return_index=True)
+    unified = split[first][group]
+    _log_moved(int((unified != split).sum()), "the split of its first copy", log)
+    return unified
+
+
+def _log_moved(moved: int, rule: str, log) -> None:
+    if moved:
+        log(f"split: {moved} item(s) moved to the split of an exact duplicate text ({rule}), "
+            "so no text is in two splits")
