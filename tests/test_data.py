@@ -17,7 +17,7 @@ from llmal.data.download import fetch_verified, sha256_file
 from llmal.data.gahd import GAHD_SHA256, load_gahd
 from llmal.data.loaders import load_table, map_columns
 from llmal.data.prepare import prepare_dataset
-from llmal.data.split import assign_split
+from llmal.data.split import assign_split, texts_shared_with_test
 from llmal.data.validate import DatasetError, validate_items
 from llmal.tables import ITEM_COLUMNS
 
@@ -280,6 +280,7 @@ def test_random_split_is_stratified_and_deterministic(demo):
     texts = demo["text"].str.split().str.join(" ").str.casefold()
     assert texts.groupby(split["split"].to_numpy()).apply(set).pipe(
         lambda s: not (s["test"] & (s["pool"] | s["dev"])))
+    assert texts_shared_with_test(demo, split) == 0
     rate = demo["gold"].groupby(split["split"].to_numpy()).mean()
     assert rate.max() - rate.min() < 0.005  # every split keeps the hostile rate
 
@@ -340,6 +341,7 @@ def test_prepare_gahd_drops_its_one_empty_text(tmp_path, caplog):
     assert len(items) == 10_995 and "f4c7eaf2" not in set(items["id"])
     assert "f4c7eaf2" in caplog.text
     assert split["split"].value_counts().to_dict() == {"pool": 7701, "dev": 1648, "test": 1646}
+    assert texts_shared_with_test(items, split) == 0    # no test text is seen in pool or dev
     with pytest.raises(DatasetError, match=r"1 row has empty text.*id 'f4c7eaf2'"):
         prepare_dataset({"kind": "gahd", "path": str(GAHD_CSV), "drop_empty_text": False},
                         LABELS_CFG, SPLIT_CFG, cache_dir=tmp_path)

@@ -108,3 +108,13 @@ def _log_moved(moved: int, rule: str, log) -> None:
     if moved:
         log(f"split: {moved} item(s) moved to the split of an exact duplicate text ({rule}), "
             "so no text is in two splits")
+
+
+def texts_shared_with_test(items: pd.DataFrame, split: pd.DataFrame) -> int:
+    """Test items whose text (normalised as for duplicates) also occurs in pool or dev: 0 for
+    every split this module makes."""
+    group = pd.Series(duplicate_groups(items["text"]), index=items["id"].astype(str))
+    where = split.assign(id=split["id"].astype(str)).set_index("id")["split"]
+    test = where.index[where == "test"]
+    seen = set(group.loc[where.index[where != "test"]])
+    return int(group.loc[test].isin(seen).sum())
