@@ -104,3 +104,25 @@ def test_metrics_by_hand():
     s = soft_label_metrics(np.array([[1, 1], [0, 2], [0, 0]]), np.array([[0.5, 0.5], [0.5, 0.5], [1, 0]]))
     assert s["soft_ce"] == pytest.approx(np.log(2))
     assert s["soft_brier"] == pytest.approx((0 + 0.5) / 2)
+
+
+def test_logistic_head_embed_and_perturbed_proba():
+    import scipy.sparse as sp
+    items, split, ann, feats = world(n=300)
+    ids = list(feats.ids[:40])
+    for C, X in ((2, feats.X), (3, feats.X)):
+        y = np.arange(len(feats.ids)) % C if C == 3 else items["gold"].to_numpy()
+        clf = LogisticHead(Features(feats.ids, X), recipe={}, n_classes=C, seed=0).fit(feats.ids, y)
+        p = clf.predict_proba(ids)
+        tiny = clf.perturbed_proba(ids, passes=3, scale=1e-7, seed=1)
+        np.testing.assert_allclose(tiny, np.broadcast_to(p, tiny.shape), atol=1e-5)
+        big = clf.perturbed_proba(ids, passes=3, scale=0.5, seed=1)
+        assert np.abs(big - p).max() > 1e-2
+        np.testing.assert_array_equal(big, clf.perturbed_proba(ids, passes=3, scale=0.5, seed=1))
+    assert np.array_equal(clf.embed(ids), feats.X[:40].astype(np.float32))
+    sparse = Features(feats.ids, sp.csr_matrix(np.abs(feats.X)))
+    head = LogisticHead(sparse, recipe={"embed_dim": 3}, n_classes=2, seed=0)
+    E = head.embed(ids)
+    assert E.shape == (40, 3) and E.dtype == np.float32
+    one_class = LogisticHead(feats, recipe={}, n_classes=2, seed=0).fit(ids[:5], np.zeros(5, int))
+    assert one_class.perturbed_proba(ids, passes=2, scale=0.1, seed=0).shape == (2, 40, 2)
