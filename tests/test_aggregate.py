@@ -327,7 +327,8 @@ def test_report_is_self_contained_with_tables_images_and_demo_note(aggregated, g
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "Synthetic demo data" in page and 'class="note"' in page
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5           # + the AULC figure
+    assert "Matched budgets" in page and "Area under the learning curve" in page
     assert "<strong>0.870 ± 0.026</strong>" in page and "0.820 ± 0.020" in page
     for heading in ("What was run", "Summary", "Significance", "Learning curves",
                     "Topics where errors concentrate", "Annotation", "Provenance"):
