@@ -157,3 +157,16 @@ def test_bootstrap_ci_brackets_the_point_estimate():
     point = f1_score(gold, pred, average="macro")
     assert ci["f1_macro_boot_low"] < point < ci["f1_macro_boot_high"]
     assert ci["f1_macro_boot_high"] - ci["f1_macro_boot_low"] < 0.25
+
+
+def test_fpfn_figure_draws_a_degenerate_row_apart_without_squashing_the_others(tmp_path):
+    from llmal.figures import condition_colors, fpfn_figure
+    fpfn = pd.DataFrame({"condition": ["a", "b", "local_llm"], "encoder": "tfidf",
+                         "n_seeds": 3, "fp_mean": [4.0, 6.0, 435.0], "fp_sd": [1.0, 1.0, 0.0],
+                         "fn_mean": [5.0, 3.0, 0.0], "fn_sd": [1.0, 0.5, 0.0]})
+    paths = fpfn_figure(fpfn, tmp_path / "fpfn", colors=condition_colors(["a", "b", "local_llm"]),
+                        degenerate={("local_llm", "tfidf")})
+    svg = next(p for p in paths if p.suffix == ".svg").read_text()
+    assert "435↑" in svg and "local_llm (degenerate)" in svg
+    plain = fpfn_figure(fpfn, tmp_path / "plain", colors=condition_colors(["a", "b", "local_llm"]))
+    assert "435↑" not in next(p for p in plain if p.suffix == ".svg").read_text()

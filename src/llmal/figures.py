@@ -95,8 +95,11 @@ def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[s
                 ys = g[f"{metric}_mean"].to_numpy(float)
                 sd = np.nan_to_num(g[f"{metric}_sd"].to_numpy(float))
                 if len(g) == 1:
-                    ax.axhline(ys[0], color=color, linestyle="--", linewidth=1.2,
-                               label=f"{cond} (full pool)")
+                    ax.axhline(ys[0], color=color, linestyle="--", linewidth=1.2, label=cond)
+                    ax.annotate(f"{cond}: one round at {xs[0]:,.4g}", (1.0, ys[0]),
+                                xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                                textcoords="offset points", ha="right", va="bottom",
+                                fontsize=7.5, color=color)
                     if sd[0] > 0:
                         ax.axhspan(ys[0] - sd[0], ys[0] + sd[0], color=color, alpha=0.12,
                                    linewidth=0)

@@ -125,22 +125,8 @@ class BADGE(Strategy):
 
     def _select(self, ctx: QueryContext, k: int) -> np.ndarray:
         G = geo.as_float32(ctx.grad_embeddings())
-        g_sq = geo.sq_norms(G)
-        first = top_k(g_sq, 1, ctx.rng)[0]
-        picked = [int(first)]
-        min_d = geo.sq_dists_to_point(G, g_sq, G[first]).astype(np.float64)
-        min_d[first] = 0.0
-        for _ in range(k - 1):
-            total = min_d.sum()
-            if total > 0:
-                i = int(ctx.rng.choice(len(G), p=min_d / total))
-            else:  # every candidate coincides with a pick: any unpicked one
-                rest = np.setdiff1d(np.arange(len(G)), picked)
-                i = int(ctx.rng.choice(rest))
-            picked.append(i)
-            np.minimum(min_d, geo.sq_dists_to_point(G, g_sq, G[i]), out=min_d)
-            min_d[picked] = 0.0
-        return np.asarray(picked)
+        first = top_k(geo.sq_norms(G), 1, ctx.rng)[0]
+        return geo.d2_seeding(G, k, ctx.rng, first=int(first))
 
 
 class NoiseStability(Strategy):
