@@ -238,3 +238,30 @@ def test_array_context_names_what_it_lacks():
         make_strategy("entropy").query(ctx, 2)
     with pytest.raises(ValueError, match="no embeddings"):
         make_strategy("kmeans").query(ctx, 2)
+
+
+def test_model_context_serves_every_logistic_strategy_and_names_what_is_missing():
+    from llmal.encoders import Features
+    from llmal.models.logistic import LogisticHead
+    from llmal.strategies.model_context import ModelContext
+
+    rng = np.random.default_rng(0)
+    X, cluster, _ = blobs([60, 60], spread=0.5, dim=6)
+    all_ids = ids(len(X))
+    clf = LogisticHead(Features(all_ids.astype(str), X), recipe={}, n_classes=2, seed=0)
+    lab = rng.choice(len(X), 20, replace=False)
+    clf.fit(list(all_ids[lab]), cluster[lab])
+    cand = np.setdiff1d(np.arange(len(X)), lab)
+    for name in strategy_names():
+        ctx = ModelContext(clf, all_ids[cand], all_ids[lab], rng=np.random.default_rng(1), seed=1)
+        if name == "bald":
+            with pytest.raises(ValueError, match="no mc_dropout_proba"):
+                make_strategy(name).query(ctx, 5)
+            continue
+        picked = make_strategy(name).query(ctx, 5)
+        assert len(set(picked)) == 5
+    ctx = ModelContext(clf, all_ids[cand], all_ids[lab], rng=np.random.default_rng(1), seed=1)
+    np.testing.assert_allclose(ctx.grad_embeddings(),
+                               linear_grad_embeddings(X[cand], clf.predict_proba(list(all_ids[cand]))),
+                               rtol=1e-5, atol=1e-6)
+    assert ctx.probs() is ctx.probs()                       # computed once per round
