@@ -163,7 +163,8 @@ def test_summary_markdown_and_latex_formatting(aggregated):
     assert "**0.870 ± 0.026**" in llm_row                 # best F1 per encoder in bold
     assert "0.0480 ± 0.0000" in llm_row                   # 3 significant digits of a dollar amount
     full_row = next(line for line in md.splitlines() if "| tfidf | llm_full |" in line)
-    assert "**0.0160 ± 0.0000**" in full_row              # cheapest in bold
+    assert "**0.0160**" in full_row                       # cheapest in bold
+    assert "| llm_full | 1 |" in full_row                 # identical repeats count once, no sd
     assert "**0.700" not in md                            # F1 (hostile) ties everywhere: no bold
 
     tex = (root / "tables" / "summary.tex").read_text()
@@ -299,9 +300,10 @@ def test_aggregate_all_writes_exactly_the_declared_outputs(aggregated):
     root, written = aggregated
     expected = {f"tables/{n}" for n in ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv",
                                         "significance.csv", "significance.md", "fpfn.csv",
-                                        "errors_by_topic.csv", "errors_by_topic.md")}
+                                        "errors_by_topic.csv", "errors_by_topic.md", "aulc.csv",
+                                        "matched_budget.csv", "matched_budget.md")}
     expected |= {f"figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                                "errors_by_topic") for ext in ("png", "svg")}
+                                                "errors_by_topic", "aulc") for ext in ("png", "svg")}
     assert set(written) == expected
     on_disk = {str(p.relative_to(root)) for p in root.glob("*/*") if p.parent.name in ("tables", "figures")}
     assert on_disk == expected                              # nothing else, no leftover .tmp
@@ -334,7 +336,8 @@ def test_report_is_self_contained_with_tables_images_and_demo_note(aggregated, g
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "Synthetic demo data" in page and 'class="note"' in page
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5           # + the AULC figure
+    assert "Matched budgets" in page and "Area under the learning curve" in page
     assert "<strong>0.870 ± 0.026</strong>" in page and "0.820 ± 0.020" in page
     for heading in ("What was run", "Summary", "Significance", "Learning curves",
                     "Topics where errors concentrate", "Annotation", "Provenance"):

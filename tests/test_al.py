@@ -6,7 +6,7 @@ from llmal.al import simulate_table as simulate
 from llmal.encoders import Features
 from llmal.metrics import classification_metrics, soft_label_metrics
 from llmal.models.logistic import LogisticHead
-from llmal.samplers import select
+from llmal.strategies import strategy_names
 from llmal.tables import make_annotations
 
 NAMES = ["neg", "pos"]
@@ -162,13 +162,11 @@ def test_same_seed_same_run_other_seed_other_queries():
     assert not a.queried["id"].equals(c.queried["id"])
 
 
-def test_entropy_queries_the_most_uncertain():
-    rng = np.random.default_rng(0)
-    cands = np.array(["a", "b", "c", "d"], dtype=object)
-    probs = np.array([[0.99, 0.01], [0.5, 0.5], [0.8, 0.2], [0.45, 0.55]])
-    assert set(select("entropy", cands, 2, rng, probs)) == {"b", "d"}
-    assert set(select("margin", cands, 1, rng, probs)) == {"b"}
-    assert len(set(select("random", cands, 3, rng))) == 3
+@pytest.mark.parametrize("strategy", [s for s in strategy_names() if s != "bald"])
+def test_every_linear_head_strategy_runs_the_loop(strategy):
+    res = run(strategy, {"initial": 20, "batch": 10, "rounds": 2}, n=700)
+    assert res.rounds["n_labels"].tolist() == [20, 30, 40]
+    assert res.queried["id"].is_unique and res.info["stop_reason"] == "completed"
 
 
 def test_label_noise_hurts():
@@ -188,3 +186,25 @@ def test_metrics_by_hand():
     s = soft_label_metrics(np.array([[1, 1], [0, 2], [0, 0]]), np.array([[0.5, 0.5], [0.5, 0.5], [1, 0]]))
     assert s["soft_ce"] == pytest.approx(np.log(2))
     assert s["soft_brier"] == pytest.approx((0 + 0.5) / 2)
+
+
+def test_logistic_head_embed_and_perturbed_proba():
+    import scipy.sparse as sp
+    items, split, ann, feats = world(n=300)
+    ids = list(feats.ids[:40])
+    for C, X in ((2, feats.X), (3, feats.X)):
+        y = np.arange(len(feats.ids)) % C if C == 3 else items["gold"].to_numpy()
+        clf = LogisticHead(Features(feats.ids, X), recipe={}, n_classes=C, seed=0).fit(feats.ids, y)
+        p = clf.predict_proba(ids)
+        tiny = clf.perturbed_proba(ids, passes=3, scale=1e-7, seed=1)
+        np.testing.assert_allclose(tiny, np.broadcast_to(p, tiny.shape), atol=1e-5)
+        big = clf.perturbed_proba(ids, passes=3, scale=0.5, seed=1)
+        assert np.abs(big - p).max() > 1e-2
+        np.testing.assert_array_equal(big, clf.perturbed_proba(ids, passes=3, scale=0.5, seed=1))
+    assert np.array_equal(clf.embed(ids), feats.X[:40].astype(np.float32))
+    sparse = Features(feats.ids, sp.csr_matrix(np.abs(feats.X)))
+    head = LogisticHead(sparse, recipe={"embed_dim": 3}, n_classes=2, seed=0)
+    E = head.embed(ids)
+    assert E.shape == (40, 3) and E.dtype == np.float32
+    one_class = LogisticHead(feats, recipe={}, n_classes=2, seed=0).fit(ids[:5], np.zeros(5, int))
+    assert one_class.perturbed_proba(ids, passes=2, scale=0.1, seed=0).shape == (2, 40, 2)

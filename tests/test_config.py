@@ -85,3 +85,34 @@ def test_run_spec_changes_only_with_what_the_run_depends_on():
     assert run_spec(validate_config(other), "human_al", "tfidf") == before
     other["al"]["batch"] = 7
     assert run_spec(validate_config(other), "human_al", "tfidf") != before
+
+
+def test_schema_sampler_enum_is_full_plus_the_strategy_registry():
+    from llmal.config import load_schema
+    from llmal.strategies.registry import strategy_names
+    enum = load_schema()["properties"]["conditions"]["additionalProperties"]["properties"]["sampler"]["enum"]
+    assert enum == ["full"] + strategy_names()
+
+
+def test_strategy_the_recipe_cannot_serve_is_a_config_error():
+    config = default()
+    config["conditions"]["human_al"].update(sampler="bald")
+    config["conditions"]["human_al"].pop("recipe", None)
+    config.pop("recipes", None)                      # the default linear head
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    msg = str(err.value)
+    assert "conditions.human_al.sampler" in msg and "'bald' needs dropout" in msg
+    assert "cannot supply dropout" in msg
+    for ok in ("badge", "coreset", "noise_stability", "cal", "full"):
+        config = default()
+        config["conditions"]["human_al"].update(sampler=ok)
+        validate_config(config)
+    config = default()
+    config["recipes"] = {"ft": {"kind": "finetune"}}
+    config["encoders"] = {"bert": {"kind": "transformer", "model": "x"}}
+    for cond in config["conditions"].values():
+        cond.pop("encoders", None)
+        cond["recipe"] = "ft"
+    config["conditions"]["human_al"]["sampler"] = "bald"
+    validate_config(config)

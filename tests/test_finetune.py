@@ -245,3 +245,46 @@ def test_bundled_minilm_fine_tunes_one_step(corpus):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     probs = clf.predict_proba(ids[:4])
     assert probs.shape == (4, 2) and np.allclose(probs.sum(axis=1), 1.0)
+
+
+# --- model outputs for query strategies ----------------------------------------------------
+
+def test_embed_is_the_classifier_input_and_gives_the_logits(corpus, tiny_bert):
+    clf = classifier(corpus, tiny_bert, epochs=2).fit(*corpus["train"])
+    test_ids = corpus["test"][0][:12]
+    H = clf.embed(test_ids)
+    assert H.shape == (12, 32) and H.dtype == np.float32
+    head = clf._head_layer()
+    logits = H @ head.weight.detach().numpy().T + head.bias.detach().numpy()
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True), clf.predict_proba(test_ids),
+                               atol=1e-4)
+    np.testing.assert_allclose(clf.embed(test_ids[::-1]), H[::-1], atol=1e-5)
+
+
+def test_mc_dropout_varies_per_pass_is_seeded_and_restores_eval(corpus, tiny_bert):
+    clf = classifier(corpus, tiny_bert, epochs=2).fit(*corpus["train"])
+    test_ids = corpus["test"][0][:10]
+    before = torch.get_rng_state()
+    mc = clf.mc_dropout_proba(test_ids, passes=4, seed=7)
+    assert torch.equal(before, torch.get_rng_state())        # global RNG untouched
+    assert mc.shape == (4, 10, 2)
+    np.testing.assert_allclose(mc.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.abs(mc[0] - mc[1]).max() > 1e-4                 # dropout is on
+    np.testing.assert_array_equal(mc, clf.mc_dropout_proba(test_ids, passes=4, seed=7))
+    assert not clf.model.training
+    np.testing.assert_allclose(clf.predict_proba(test_ids), clf.predict_proba(test_ids))
+
+
+def test_finetune_perturbed_proba_grows_with_the_noise_scale(corpus, tiny_bert):
+    clf = classifier(corpus, tiny_bert, epochs=2).fit(*corpus["train"])
+    test_ids = corpus["test"][0][:10]
+    p = clf.predict_proba(test_ids)
+    tiny = clf.perturbed_proba(test_ids, passes=3, scale=1e-6, seed=0)
+    big = clf.perturbed_proba(test_ids, passes=3, scale=0.5, seed=0)
+    assert tiny.shape == (3, 10, 2)
+    np.testing.assert_allclose(tiny, np.broadcast_to(p, tiny.shape), atol=1e-4)
+    assert np.abs(big - p).max() > 10 * np.abs(tiny - p).max()
+    np.testing.assert_array_equal(big, clf.perturbed_proba(test_ids, passes=3, scale=0.5, seed=0))
+    with pytest.raises(RuntimeError, match="before fit"):
+        classifier(corpus, tiny_bert).embed(test_ids)

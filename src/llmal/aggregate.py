@@ -113,7 +113,11 @@ def summary_best(summary: pd.DataFrame, metrics: Sequence[Metric] = SUMMARY_METR
     Nothing is marked for an encoder with a single condition, nor where all conditions tie.
     """
     best: set[tuple[int, str]] = set()
-    for _, g in summary.groupby("encoder", sort=False):
+    if "degenerate" in summary.columns:  # a model predicting one class is never "best"
+        summary_ok = summary[~summary["degenerate"].astype(bool)]
+    else:
+        summary_ok = summary
+    for _, g in summary_ok.groupby("encoder", sort=False):
         if len(g) < 2:
             continue
         for m in metrics:
@@ -122,7 +126,7 @@ def summary_best(summary: pd.DataFrame, metrics: Sequence[Metric] = SUMMARY_METR
             vals = g[f"{m.column}_mean"].astype(float)
             if vals.isna().all():
                 continue
-            if vals.max() == vals.min():
+            if math.isclose(vals.max(), vals.min(), rel_tol=1e-9, abs_tol=1e-12):
                 continue  # all tied: nobody is best
             target = vals.max() if m.better == "max" else vals.min()
             for pos, v in zip(g.index, vals):
@@ -135,7 +139,9 @@ def summary_markdown(summary: pd.DataFrame, positive: str,
                      metrics: Sequence[Metric] = SUMMARY_METRICS) -> str:
     shown = _summary_display(summary, positive, metrics, style="markdown")
     note = (f"Mean ± sd over seeds of the final round; positive class: {positive}. "
-            "Best per encoder in bold.\n\n")
+            "Best per encoder in bold; rows marked degenerate (a model that predicts one "
+            "class for every test item) are never bold. Deterministic repeats (identical test "
+            "predictions for every seed) count once: 1 seed, no sd.\n\n")
     return note + tablefmt.markdown_table(shown)
 
 
@@ -190,7 +196,11 @@ def summary_html_frame(summary: pd.DataFrame, positive: str,
 
 def _summary_display(summary: pd.DataFrame, positive: str, metrics: Sequence[Metric], style: str) -> pd.DataFrame:
     best = summary_best(summary, metrics)
-    out = pd.DataFrame({"Encoder": summary["encoder"], "Condition": summary["condition"],
+    conditions = summary["condition"].astype(str)
+    if "degenerate" in summary.columns:
+        conditions = conditions.where(~summary["degenerate"].astype(bool),
+                                      conditions + " (degenerate)")
+    out = pd.DataFrame({"Encoder": summary["encoder"], "Condition": conditions,
                         "Seeds": summary["n_seeds"].astype(int)})
     for m in metrics:
         cells = []
@@ -291,7 +301,8 @@ def significance_caption(metric: str) -> str:
             f"{EXACT_WILCOXON_MAX_N} pairs, exhaustive permutation with tied differences up to "
             f"{EXACT_PERMUTATION_MAX_N} pairs, normal approximation beyond (method in "
             "significance.csv); paired t-test; Holm correction across the comparisons within "
-            "each encoder.")
+            "each encoder. Final rounds may sit at different budgets: matched_budget.md compares "
+            "conditions at common budgets.")
 
 
 def significance_markdown(sig: pd.DataFrame, confidence: float = 0.95) -> str:
@@ -442,7 +453,8 @@ def annotation_summary(annotations: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 # entry point
 
 TABLE_FILES = ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
-               "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md")
+               "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md",
+               "aulc.csv", "matched_budget.csv", "matched_budget.md")
 
 
 def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out_tables: Path,
@@ -456,7 +468,9 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
     rounds, finals, preds = collect_runs(run_dirs)
     settings = AggregateSettings.from_config(config, finals)
     positive = settings.positive or str(finals["positive"].iloc[0])
-    summary = summary_table(finals, settings)
+    fair = fair_comparisons(rounds, finals, preds, config, settings)
+    finals = fair["finals"]  # deterministic repeats counted once
+    summary = fair["summary_marks"](summary_table(finals, settings))
     curve = learning_curve_table(rounds, settings)
     sig = significance_table(finals, settings)
     fpfn = fpfn_table(finals, settings)
@@ -478,12 +492,50 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
     put("fpfn.csv", fpfn.to_csv(index=False))
     put("errors_by_topic.csv", topics.to_csv(index=False))
     put("errors_by_topic.md", errors_by_topic_markdown(topics, settings.top_topics))
+    put("aulc.csv", fair["aulc"].to_csv(index=False))
+    put("matched_budget.csv", fair["matched"].to_csv(index=False))
+    put("matched_budget.md", fair["matched_md"])
 
     conditions = _ordered(finals["condition"].unique(), settings.condition_order)
     for name, path in figures.draw_all(curve, fpfn, topics, out_figures, conditions=conditions,
-                                       metric=settings.metric).items():
+                                       metric=settings.metric, **fair["figure_args"]).items():
         written[f"figures/{name}"] = path
     return written
+
+
+def fair_comparisons(rounds: pd.DataFrame, finals: pd.DataFrame, preds: pd.DataFrame,
+                     config: Mapping[str, Any], settings: AggregateSettings) -> dict[str, Any]:
+    """llmal.comparisons for aggregate_all: finals with deterministic repeats counted once,
+    a function marking the summary (degenerate rows, optional bootstrap CI), the AULC and
+    matched-budget tables, and the extra figure arguments."""
+    from llmal import comparisons as cmp
+
+    cs = cmp.ComparisonSettings.from_config(config, settings.reference)
+    groups = cmp.deterministic_groups(preds, rounds)
+    degenerate = cmp.degenerate_runs(preds)
+    bad = degenerate.groupby(["condition", "encoder"])["degenerate"].any()
+    boot = cmp.bootstrap_f1_ci(cmp.collapse_deterministic(preds, groups), cs.bootstrap) \
+        if cs.bootstrap > 0 else None
+
+    def summary_marks(summary: pd.DataFrame) -> pd.DataFrame:
+        keys = list(zip(summary["condition"], summary["encoder"]))
+        summary = summary.assign(degenerate=[bool(bad.get(k, False)) for k in keys])
+        if boot is not None:
+            summary = summary.merge(boot, on=["condition", "encoder"], how="left")
+        return summary
+
+    aulc = cmp.aulc_table(rounds, settings.metric, groups)
+    matched = cmp.matched_budget_table(rounds, cs, groups)
+    conds = config.get("conditions") or {}
+    return {
+        "finals": cmp.collapse_deterministic(finals, groups), "summary_marks": summary_marks,
+        "aulc": aulc, "matched": matched, "matched_md": cmp.matched_budget_markdown(matched, cs),
+        "figure_args": {
+            "log_x": cs.log_x, "degenerate": {k for k, v in bad.items() if v},
+            "aulc": cmp.aulc_summary(aulc, settings.condition_order),
+            "strategy_of": {c: str(v.get("sampler", "")) for c, v in conds.items()},
+            "annotator_of": {c: str(v.get("annotator", "")) for c, v in conds.items()}},
+    }
 
 
 # --------------------------------------------------------------------------------------------

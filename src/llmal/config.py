@@ -129,6 +129,7 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
                      f"recipe {recipe!r} ({recipes[recipe]['kind']} needs one of {list(usable)})")
         if not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
+        _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
         for option, what in (("reweight", "learning to reweight"),
                              ("negative_learning", "negative learning")):
             if option in (cond.get("training") or {}) and recipes[recipe]["kind"] != "finetune":
@@ -141,6 +142,21 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     human = (config.get("agreement") or {}).get("reference")
     if human is not None and human not in annotators:
         fail("agreement.reference", f"{human!r} is not an annotator (known: {sorted(annotators)})")
+
+
+def _check_strategy(key: str, sampler: str, recipe: str, kind: str, fail: Any) -> None:
+    """A query strategy needs model outputs its recipe kind must be able to supply."""
+    from llmal.strategies.registry import STRATEGY_NEEDS, missing_needs
+
+    if sampler not in STRATEGY_NEEDS:
+        return  # `full` is a schedule; unknown names are the schema's business
+    missing = missing_needs(sampler, kind)
+    if missing:
+        fail(f"{key}.sampler",
+             f"strategy {sampler!r} needs {', '.join(sorted(STRATEGY_NEEDS[sampler]))}; recipe "
+             f"{recipe!r} ({kind}) cannot supply {', '.join(sorted(missing))}"
+             + (" (a linear head has no dropout: use a finetune recipe)"
+                if "dropout" in missing else ""))
 
 
 def _check_mixture(name: str, spec: dict[str, Any], annotators: dict[str, Any], fail: Any) -> None:

@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter
 
 FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
                 "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
-                "errors_by_topic.svg")
+                "errors_by_topic.svg", "aulc.png", "aulc.svg")
 PNG_DPI = 200
 MAX_TOPICS = 20          # the heatmap shows at most this many topics (largest error share first)
 LOG_X_SPAN = 100.0       # cost axis turns logarithmic when costs span this factor or more
@@ -52,26 +52,39 @@ def metric_label(metric: str) -> str:
 
 
 def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_dir: Path, *,
-             conditions: Sequence[str], metric: str = "f1_macro") -> dict[str, Path]:
-    """Draw every figure of FIGURE_FILES into `out_dir`; return {file name: path}."""
+             conditions: Sequence[str], metric: str = "f1_macro", log_x: bool = False,
+             degenerate: Iterable[tuple[str, str]] = (), aulc: pd.DataFrame | None = None,
+             strategy_of: dict[str, str] | None = None,
+             annotator_of: dict[str, str] | None = None) -> dict[str, Path]:
+    """Draw every figure of FIGURE_FILES into `out_dir`; return {file name: path}.
+
+    log_x: logarithmic label axis; degenerate: (condition, encoder) rows drawn apart in the
+    FP/FN figure; aulc: llmal.comparisons.aulc_summary, drawn by strategy and annotator."""
     out_dir = Path(out_dir)
     colors = condition_colors(conditions)
     paths: list[Path] = []
-    paths += learning_curve_figure(curve, out_dir / "learning_curve", colors=colors, x="n_labels", metric=metric)
+    paths += learning_curve_figure(curve, out_dir / "learning_curve", colors=colors, x="n_labels",
+                                   metric=metric, log_x=log_x)
     paths += learning_curve_figure(curve, out_dir / "learning_curve_cost", colors=colors, x="cost_total", metric=metric)
-    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=colors)
+    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=colors, degenerate=set(degenerate))
     paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=conditions)
+    aulc = aulc if aulc is not None else pd.DataFrame(columns=["condition", "encoder"])
+    paths += aulc_figure(aulc, out_dir / "aulc", strategy_of=strategy_of or {},
+                         annotator_of=annotator_of or {})
     return {p.name: p for p in paths}
 
 
 def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple],
-                          x: str = "n_labels", metric: str = "f1_macro") -> list[Path]:
+                          x: str = "n_labels", metric: str = "f1_macro",
+                          log_x: bool = False) -> list[Path]:
     """Mean `metric` per round against mean labels (x="n_labels") or mean dollars spent
-    (x="cost_total"), ±1 sd band over seeds; one panel per encoder."""
+    (x="cost_total"), ±1 sd band over seeds; one panel per encoder. A one-round condition (the
+    full pool) is a dashed horizontal reference line across the panel, not a lone point; the
+    x axis is logarithmic with `log_x`, and for dollars whenever they span two orders."""
     encoders = list(dict.fromkeys(curve["encoder"]))
     with matplotlib.rc_context(STYLE):
         fig, axes = _panels(len(encoders), width=3.8, height=3.0, sharey=True)
-        log_x = x == "cost_total" and _spans_orders(curve[f"{x}_mean"])
+        log_x = log_x or (x == "cost_total" and _spans_orders(curve[f"{x}_mean"]))
         for ax, enc in zip(axes, encoders):
             de = curve[curve["encoder"] == enc]
             for cond, color in colors.items():
@@ -82,7 +95,14 @@ def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[s
                 ys = g[f"{metric}_mean"].to_numpy(float)
                 sd = np.nan_to_num(g[f"{metric}_sd"].to_numpy(float))
                 if len(g) == 1:
-                    ax.errorbar(xs, ys, yerr=sd, fmt="D", color=color, ms=5, capsize=3, label=cond)
+                    ax.axhline(ys[0], color=color, linestyle="--", linewidth=1.2, label=cond)
+                    ax.annotate(f"{cond}: one round at {xs[0]:,.4g}", (1.0, ys[0]),
+                                xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                                textcoords="offset points", ha="right", va="bottom",
+                                fontsize=7.5, color=color)
+                    if sd[0] > 0:
+                        ax.axhspan(ys[0] - sd[0], ys[0] + sd[0], color=color, alpha=0.12,
+                                   linewidth=0)
                 else:
                     ax.plot(xs, ys, marker="o", ms=3, color=color, label=cond)
                     ax.fill_between(xs, ys - sd, ys + sd, color=color, alpha=0.18, linewidth=0)
@@ -94,13 +114,33 @@ def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[s
                 ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
             else:
                 ax.set_xlabel("Labels acquired (count)")
+                if log_x:
+                    _set_log_x(ax, curve[f"{x}_mean"])
         axes[0].set_ylabel(f"{metric_label(metric)}, test set")
         _legend_below(fig, axes, colors)
         return _save(fig, out_base)
 
 
-def fpfn_figure(fpfn: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple]) -> list[Path]:
-    """Grouped bars: mean FP (solid) and FN (hatched) per condition, ±1 sd; panel per encoder."""
+def fpfn_figure(fpfn: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple],
+                degenerate: set[tuple[str, str]] = frozenset()) -> list[Path]:  # type: ignore[assignment]
+    """Grouped bars: mean FP (solid) and FN (hatched) per condition, ±1 sd; panel per encoder.
+
+    Degenerate rows (a model predicting one class for every item) are drawn apart: grey, at
+    the right, and cut at the scale of the others with their value written on the bar, so one
+    such model's hundreds of errors do not flatten everyone else's bars."""
+    keys = list(zip(fpfn["condition"], fpfn["encoder"]))
+    is_bad = np.array([k in degenerate for k in keys], dtype=bool)
+    if is_bad.any() and not is_bad.all():
+        ok = fpfn[~is_bad]
+        top = float(np.nanmax(np.r_[ok["fp_mean"] + np.nan_to_num(ok["fp_sd"].astype(float)),
+                                    ok["fn_mean"] + np.nan_to_num(ok["fn_sd"].astype(float))]))
+        cap = max(top, 1.0) * 1.25
+        return _fpfn_bars(fpfn, out_base, colors=colors, degenerate=degenerate, cap=cap)
+    return _fpfn_bars(fpfn, out_base, colors=colors, degenerate=set(), cap=None)
+
+
+def _fpfn_bars(fpfn: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple],
+               degenerate: set[tuple[str, str]], cap: float | None) -> list[Path]:
     encoders = list(dict.fromkeys(fpfn["encoder"]))
     n_cond = max(1, int(fpfn.groupby("encoder")["condition"].nunique().max()))
     with matplotlib.rc_context(STYLE):
@@ -109,23 +149,79 @@ def fpfn_figure(fpfn: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple])
         for ax, enc in zip(axes, encoders):
             de = fpfn[fpfn["encoder"] == enc]
             conds = [c for c in colors if c in set(de["condition"])]
+            bad = [c for c in conds if (c, enc) in degenerate]
+            conds = [c for c in conds if c not in bad] + bad          # degenerate ones at the right
             de = de.set_index("condition").loc[conds]
             pos = np.arange(len(conds))
-            cols = [colors[c] for c in conds]
-            ax.bar(pos - width / 2, de["fp_mean"], width, yerr=np.nan_to_num(de["fp_sd"].to_numpy(float)),
+            cols = [("0.6" if c in bad else colors[c]) for c in conds]
+            fp, fn = de["fp_mean"].to_numpy(float), de["fn_mean"].to_numpy(float)
+            shown_fp, shown_fn = (fp, fn) if cap is None else (np.minimum(fp, cap), np.minimum(fn, cap))
+            fp_sd = np.where(shown_fp < fp, 0, np.nan_to_num(de["fp_sd"].to_numpy(float)))
+            fn_sd = np.where(shown_fn < fn, 0, np.nan_to_num(de["fn_sd"].to_numpy(float)))
+            ax.bar(pos - width / 2, shown_fp, width, yerr=fp_sd,
                    color=cols, edgecolor=cols, capsize=2.5, error_kw={"elinewidth": 0.9})
-            ax.bar(pos + width / 2, de["fn_mean"], width, yerr=np.nan_to_num(de["fn_sd"].to_numpy(float)),
+            ax.bar(pos + width / 2, shown_fn, width, yerr=fn_sd,
                    color="white", edgecolor=cols, hatch="////", linewidth=1.0, capsize=2.5,
                    error_kw={"elinewidth": 0.9})
-            ax.set_xticks(pos, conds, rotation=30, ha="right")
+            for i, (real, shown) in enumerate(zip(np.r_[fp, fn], np.r_[shown_fp, shown_fn])):
+                if shown < real:
+                    xpos = pos[i % len(pos)] + (-width / 2 if i < len(pos) else width / 2)
+                    ax.text(xpos, shown, f"{real:.0f}↑", ha="center", va="bottom", fontsize=7.5)
+            ax.set_xticks(pos, [f"{c} (degenerate)" if c in bad else c for c in conds],
+                          rotation=30, ha="right")
+            if bad:
+                ax.axvline(len(conds) - len(bad) - 0.5, color="0.5", linestyle=":", linewidth=1)
             ax.set_title(f"Encoder: {enc}")
             ax.grid(axis="x", visible=False)
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(bottom=0, top=None if cap is None else cap * 1.08)
         axes[0].set_ylabel("Test errors (count, mean over seeds)")
         fig.legend(handles=[Patch(facecolor="0.45", edgecolor="0.45", label="False positives (FP)"),
                             Patch(facecolor="white", edgecolor="0.45", hatch="////",
                                   label="False negatives (FN)")],
                    loc="outside lower center", ncol=2, frameon=False)
+        return _save(fig, out_base)
+
+
+def aulc_figure(aulc: pd.DataFrame, out_base: Path, *, strategy_of: dict[str, str],
+                annotator_of: dict[str, str]) -> list[Path]:
+    """Normalised AULC over labels by strategy (x) and annotator (bar colour), ±1 sd over runs;
+    one panel per encoder. One-round conditions (the full pool) are dashed lines in their
+    annotator's colour."""
+    encoders = list(dict.fromkeys(aulc["encoder"])) or [""]
+    frame = aulc.assign(strategy=[strategy_of.get(c, c) for c in aulc["condition"]],
+                        annotator=[annotator_of.get(c, c) for c in aulc["condition"]])
+    annotators = list(dict.fromkeys(frame["annotator"]))
+    cmap = matplotlib.colormaps["tab10"]
+    acolor = {a: cmap(i % 10) for i, a in enumerate(annotators)}
+    with matplotlib.rc_context(STYLE):
+        curves = frame[~frame["single_round"].astype(bool)] if len(frame) else frame
+        strategies = list(dict.fromkeys(curves["strategy"])) if len(curves) else []
+        fig, axes = _panels(len(encoders), width=max(3.6, 0.55 * len(strategies) * max(1, len(annotators)) + 1.6),
+                            height=3.2, sharey=True)
+        width = 0.8 / max(1, len(annotators))
+        for ax, enc in zip(axes, encoders):
+            de = frame[frame["encoder"] == enc]
+            for j, ann in enumerate(annotators):
+                da = de[(de["annotator"] == ann) & ~de["single_round"].astype(bool)]
+                da = da.set_index("strategy").reindex(strategies)
+                pos = np.arange(len(strategies)) - 0.4 + width * (j + 0.5)
+                ax.bar(pos, da["aulc_labels_mean"].to_numpy(float), width,
+                       yerr=np.nan_to_num(da["aulc_labels_sd"].to_numpy(float)),
+                       color=acolor[ann], capsize=2, error_kw={"elinewidth": 0.8})
+                for v in de[(de["annotator"] == ann) & de["single_round"].astype(bool)]["aulc_labels_mean"]:
+                    ax.axhline(float(v), color=acolor[ann], linestyle="--", linewidth=1.1)
+            ax.set_xticks(np.arange(len(strategies)), strategies, rotation=30, ha="right")
+            ax.set_title(f"Encoder: {enc}" if enc else "No runs")
+            ax.grid(axis="x", visible=False)
+            vals = de["aulc_labels_mean"].to_numpy(float)
+            if np.isfinite(vals).any():
+                lo = float(np.nanmin(vals - np.nan_to_num(de["aulc_labels_sd"].to_numpy(float))))
+                ax.set_ylim(bottom=max(0.0, lo - 0.05))
+        axes[0].set_ylabel("AULC over labels (normalised)")
+        handles = [Patch(facecolor=acolor[a], label=a) for a in annotators]
+        if handles:
+            fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
+                       frameon=False)
         return _save(fig, out_base)
 
 

@@ -84,6 +84,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     parts += _what_was_run(config, meta, settings, split_counts)
     parts += _summary_section(tables_dir, positive)
     parts += _significance_section(tables_dir)
+    parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
     parts += _learning_curve_section(figures_dir, settings.metric)
     parts += _errors_section(tables_dir, figures_dir, settings.top_topics)
     if annotations is not None and len(annotations):
@@ -170,6 +171,38 @@ def _significance_section(tables_dir: Path) -> list[str]:
     out += [f'<p class="caption">{_e(aggregate.significance_caption(str(sig["metric"].iloc[0])))}</p>',
             _table(shown, numeric=[c for c in shown.columns if c.startswith(("p ", "Δ", "Pairs"))])]
     return out + notes
+
+
+def _fair_comparison_section(config: Mapping[str, Any], settings: aggregate.AggregateSettings,
+                             tables_dir: Path, figures_dir: Path) -> list[str]:
+    """AULC per condition and the matched-budget comparisons (llmal.comparisons)."""
+    from llmal import comparisons as cmp
+
+    cs = cmp.ComparisonSettings.from_config(config, settings.reference)
+    aulc = cmp.aulc_summary(_read_csv(tables_dir / "aulc.csv"), settings.condition_order)
+    shown = pd.DataFrame({
+        "Encoder": aulc["encoder"], "Condition": aulc["condition"], "Runs": aulc["n"],
+        "AULC (labels)": [tablefmt.format_mean_sd(m, s, 3) for m, s in
+                          zip(aulc["aulc_labels_mean"], aulc["aulc_labels_sd"])],
+        "AULC (dollars)": [tablefmt.format_mean_sd(m, s, 3) for m, s in
+                           zip(aulc["aulc_cost_mean"], aulc["aulc_cost_sd"])],
+        "Note": ["one round (full pool): its value" if one else "" for one in aulc["single_round"]],
+    })
+    matched = _read_csv(tables_dir / "matched_budget.csv")
+    out = [_h2("Area under the learning curve"),
+           f'<p class="caption">Per run, the area under test {_e(settings.metric)} over labels '
+           "(and over dollars) divided by the run's own label (dollar) range: the mean score "
+           "over the budget it spent. Mean ± sd over runs; deterministic repeats count once.</p>",
+           _table(shown, numeric=["Runs", "AULC (labels)", "AULC (dollars)"]),
+           _figure(figures_dir / "aulc.png", "Normalised AULC over labels by strategy and "
+                   "annotator; dashed lines: full-pool conditions."),
+           _h2("Matched budgets")]
+    if matched.empty:
+        return out + ["<p>No budget is reached by any run.</p>"]
+    display = cmp.matched_budget_display(matched, settings.metric, markdown=False)
+    bold = {(i, settings.metric) for i in cmp.matched_budget_best(matched, settings.metric)}
+    return out + [f'<p class="caption">{_e(cmp.matched_budget_caption(cs))}</p>',
+                  _table(display, bold=bold, numeric=["Runs", settings.metric])]
 
 
 def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:

@@ -1,8 +1,9 @@
 AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
-    "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md")] + [
+    "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md", "aulc.csv",
+    "matched_budget.csv", "matched_budget.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                            "errors_by_topic") for ext in ("png", "svg")]
+                                            "errors_by_topic", "aulc") for ext in ("png", "svg")]
 
 
 rule aggregate:

@@ -18,7 +18,8 @@ from sklearn.metrics import f1_score
 from llmal.models.batching import TokenCache
 from llmal.models.finetune_config import parse_encoder, parse_recipe
 from llmal.models.hf_loading import count_parameters, load_sequence_classifier, max_positions
-from llmal.models.torch_runtime import (autocast_dtype, device_description, maybe_compile,
+from llmal.models.perturb import perturbed_linear_proba
+from llmal.models.torch_runtime import (autocast, autocast_dtype, device_description, maybe_compile,
                                         seed_everything, select_device)
 from llmal.models.training import (BatchPlan, NegativeBatches, TrainingOutcome,
                                    balanced_class_weights, make_train_step,
@@ -141,6 +142,87 @@ class FineTuneClassifier:
         return predict_probabilities(self._forward, self.plan, self.tokens.get(list(ids)),
                                      batch_size=self.encoder.eval_batch_size,
                                      n_classes=self.n_classes, amp_dtype=self.amp_dtype)
+
+    # --- model outputs for query strategies (llmal.strategies) -------------------------------
+
+    def embed(self, ids: Sequence[str]) -> np.ndarray:
+        """(n, h) float32: the input of the final classification layer (for BERT the pooled
+        [CLS] state), in eval mode. BADGE's last-layer gradient is (p − e_ŷ) ⊗ this."""
+        return self._head_inputs(ids)
+
+    def mc_dropout_proba(self, ids: Sequence[str], passes: int, seed: int) -> np.ndarray:
+        """(passes, n, C) softmax probabilities with dropout kept on (MC dropout, for BALD);
+        seeded, and without touching the global torch random state."""
+        self._require_fit("mc_dropout_proba")
+        if passes < 1:
+            raise ValueError(f"passes must be >= 1, got {passes}")
+        out = np.zeros((passes, len(ids), self.n_classes))
+        if len(ids) == 0:
+            return out
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            torch.manual_seed(seed)
+            self.model.train()
+            try:
+                for positions, batch in self.plan.inference_batches(
+                        self.tokens.get(list(ids)), batch_size=self.encoder.eval_batch_size):
+                    for t in range(passes):
+                        with autocast(self.device, self.amp_dtype):
+                            logits = self.model(input_ids=batch.input_ids,
+                                                attention_mask=batch.attention_mask).logits
+                        out[t, positions] = torch.softmax(logits.float(), -1).cpu().numpy()
+            finally:
+                self.model.eval()
+        return out
+
+    def perturbed_proba(self, ids: Sequence[str], passes: int, scale: float,
+                        seed: int) -> np.ndarray:
+        """(passes, n, C) probabilities with Gaussian noise of norm `scale` × |W| on the final
+        classification layer's weights (S1's noise stability, restricted to the head so the
+        encoder runs once)."""
+        H = self._head_inputs(ids)
+        head = self._head_layer()
+        return perturbed_linear_proba(H.astype(np.float64),
+                                      head.weight.detach().float().cpu().numpy(),
+                                      head.bias.detach().float().cpu().numpy()
+                                      if head.bias is not None else np.zeros(self.n_classes),
+                                      passes=passes, scale=scale, seed=seed)
+
+    def _head_layer(self) -> torch.nn.Linear:
+        """The last linear layer with one output per class (the classification layer)."""
+        head = None
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Linear) and module.out_features == self.n_classes:
+                head = module
+        if head is None:
+            raise RuntimeError(f"{type(self.model).__name__} has no linear layer with "
+                               f"{self.n_classes} outputs")
+        return head
+
+    def _head_inputs(self, ids: Sequence[str]) -> np.ndarray:
+        self._require_fit("embed")
+        head = self._head_layer()
+        out = np.zeros((len(ids), head.in_features), dtype=np.float32)
+        if len(ids) == 0:
+            return out
+        captured: list[torch.Tensor] = []
+        hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for positions, batch in self.plan.inference_batches(
+                        self.tokens.get(list(ids)), batch_size=self.encoder.eval_batch_size):
+                    captured.clear()
+                    with autocast(self.device, self.amp_dtype):
+                        self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+                    out[positions] = captured[-1].float().cpu().numpy()
+        finally:
+            hook.remove()
+        return out
+
+    def _require_fit(self, what: str) -> None:
+        if self._fits == 0:
+            raise RuntimeError(f"FineTuneClassifier.{what} called before fit")
 
     def info(self) -> dict[str, Any]:
         import transformers

@@ -5,8 +5,10 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from llmal.encoders import Features
+from llmal.models.perturb import perturbed_linear_proba
 
 
 class LogisticHead:
@@ -18,6 +20,7 @@ class LogisticHead:
         self._model: Any = None
         self._prior: np.ndarray | None = None
         self._seconds = 0.0
+        self._svd: Any = None
 
     def fit(self, ids: Sequence[str], labels: np.ndarray, *, sample_weight: np.ndarray | None = None,
             dev: tuple[Sequence[str], np.ndarray] | None = None,
@@ -56,6 +59,34 @@ class LogisticHead:
         probs = np.zeros((len(ids), self.n_classes))
         probs[:, self._model.classes_] = self._model.predict_proba(self.features.rows(ids))
         return probs
+
+    def embed(self, ids: Sequence[str]) -> np.ndarray:
+        """Dense features the head sees (float32). Sparse (TF-IDF) features are projected by a
+        truncated SVD of all rows (`recipe.embed_dim` components, default 128), fitted once."""
+        X = self.features.rows(ids)
+        if not sp.issparse(X):
+            return np.asarray(X, dtype=np.float32)
+        if self._svd is None:
+            from sklearn.decomposition import TruncatedSVD
+            dim = min(int(self.recipe.get("embed_dim", 128)), self.features.X.shape[1] - 1)
+            self._svd = TruncatedSVD(n_components=max(1, dim), random_state=self.seed)
+            self._svd.fit(self.features.X)
+        return self._svd.transform(X).astype(np.float32)
+
+    def perturbed_proba(self, ids: Sequence[str], passes: int, scale: float,
+                        seed: int) -> np.ndarray:
+        """(passes, n, C) probabilities with Gaussian noise of norm `scale` × |coef| added to the
+        weights (S1's noise stability); a head fitted on one class has no weights, so every
+        pass repeats its prior."""
+        if self._model is None:
+            return np.tile(self.predict_proba(ids)[None], (passes, 1, 1))
+        m = self._model
+        raw = perturbed_linear_proba(self.features.rows(ids), m.coef_, m.intercept_,
+                                     passes=passes, scale=scale, seed=seed,
+                                     binary_logistic=m.coef_.shape[0] == 1)
+        out = np.zeros((passes, len(ids), self.n_classes))
+        out[:, :, m.classes_] = raw
+        return out
 
     def info(self) -> dict[str, Any]:
         return {"device": "cpu", "kind": "logistic", "train_seconds": round(self._seconds, 3)}
