@@ -83,7 +83,8 @@ def _run_agreement(args: argparse.Namespace) -> int:
                                 f"{results}/tables/annotators.csv` first)")
     report = annotator_agreement(annotations, pd.read_parquet(data / "items.parquet"),
                                  pd.read_parquet(data / "split.parquet"), config["annotators"],
-                                 config["labels"]["names"], reference=reference_annotator(config))
+                                 config["labels"]["names"], reference=reference_annotator(config),
+                                 splits=(config.get("agreement") or {}).get("splits") or ("pool", "dev"))
     if args.csv:
         print(report.table.to_csv(index=False), end="")
     else:

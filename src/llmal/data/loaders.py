@@ -7,7 +7,6 @@ names, per-annotator label columns to `ann_<name>`, the dataset's own split to p
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,7 +15,7 @@ import pandas as pd
 
 from llmal.data import readers
 from llmal.data.validate import DatasetError, describe_offenders
-from llmal.tables import ANNOTATOR_PREFIX, META_PREFIX
+from llmal.tables import ANNOTATOR_PREFIX, META_PREFIX, safe_column_name
 
 FORMATS = readers.FORMATS
 detect_format = readers.detect_format
@@ -180,8 +179,7 @@ def labels_to_indices(values: pd.Series, lookup: Mapping[str, int], *, label_nam
     return pd.Series(pd.array(out, dtype="Int64"), index=values.index)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "x"
+_safe_name = safe_column_name
 
 
 def _require_columns(df: pd.DataFrame, wanted: Mapping[str, str], where: str) -> None:
