@@ -290,9 +290,10 @@ def test_aggregate_all_writes_exactly_the_declared_outputs(aggregated):
     root, written = aggregated
     expected = {f"tables/{n}" for n in ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv",
                                         "significance.csv", "significance.md", "fpfn.csv",
-                                        "errors_by_topic.csv", "errors_by_topic.md")}
+                                        "errors_by_topic.csv", "errors_by_topic.md", "confusion.csv",
+                                        "confusion.md", "per_class.csv", "per_class.md")}
     expected |= {f"figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                                "errors_by_topic") for ext in ("png", "svg")}
+                                                "errors_by_topic", "confusion") for ext in ("png", "svg")}
     assert set(written) == expected
     on_disk = {str(p.relative_to(root)) for p in root.glob("*/*") if p.parent.name in ("tables", "figures")}
     assert on_disk == expected                              # nothing else, no leftover .tmp

@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter
 
 FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
                 "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
-                "errors_by_topic.svg")
+                "errors_by_topic.svg", "confusion.png", "confusion.svg")  # confusion: llmal.confusion
 PNG_DPI = 200
 MAX_TOPICS = 20          # the heatmap shows at most this many topics (largest error share first)
 LOG_X_SPAN = 100.0       # cost axis turns logarithmic when costs span this factor or more
@@ -52,15 +52,19 @@ def metric_label(metric: str) -> str:
 
 
 def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_dir: Path, *,
-             conditions: Sequence[str], metric: str = "f1_macro") -> dict[str, Path]:
-    """Draw every figure of FIGURE_FILES into `out_dir`; return {file name: path}."""
+             conditions: Sequence[str], metric: str = "f1_macro",
+             fpfn_conditions: Sequence[str] | None = None) -> dict[str, Path]:
+    """Draw every figure of FIGURE_FILES into `out_dir`; return {file name: path}.
+    `fpfn_conditions`: the bars of the FP/FN and topic figures when they are not the conditions
+    (one per condition and class without a positive class)."""
     out_dir = Path(out_dir)
     colors = condition_colors(conditions)
+    bars = list(fpfn_conditions) if fpfn_conditions is not None else list(conditions)
     paths: list[Path] = []
     paths += learning_curve_figure(curve, out_dir / "learning_curve", colors=colors, x="n_labels", metric=metric)
     paths += learning_curve_figure(curve, out_dir / "learning_curve_cost", colors=colors, x="cost_usd", metric=metric)
-    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=colors)
-    paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=conditions)
+    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=condition_colors(bars))
+    paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=bars)
     return {p.name: p for p in paths}
 
 

@@ -1,8 +1,9 @@
 AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
-    "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md")] + [
+    "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md", "confusion.csv",
+    "confusion.md", "per_class.csv", "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                            "errors_by_topic") for ext in ("png", "svg")]
+                                            "errors_by_topic", "confusion") for ext in ("png", "svg")]
 
 
 rule aggregate:
@@ -29,6 +30,7 @@ rule report:
         annotations=ALL_ANNOTATIONS,
         agreement=AGREEMENT_OUTPUTS,
         split_table=SPLIT,
+        item_table=ITEMS,
     output:
         f"{RESULTS}/report.html",
     params:

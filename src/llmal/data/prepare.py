@@ -1,7 +1,8 @@
 """The prepare stage: dataset config -> validated items table and split table.
 
 dataset.kind picks the source:
-  demo  the SYNTHETIC demo data (llmal.data.demo); keys n_items, seed
+  demo  the SYNTHETIC demo data (llmal.data.demo); keys n_items, seed, classes (2 or 3), task
+        (hostility, or relation: entity-marked relation classification, llmal.data.relations)
   gahd  GAHD, from dataset.path or downloaded once into the cache directory (checked by sha256)
   file  a user's csv/tsv/jsonl/json/parquet; keys path (or files: [{path, split}, ...]),
         columns, label_map, annotator_sep, split_map, format, quoting, header, encoding, source
@@ -16,7 +17,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from llmal.data.demo import generate_demo
+from llmal.data.demo import THREE_CLASS_NAMES, generate_demo
+from llmal.data.relations import RELATION_NAMES, generate_relations
 from llmal.data.gahd import load_gahd
 from llmal.data.loaders import DEFAULT_SPLIT_MAP, SPLIT_COLUMN, load_table, map_columns
 from llmal.data.split import assign_split
@@ -27,7 +29,7 @@ from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS, META_PREFIX
 # keys every kind accepts; cache_dir is read by the caller, which passes it as `cache_dir`
 COMMON_KEYS = {"name", "kind", "cache_dir"}
 DATASET_KEYS = {
-    "demo": COMMON_KEYS | {"n_items", "seed"},
+    "demo": COMMON_KEYS | {"n_items", "seed", "classes", "task"},
     "gahd": COMMON_KEYS | {"path", "drop_empty_text"},
     "file": COMMON_KEYS | {"path", "files", "columns", "label_map", "annotator_sep", "split_map",
                            "format", "quoting", "header", "encoding", "source", "drop_empty_text"},
@@ -36,7 +38,7 @@ DATASET_KEYS = {
 DROP_EMPTY_TEXT_DEFAULT = {"demo": False, "gahd": True, "file": False}
 logger = logging.getLogger(__name__)
 
-DEMO_DEFAULTS = {"n_items": 3000, "seed": 0}
+DEMO_DEFAULTS = {"n_items": 3000, "seed": 0, "classes": 2, "task": "hostility"}
 SPLIT_DEFAULTS = {"test": 0.2, "dev": 0.1, "seed": 0, "use_column": True}
 
 
@@ -56,6 +58,13 @@ def _two_labels(label_names: list[str], kind: str) -> None:
         raise DatasetError(f"labels.names: dataset kind {kind!r} is binary (index 0 = not "
                            f"hostile/not hate, 1 = hostile/hate) but {len(label_names)} label "
                            f"names are given: {label_names}")
+
+
+def _n_labels(label_names: list[str], n: int, kind: str, meaning: tuple[str, ...]) -> None:
+    if len(label_names) != n:
+        raise DatasetError(f"labels.names: dataset {kind} has {n} classes (index order: "
+                           f"{list(meaning)}) but {len(label_names)} label names are given: "
+                           f"{label_names}")
 
 
 def order_item_columns(items: pd.DataFrame) -> pd.DataFrame:
@@ -81,9 +90,17 @@ def load_items(dataset_cfg: Mapping[str, Any], label_names: list[str], *,
     """The mapped (not yet validated) items table and a name for error messages."""
     kind = _check_keys(dataset_cfg)
     if kind == "demo":
-        _two_labels(label_names, kind)
         cfg = {**DEMO_DEFAULTS, **dataset_cfg}
-        return generate_demo(int(cfg["n_items"]), int(cfg["seed"])), "demo dataset (synthetic)"
+        if cfg["task"] == "relation":
+            _n_labels(label_names, len(RELATION_NAMES), "demo (task: relation)", RELATION_NAMES)
+            return (generate_relations(int(cfg["n_items"]), int(cfg["seed"])),
+                    "relation demo dataset (synthetic)")
+        if int(cfg["classes"]) == 3:
+            _n_labels(label_names, 3, "demo (classes: 3)", THREE_CLASS_NAMES)
+        else:
+            _two_labels(label_names, kind)
+        return (generate_demo(int(cfg["n_items"]), int(cfg["seed"]), classes=int(cfg["classes"])),
+                "demo dataset (synthetic)")
     if kind == "gahd":
         _two_labels(label_names, kind)
         path = dataset_cfg.get("path")
@@ -160,6 +177,16 @@ def prepare_dataset(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any
                     split_cfg: Mapping[str, Any], *,
                     cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load, map and validate the configured dataset; return (items, split) tables."""
+    items, split, where = load_and_split(dataset_cfg, labels_cfg, split_cfg, cache_dir=cache_dir)
+    for warning in dataset_warnings(items, split, [str(n) for n in labels_cfg["names"]], where):
+        logger.warning("%s", warning)
+    return items, split
+
+
+def load_and_split(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any],
+                   split_cfg: Mapping[str, Any], *,
+                   cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(items, split, name of the data for messages); raises DatasetError on the first problem."""
     label_names = [str(n) for n in labels_cfg["names"]]
     items, where = load_items(dataset_cfg, label_names, cache_dir=cache_dir)
     kind = str(dataset_cfg["kind"])
@@ -171,9 +198,7 @@ def prepare_dataset(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any
     split = assign_split(items, test=float(cfg["test"]), dev=float(cfg["dev"]),
                          seed=int(cfg["seed"]), use_column=bool(cfg["use_column"]))
     check_split(split, where)
-    for warning in dataset_warnings(items, split, label_names, where):
-        logger.warning("%s", warning)
-    return items, split
+    return items, split, where
 
 
 def dataset_warnings(items: pd.DataFrame, split: pd.DataFrame, label_names: list[str],
