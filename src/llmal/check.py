@@ -75,9 +75,10 @@ def check_config(config: dict[str, Any], where: str = "config", *,
                      if not any(m.split(":")[0] == p.message.split(":")[0] for p in problems)]
         return problems
     problems += [Problem("error", where, f"{k}: {m}") for k, m in reference_problems(config)]
-    problems += [Problem("error", where, m) for m in settings_problems(config)]
+    settings = settings_problems(config)
+    problems += [Problem("error", where, m) for m in settings]
     problems += [Problem("error", where, m) for m in remote_problems(config, Path(results))]
-    if data:
+    if data and not any(m.startswith("split.") for m in settings):  # no split: nothing to count
         summary = dataset_summary(config)
         data_where = summary.get("where") or where
         problems += [Problem("error", data_where, m) for m in summary.get("errors", [])]

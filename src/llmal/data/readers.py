@@ -173,8 +173,9 @@ def _quoted_records(path: Path, text: str, delimiter: str, one_line_each: bool) 
         except StopIteration:
             break
         except csv.Error as e:
-            raise DatasetError(f"{path}: line {reader.line_num}: broken quoting ({e}); if the "
-                               "quotes in your texts are literal, set dataset.quoting: none") from None
+            raise DatasetError(f"{path}: line {start}: broken quoting in the record starting on "
+                               f"this line ({e}, at line {reader.line_num}); if the quotes in your "
+                               "texts are literal, set dataset.quoting: none") from None
         last = reader.line_num
         if not fields or all(f.strip() == "" for f in fields) and len(fields) == 1:
             continue
