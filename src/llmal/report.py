@@ -73,7 +73,8 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     settings = aggregate.AggregateSettings.from_config(config, meta if len(meta) else None)
     dataset = config.get("dataset") or {}
     name = str(dataset.get("name", "")) or "dataset"
-    positive = settings.positive or (str(meta["positive"].iloc[0]) if "positive" in meta and len(meta) else "")
+    positive = settings.positive or (str(meta["positive"].iloc[0]) if "positive" in meta and len(meta)
+                                     and pd.notna(meta["positive"].iloc[0]) else "")
     title = title or f"llmal report: {name}"
 
     parts = [f"<h1>{_e(title)}</h1>",
