@@ -81,8 +81,8 @@ def _run_agreement(args: argparse.Namespace) -> int:
             missing.append(name)
     if not annotations:
         raise FileNotFoundError(f"no annotation table of any annotator of {args.configfile} under "
-                                f"{results / 'annotations'} (run `snakemake --configfile {args.configfile} "
-                                f"{results}/tables/annotators.csv` first)")
+                                f"{results / 'annotations'} (run `snakemake {results}/tables/annotators.csv "
+                                f"--configfile {args.configfile}` first)")
     report = annotator_agreement(annotations, pd.read_parquet(data / "items.parquet"),
                                  pd.read_parquet(data / "split.parquet"), config["annotators"],
                                  config["labels"]["names"], reference=reference_annotator(config),
