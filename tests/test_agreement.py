@@ -201,8 +201,8 @@ def test_fleiss_counts_only_real_raters_and_lists_them(dataset):
     specs = {**specs, "gold": {"kind": "human", "mode": "gold"}, "crowd": {"kind": "human"},
              "sim": {"kind": "simulated"}}
     s = annotator_agreement(annotations, items, split, specs, NAMES).summary
-    assert s["fleiss_annotators"] == ["human", "llm", "llm_t1"]
-    assert "Fleiss' κ among human, llm, llm_t1" in fleiss_sentence(s)
+    assert s["fleiss_annotators"] == ["human", "llm", "llm_t1", "sim"]   # not gold, crowd, mix
+    assert "Fleiss' κ among human, llm, llm_t1, sim" in fleiss_sentence(s)
 
 
 def test_agreement_splits_choose_the_items(dataset):

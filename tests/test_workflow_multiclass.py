@@ -40,6 +40,6 @@ def test_three_class_demo_runs_end_to_end(tmp_path):
     assert "no positive class" in (res / "tables" / "summary.md").read_text()
     agreement = json.loads((res / "tables" / "agreement.json").read_text())
     # the two experts are two raters; gold-like and sampled annotators are not
-    assert agreement["fleiss_annotators"] == ["expert_a1", "expert_a2"]
+    assert agreement["fleiss_annotators"] == ["expert_a1", "expert_a2", "llm_sim"]
     html = (res / "report.html").read_text()
     assert "Confusion matrix per condition" in html and "(no positive class)" in html

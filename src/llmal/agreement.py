@@ -145,11 +145,12 @@ LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
 
 
 def is_real_rater(spec: Mapping[str, Any]) -> bool:
-    """A rater of its own for Fleiss' kappa: an LLM, a precomputed annotator, or a human annotator
-    tied to one column of the dataset. Not gold, not a majority or sample drawn from several
-    people, not a mixture, not a noise model over gold."""
+    """A rater of its own for Fleiss' kappa: an LLM, a precomputed annotator, a simulated one (the
+    stand-in for an LLM in simulations; its errors are its own draws), or a human annotator tied
+    to one column of the dataset. Not gold, not a majority of or sample from several people, not
+    a mixture of other annotators."""
     kind = spec.get("kind")
-    if kind in LLM_KINDS or kind == "precomputed":
+    if kind in LLM_KINDS or kind in ("precomputed", "simulated"):
         return True
     return kind == "human" and bool(spec.get("column"))
 
@@ -313,7 +314,7 @@ def fleiss_sentence(summary: Mapping[str, Any]) -> str:
     names = ", ".join(summary.get("fleiss_annotators") or [])
     if len(summary.get("fleiss_annotators") or []) < 2:
         return ("Fleiss' κ: needs at least two real raters (LLM or precomputed annotators, human "
-                "annotators tied to one column); gold, majority, sampled, simulated and mixture "
+                "annotators tied to one column, simulated ones); gold, majority, sampled and mixture "
                 "annotators are not raters.")
     return (f"Fleiss' κ among {names} on the {summary.get('fleiss_items', 0):,} items all of them labelled: "
             f"{tablefmt.format_number(summary.get('fleiss_kappa'), 3)}.")
