@@ -12,6 +12,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # rule scripts run in processes of their own (in conda environments too): they import llmal from src/
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+from llmal.check import plan_check  # noqa: E402
 from llmal.config import ConfigError, expand_runs, validate_config  # noqa: E402
 
 # the default grid, unless --configfile names another: a named config replaces it whole
@@ -20,9 +21,13 @@ if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
-# one short message naming the key first; then Snakemake's own validation of the same schema
+# every config and data check (`llmal check`), all problems at once, naming the key, file, column
+# or line; the data summary is cached by file hash, so planning again reads only the hash
+CONFIG_WHERE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
 try:
-    validate_config(config, where=", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml")
+    for warning in plan_check(config, where=CONFIG_WHERE):
+        print(warning, file=sys.stderr)
+    validate_config(config, where=CONFIG_WHERE)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 validate(config, "workflow/schemas/config.schema.yaml")

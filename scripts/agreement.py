@@ -13,7 +13,8 @@ with logged(sm.log[0]):
     annotations = {Path(p).stem: pd.read_parquet(p) for p in sm.input.annotations}
     report = annotator_agreement(annotations, pd.read_parquet(sm.input.item_table),
                                  pd.read_parquet(sm.input.split_table), config["annotators"],
-                                 config["labels"]["names"], reference=reference_annotator(config))
+                                 config["labels"]["names"], reference=reference_annotator(config),
+                                 splits=(config.get("agreement") or {}).get("splits") or ("pool", "dev"))
     paths = write_agreement(report, Path(sm.output[0]).parent)
     missing = [o for o in sm.output if not Path(o).exists()]
     if missing:

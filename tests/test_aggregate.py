@@ -301,9 +301,11 @@ def test_aggregate_all_writes_exactly_the_declared_outputs(aggregated):
     expected = {f"tables/{n}" for n in ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv",
                                         "significance.csv", "significance.md", "fpfn.csv",
                                         "errors_by_topic.csv", "errors_by_topic.md", "aulc.csv",
-                                        "matched_budget.csv", "matched_budget.md")}
+                                        "matched_budget.csv", "matched_budget.md", "confusion.csv",
+                                        "confusion.md", "per_class.csv", "per_class.md")}
     expected |= {f"figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                                "errors_by_topic", "aulc") for ext in ("png", "svg")}
+                                                "errors_by_topic", "aulc", "confusion")
+                 for ext in ("png", "svg")}
     assert set(written) == expected
     on_disk = {str(p.relative_to(root)) for p in root.glob("*/*") if p.parent.name in ("tables", "figures")}
     assert on_disk == expected                              # nothing else, no leftover .tmp
@@ -336,7 +338,8 @@ def test_report_is_self_contained_with_tables_images_and_demo_note(aggregated, g
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "Synthetic demo data" in page and 'class="note"' in page
-    assert page.count("data:image/png;base64,") == 5           # + the AULC figure
+    # learning curves (2), AULC, confusion matrix, FP/FN, errors by topic
+    assert page.count("data:image/png;base64,") == 6
     assert "Matched budgets" in page and "Area under the learning curve" in page
     assert "<strong>0.870 ± 0.026</strong>" in page and "0.820 ± 0.020" in page
     for heading in ("What was run", "Summary", "Significance", "Learning curves",
@@ -388,3 +391,26 @@ def test_config_errors_name_the_key(grid):
     bad = AggregateSettings.from_config({**CONFIG, "aggregate": {"metric": "f1_weighted"}})
     with pytest.raises(aggregate.ContractError, match="aggregate.metric: 'f1_weighted'"):
         aggregate.significance_table(finals, bad)
+
+
+def test_classification_metrics_without_a_positive_class():
+    from llmal.metrics import classification_metrics
+    gold = np.array([0, 1, 2, 2])
+    probs = np.eye(3)[[0, 2, 2, 1]]
+    m = classification_metrics(gold, probs, ["a", "b", "c"], None)
+    assert not {"tp", "fp", "fn", "tn"} & set(m)
+    assert m["f1_a"] == 1.0 and m["f1_b"] == 0.0 and m["recall_c"] == 0.5
+    assert m["f1_macro"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    assert classification_metrics(gold, probs, ["a", "b", "c"], 2)["fp"] == 1
+
+
+def test_fp_zero_of_a_model_that_never_predicts_positive_is_not_best():
+    from llmal.aggregate import SUMMARY_METRICS, summary_best
+    summary = pd.DataFrame({"condition": ["silent", "real"], "encoder": ["e", "e"], "n_seeds": [1, 1],
+                            **{f"{m.column}_mean": [0.5, 0.7] for m in SUMMARY_METRICS},
+                            **{f"{m.column}_sd": [np.nan, np.nan] for m in SUMMARY_METRICS},
+                            "never_positive": [True, False], "never_negative": [False, False]})
+    summary["fp_mean"] = [0.0, 4.0]
+    summary["fn_mean"] = [9.0, 3.0]
+    best = summary_best(summary)
+    assert (0, "fp") not in best and (1, "fn") in best

@@ -11,7 +11,8 @@ from sklearn.metrics import cohen_kappa_score, f1_score
 from conftest import tiny_config, write_config
 from llmal import cli
 from llmal.agreement import (agreement_markdown, all_agree_share, annotator_agreement, cohen_kappa,
-                             f1_macro, fleiss_kappa, read_agreement, write_agreement)
+                             f1_macro, fleiss_kappa, fleiss_sentence, read_agreement,
+                             write_agreement)
 from llmal.tables import make_annotations
 
 NAMES = ["neg", "pos"]
@@ -85,7 +86,7 @@ def dataset():
         "llm_t1": ann([0, 1, 0, 1, 1, 1, 1, 1], 0.02),
         "mix": ann([0, 1, 0, 1, 0, 1, 0, 1], 0.03),
     }
-    specs = {"human": {"kind": "human"}, "llm": {"kind": "openai"},
+    specs = {"human": {"kind": "human", "column": "expert"}, "llm": {"kind": "openai"},
              "llm_t1": {"kind": "openai", "replicate_of": "llm"}, "mix": {"kind": "mixture"}}
     return annotations, items, split, specs
 
@@ -191,3 +192,39 @@ def test_cli_prints_the_table_from_existing_annotation_files(dataset, tmp_path, 
     assert cli.main(["agreement", "--configfile", str(tmp_path / "config.yaml"),
                      "--results", str(tmp_path / "nowhere")]) == 2
     assert "items.parquet" in capsys.readouterr().err
+
+
+def test_fleiss_counts_only_real_raters_and_lists_them(dataset):
+    annotations, items, split, specs = dataset
+    annotations = {**annotations, "gold": ann(GOLD[:8], 0.0), "crowd": ann(GOLD[:8], 0.0),
+                   "sim": ann(GOLD[:8], 0.0)}
+    specs = {**specs, "gold": {"kind": "human", "mode": "gold"}, "crowd": {"kind": "human"},
+             "sim": {"kind": "simulated"}}
+    s = annotator_agreement(annotations, items, split, specs, NAMES).summary
+    assert s["fleiss_annotators"] == ["human", "llm", "llm_t1", "sim"]   # not gold, crowd, mix
+    assert "Fleiss' κ among human, llm, llm_t1, sim" in fleiss_sentence(s)
+
+
+def test_agreement_splits_choose_the_items(dataset):
+    annotations, items, split, specs = dataset
+    both = {n: ann(GOLD, 0.0, ids=IDS) for n in ("human", "llm")}
+    default = annotator_agreement(both, items, split, specs, NAMES).table.set_index("annotator")
+    with_test = annotator_agreement(both, items, split, specs, NAMES,
+                                    splits=["pool", "dev", "test"]).table.set_index("annotator")
+    assert default.loc["llm", "n"] == 8 and with_test.loc["llm", "n"] == 10
+    only_test = annotator_agreement(both, items, split, specs, NAMES, splits=["test"])
+    assert only_test.table.set_index("annotator").loc["llm", "n"] == 2
+    assert only_test.summary["splits"] == ["test"]
+
+
+def test_kappa_about_zero_against_gold_warns():
+    ids = [f"i{k}" for k in range(40)]
+    gold = [k % 2 for k in range(40)]
+    items = pd.DataFrame({"id": ids, "text": "t", "gold": gold, "topic": "", "source": "s"})
+    split = pd.DataFrame({"id": ids, "split": "pool"})
+    chance = [(k // 2) % 2 for k in range(40)]   # independent of gold: kappa 0
+    report = annotator_agreement({"llm": ann(chance, 0.0, ids=ids), "good": ann(gold, 0.0, ids=ids)},
+                                 items, split, {"llm": {"kind": "openai"}, "good": {"kind": "openai"}}, NAMES)
+    assert len(report.summary["warnings"]) == 1
+    assert "annotator llm: Cohen's κ against gold is 0.000 on 40 items" in report.summary["warnings"][0]
+    assert "**Warning:** annotator llm" in agreement_markdown(report)

@@ -414,3 +414,40 @@ def test_gahd_download_is_verified_against_the_pinned_hash(tmp_path, serve):
     assert sha256_file(tmp_path / "gahd_disaggregated.csv") == GAHD_SHA256
     np.testing.assert_array_equal(items["gold"].to_numpy(),
                                   load_gahd(GAHD_CSV, tmp_path / "x")["gold"].to_numpy())
+
+
+# --- three classes, relations, one expert per column ------------------------------------------
+
+def test_three_class_demo_keeps_the_binary_texts_and_is_deterministic():
+    from llmal.data.demo import THREE_CLASS_NAMES
+    binary, three = generate_demo(400, seed=2), generate_demo(400, seed=2, classes=3)
+    assert three["text"].tolist() == binary["text"].tolist()
+    assert (three["gold"] == 2).tolist() == (binary["gold"] == 1).tolist()
+    assert set(three["gold"]) == {0, 1, 2} and len(THREE_CLASS_NAMES) == 3
+    assert set(three["ann_a1"].dropna()) <= {0, 1, 2}
+    pd.testing.assert_frame_equal(three, generate_demo(400, seed=2, classes=3))
+
+
+def test_relation_demo_marks_both_entities_and_is_deterministic():
+    from llmal.data.relations import RELATION_NAMES, generate_relations
+    df = generate_relations(300, seed=1)
+    assert df["text"].str.contains(r"\[E1\].+\[/E1\]").all() and df["text"].str.contains(r"\[E2\].+\[/E2\]").all()
+    assert set(df["gold"]) == set(range(len(RELATION_NAMES)))
+    assert set(df["topic"]) == {"PER-ORG", "ORG-LOC", "ORG-PER"}
+    pd.testing.assert_frame_equal(df, generate_relations(300, seed=1))
+    items, split = prepare_dataset({"kind": "demo", "task": "relation", "n_items": 300},
+                                   {"names": list(RELATION_NAMES)}, SPLIT_CFG, cache_dir=".")
+    assert len(items) == 300 and set(split["split"]) == {"pool", "dev", "test"}
+
+
+def test_human_annotator_tied_to_one_column_is_that_expert():
+    from llmal.annotators.human import annotate_human
+    items = pd.DataFrame({"id": ["a", "b", "c"], "text": "t", "gold": [0, 1, 1], "topic": "",
+                          "source": "s", "ann_expert1": pd.array([0, None, 1], dtype="Int64"),
+                          "ann_expert2": pd.array([1, 1, 1], dtype="Int64")})
+    one = annotate_human(items, {"kind": "human", "column": "expert1"})
+    assert one["status"].tolist() == ["ok", "failed", "ok"]
+    assert one["label"].tolist()[0] == 0 and one["label"].tolist()[2] == 1
+    assert annotate_human(items, {"kind": "human", "column": "expert2"})["label"].tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="no column 'ann_expert3'"):
+        annotate_human(items, {"kind": "human", "column": "expert3"})

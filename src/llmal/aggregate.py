@@ -11,6 +11,7 @@ Conventions of the tables:
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     Metric("cost_total", "Cost ($)", None, "min"),
     Metric("soft_ce", "Soft CE", 3, "min"),
 )
+
+
+# summary column -> flag column (llmal.confusion.degenerate_predictions) under which it is not ranked
+MEANINGLESS_WHEN = {"fp": "never_positive", "fn": "never_negative"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,9 @@ def summary_best(summary: pd.DataFrame, metrics: Sequence[Metric] = SUMMARY_METR
             if m.better is None:
                 continue
             vals = g[f"{m.column}_mean"].astype(float)
+            flag = MEANINGLESS_WHEN.get(m.column)
+            if flag in g.columns:  # FP = 0 of a model that never says positive is no merit
+                vals = vals.where(~g[flag].astype(bool))
             if vals.isna().all():
                 continue
             if math.isclose(vals.max(), vals.min(), rel_tol=1e-9, abs_tol=1e-12):
@@ -138,7 +146,7 @@ def summary_best(summary: pd.DataFrame, metrics: Sequence[Metric] = SUMMARY_METR
 def summary_markdown(summary: pd.DataFrame, positive: str,
                      metrics: Sequence[Metric] = SUMMARY_METRICS) -> str:
     shown = _summary_display(summary, positive, metrics, style="markdown")
-    note = (f"Mean ± sd over seeds of the final round; positive class: {positive}. "
+    note = (f"Mean ± sd over seeds of the final round; {_positive_note(positive)}. "
             "Best per encoder in bold; rows marked degenerate (a model that predicts one "
             "class for every test item) are never bold. Deterministic repeats (identical test "
             "predictions for every seed) count once: 1 seed, no sd.\n\n")
@@ -177,12 +185,20 @@ def summary_latex(summary: pd.DataFrame, positive: str, *,
                                                 _decimals(m, r[f"{m.column}_mean"]),
                                                 bold=(i, m.column) in best))
         lines.append(" & ".join(cells) + " \\\\")
-    caption = (f"Final-round results, mean $\\pm$ sd over seeds. Positive class: "
-               f"{tablefmt.escape_latex(positive)}. Best mean per encoder in bold "
+    caption = (f"Final-round results, mean $\\pm$ sd over seeds. "
+               f"{_upper_first(tablefmt.escape_latex(_positive_note(positive)))}. Best mean per encoder in bold "
                f"(lowest for FP, FN, cost and soft cross-entropy).")
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
               "\\end{table*}"]
     return "\n".join(lines) + "\n"
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _positive_note(positive: str) -> str:
+    return f"positive class: {positive}" if positive else "no positive class (macro and per-class scores)"
 
 
 def summary_html_frame(summary: pd.DataFrame, positive: str,
@@ -454,7 +470,8 @@ def annotation_summary(annotations: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 TABLE_FILES = ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
                "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md",
-               "aulc.csv", "matched_budget.csv", "matched_budget.md")
+               "aulc.csv", "matched_budget.csv", "matched_budget.md",
+               "confusion.csv", "confusion.md", "per_class.csv", "per_class.md")
 
 
 def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out_tables: Path,
@@ -462,19 +479,36 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
     """Write every table (TABLE_FILES) under `out_tables` and every figure
     (`llmal.figures.FIGURE_FILES`) under `out_figures`; return {"tables/<name>" |
     "figures/<name>": path}."""
-    from llmal import figures  # matplotlib is only imported when figures are drawn
+    from llmal import confusion, figures  # matplotlib is only imported when figures are drawn
 
     out_tables, out_figures = Path(out_tables), Path(out_figures)
     rounds, finals, preds = collect_runs(run_dirs)
     settings = AggregateSettings.from_config(config, finals)
-    positive = settings.positive or str(finals["positive"].iloc[0])
+    label_names = [str(n) for n in json.loads(finals["label_names"].iloc[0])]
+    positive = settings.positive or (str(finals["positive"].iloc[0])
+                                     if finals["positive"].notna().iloc[0] else "")
     fair = fair_comparisons(rounds, finals, preds, config, settings)
     finals = fair["finals"]  # deterministic repeats counted once
-    summary = fair["summary_marks"](summary_table(finals, settings))
+    conditions = _ordered(finals["condition"].unique(), settings.condition_order)
+    if positive:
+        metrics: Sequence[Metric] = SUMMARY_METRICS
+        summary = fair["summary_marks"](summary_table(finals, settings)).merge(
+            confusion.degenerate_predictions(finals, settings), on=["condition", "encoder"], how="left")
+        fpfn = fpfn_table(finals, settings)
+        topics = errors_by_topic_table(preds, finals, settings)
+        fpfn_fig, topics_fig, fig_conditions = fpfn, topics, conditions
+    else:  # any number of classes: FP/FN and topic errors per class, one against the rest
+        metrics = confusion.summary_metrics(label_names)
+        summary = fair["summary_marks"](summary_table(finals, settings, metrics))
+        fpfn = confusion.per_class_fpfn(finals, preds, settings, label_names)
+        topics = confusion.per_class_topics(preds, finals, settings, label_names)
+        fpfn_fig, fig_conditions = confusion.flatten_classes(fpfn)
+        topics_fig, _ = confusion.flatten_classes(topics)
     curve = learning_curve_table(rounds, settings)
     sig = significance_table(finals, settings)
-    fpfn = fpfn_table(finals, settings)
-    topics = errors_by_topic_table(preds, finals, settings)
+    conf = confusion.confusion_table(preds, settings, label_names)
+    per_class = confusion.per_class_table(finals, settings, label_names)
+    with_topics = confusion.has_topics(preds)
 
     written: dict[str, Path] = {}
 
@@ -484,21 +518,31 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
         written[f"tables/{name}"] = path
 
     put("summary.csv", summary.to_csv(index=False))
-    put("summary.md", summary_markdown(summary, positive))
-    put("summary.tex", summary_latex(summary, positive))
+    put("summary.md", summary_markdown(summary, positive, metrics))
+    put("summary.tex", summary_latex(summary, positive, metrics=metrics))
     put("learning_curve.csv", curve.to_csv(index=False))
     put("significance.csv", sig.to_csv(index=False))
     put("significance.md", significance_markdown(sig))
     put("fpfn.csv", fpfn.to_csv(index=False))
     put("errors_by_topic.csv", topics.to_csv(index=False))
-    put("errors_by_topic.md", errors_by_topic_markdown(topics, settings.top_topics))
+    put("errors_by_topic.md", errors_by_topic_markdown(topics, settings.top_topics) if with_topics
+        else NO_TOPIC_NOTE + "\n")
     put("aulc.csv", fair["aulc"].to_csv(index=False))
     put("matched_budget.csv", fair["matched"].to_csv(index=False))
     put("matched_budget.md", fair["matched_md"])
+    put("confusion.csv", conf.to_csv(index=False))
+    put("confusion.md", confusion.confusion_markdown(conf, label_names))
+    put("per_class.csv", per_class.to_csv(index=False))
+    put("per_class.md", confusion.per_class_markdown(per_class))
 
-    conditions = _ordered(finals["condition"].unique(), settings.condition_order)
-    for name, path in figures.draw_all(curve, fpfn, topics, out_figures, conditions=conditions,
-                                       metric=settings.metric, **fair["figure_args"]).items():
+    drawn = figures.draw_all(curve, fpfn_fig, topics_fig, out_figures, conditions=conditions,
+                             metric=settings.metric, fpfn_conditions=fig_conditions,
+                             **fair["figure_args"])
+    if not with_topics:
+        drawn.update({p.name: p for p in confusion.placeholder_figure(out_figures / "errors_by_topic",
+                                                                      NO_TOPIC_NOTE)})
+    drawn.update({p.name: p for p in confusion.confusion_figure(conf, out_figures / "confusion", label_names)})
+    for name, path in drawn.items():
         written[f"figures/{name}"] = path
     return written
 
@@ -536,6 +580,9 @@ def fair_comparisons(rounds: pd.DataFrame, finals: pd.DataFrame, preds: pd.DataF
             "strategy_of": {c: str(v.get("sampler", "")) for c, v in conds.items()},
             "annotator_of": {c: str(v.get("annotator", "")) for c, v in conds.items()}},
     }
+
+
+NO_TOPIC_NOTE = "No topic column in the dataset: no errors-by-topic view."
 
 
 # --------------------------------------------------------------------------------------------

@@ -139,19 +139,48 @@ def label_matrix(annotations: Mapping[str, pd.DataFrame], ids: Sequence[str]) ->
     return labels, asked
 
 
+DEFAULT_SPLITS = ("pool", "dev")
+KAPPA_NEAR_ZERO = 0.05  # |kappa with gold| below this: the annotator is about as good as chance
+LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
+
+
+def is_real_rater(spec: Mapping[str, Any]) -> bool:
+    """A rater of its own for Fleiss' kappa: an LLM, a precomputed annotator, a simulated one (the
+    stand-in for an LLM in simulations; its errors are its own draws), or a human annotator tied
+    to one column of the dataset. Not gold, not a majority of or sample from several people, not
+    a mixture of other annotators."""
+    kind = spec.get("kind")
+    if kind in LLM_KINDS or kind in ("precomputed", "simulated"):
+        return True
+    return kind == "human" and bool(spec.get("column"))
+
+
+def near_zero_kappa(table: pd.DataFrame, min_items: int = 20) -> list[str]:
+    """Warnings for annotators whose kappa against gold is about 0 (chance level)."""
+    out = []
+    for row in table.itertuples(index=False):
+        if row.n_gold >= min_items and not np.isnan(row.kappa) and abs(row.kappa) < KAPPA_NEAR_ZERO:
+            out.append(f"annotator {row.annotator}: Cohen's κ against gold is {row.kappa:.3f} on "
+                       f"{int(row.n_gold)} items, about chance level (a wrong label_map, a prompt "
+                       "whose answers are not parsed as intended, or labels in another order?)")
+    return out
+
+
 def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
                         annotators: Mapping[str, Mapping[str, Any]], label_names: Sequence[str],
-                        reference: str | None = None) -> AgreementReport:
+                        reference: str | None = None,
+                        splits: Sequence[str] = DEFAULT_SPLITS) -> AgreementReport:
     """The agreement report of the annotation tables (annotator name -> table).
 
     annotators: the config's annotator specs (kind, replicate_of); reference: the human annotator
-    whose cost per item the cost savings are measured against (None: no savings columns).
+    whose cost per item the cost savings are measured against (None: no savings columns);
+    splits: the splits whose items are compared (agreement.splits; test only when asked).
     """
     k = len(label_names)
     names = list(annotations)
     split_of = dict(zip(split["id"].astype(str), split["split"].astype(str)))
     items = items.assign(id=items["id"].astype(str))
-    visible = items[items["id"].map(split_of).isin(["pool", "dev"])]
+    visible = items[items["id"].map(split_of).isin(list(splits))]
     ids = visible["id"].tolist()
     gold = visible["gold"].to_numpy(dtype=np.int64)
     is_dev = visible["id"].map(split_of).eq("dev").to_numpy()
@@ -207,7 +236,7 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
             overlap.iloc[a, b] = int(both.sum())
             kappa.iloc[a, b] = cohen_kappa(labels[both, a], labels[both, b], k)
 
-    raters = [j for j, n in enumerate(names) if (annotators.get(n) or {}).get("kind") != "mixture"]
+    raters = [j for j, n in enumerate(names) if is_real_rater(annotators.get(n) or {})]
     summary: dict[str, Any] = {"fleiss_kappa": float("nan"), "fleiss_items": 0,
                                "fleiss_annotators": [names[j] for j in raters]}
     if len(raters) >= 2:
@@ -221,7 +250,8 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         dev_gold_items=int((is_dev & (gold >= 0)).sum()),
         best_by_dev_kappa=(str(candidates.loc[candidates["dev_kappa"].idxmax(), "annotator"])
                            if len(candidates) else None),
-        asked_items={n: int(asked[:, j].sum()) for j, n in enumerate(names)})
+        asked_items={n: int(asked[:, j].sum()) for j, n in enumerate(names)},
+        splits=list(splits), warnings=near_zero_kappa(table))
     return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
 
 
@@ -266,7 +296,8 @@ NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ"
 def agreement_caption(summary: Mapping[str, Any]) -> str:
     ref = summary.get("reference")
     parts = [
-        "Annotators against gold on the pool and dev items they were asked about (Acc, F1 = macro-F1, "
+        f"Annotators against gold on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items "
+        "they were asked about (Acc, F1 = macro-F1, "
         "κ = Cohen's kappa; over the labels given), and on the dev split alone "
         f"({summary.get('dev_gold_items', 0):,} gold items), the small gold set an LLM annotator is "
         "picked with. Coverage = share of pool and dev items with a label; Malformed / Failed = "
@@ -282,7 +313,9 @@ def agreement_caption(summary: Mapping[str, Any]) -> str:
 def fleiss_sentence(summary: Mapping[str, Any]) -> str:
     names = ", ".join(summary.get("fleiss_annotators") or [])
     if len(summary.get("fleiss_annotators") or []) < 2:
-        return "Fleiss' κ: needs at least two (non-mixture) annotators."
+        return ("Fleiss' κ: needs at least two real raters (LLM or precomputed annotators, human "
+                "annotators tied to one column, simulated ones); gold, majority, sampled and mixture "
+                "annotators are not raters.")
     return (f"Fleiss' κ among {names} on the {summary.get('fleiss_items', 0):,} items all of them labelled: "
             f"{tablefmt.format_number(summary.get('fleiss_kappa'), 3)}.")
 
@@ -303,6 +336,7 @@ def agreement_markdown(report: AgreementReport) -> str:
     return ("# Annotator agreement\n\n" + agreement_caption(report.summary) + "\n\n"
             + tablefmt.markdown_table(shown, align_right=NUMERIC_DISPLAY) + "\n"
             + fleiss_sentence(report.summary) + "\n\n" + best_sentence(report.summary, report.table)
+            + "".join(f"\n\n**Warning:** {w}" for w in report.summary.get("warnings") or [])
             + "\n\n## Pairwise Cohen's κ (items both labelled)\n\n"
             + tablefmt.markdown_table(kappa, align_right=list(kappa.columns[1:])))
 

@@ -2,6 +2,8 @@
 
     llmal plan --configfile config/hakimi2026.yaml [--annotator NAME]
         tokens and dollars per LLM annotator and prompt interface, before anything is sent
+    llmal check --configfile config/mine.yaml
+        every config and data check without Snakemake, all problems at once
     llmal agreement --configfile config/config.yaml [--results DIR] [--csv]
         every annotator against gold, the dev gold set and the others, from existing annotations
 """
@@ -79,11 +81,12 @@ def _run_agreement(args: argparse.Namespace) -> int:
             missing.append(name)
     if not annotations:
         raise FileNotFoundError(f"no annotation table of any annotator of {args.configfile} under "
-                                f"{results / 'annotations'} (run `snakemake --configfile {args.configfile} "
-                                f"{results}/tables/annotators.csv` first)")
+                                f"{results / 'annotations'} (run `snakemake {results}/tables/annotators.csv "
+                                f"--configfile {args.configfile}` first)")
     report = annotator_agreement(annotations, pd.read_parquet(data / "items.parquet"),
                                  pd.read_parquet(data / "split.parquet"), config["annotators"],
-                                 config["labels"]["names"], reference=reference_annotator(config))
+                                 config["labels"]["names"], reference=reference_annotator(config),
+                                 splits=(config.get("agreement") or {}).get("splits") or ("pool", "dev"))
     if args.csv:
         print(report.table.to_csv(index=False), end="")
     else:
@@ -93,9 +96,30 @@ def _run_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_check(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("check", help="every config and data check, all problems at once",
+                       description="Validate a config and its dataset without Snakemake: schema, "
+                       "cross references, settings, API-key variables, prices, and the data "
+                       "(every record read, labels, splits, classes). Prints every problem, each "
+                       "naming the key, file, column or line; exit status 1 on any error. "
+                       "`snakemake -n` runs the same checks.")
+    p.add_argument("--configfile", required=True, type=Path, help="an llmal config (YAML)")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="results folder (annotation tables there need no API key)")
+    return p
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from .check import check_config_file, errors, format_problems
+
+    problems = check_config_file(args.configfile, results=args.results)
+    print(format_problems(problems) if problems else f"{args.configfile}: no problems found")
+    return 1 if errors(problems) else 0
+
+
 Command = tuple[Callable[[argparse._SubParsersAction], argparse.ArgumentParser],
                 Callable[[argparse.Namespace], int]]
-COMMANDS: dict[str, Command] = {"plan": (_add_plan, _run_plan),
+COMMANDS: dict[str, Command] = {"check": (_add_check, _run_check), "plan": (_add_plan, _run_plan),
                              "agreement": (_add_agreement, _run_agreement)}
 
 

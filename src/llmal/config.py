@@ -81,11 +81,22 @@ def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, 
 
 
 def check_references(config: dict[str, Any], where: str = "config") -> None:
-    def fail(key: str, msg: str) -> None:
+    """Raise ConfigError for the first cross-reference problem (see reference_problems)."""
+    problems = reference_problems(config)
+    if problems:
+        key, msg = problems[0]
         raise ConfigError(f"{where}: {key}: {msg}")
 
+
+def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every cross-reference problem of a schema-valid config, as (key, message) pairs."""
+    problems: list[tuple[str, str]] = []
+
+    def fail(key: str, msg: str) -> None:
+        problems.append((key, msg))
+
     labels = config["labels"]
-    if labels["positive"] not in labels["names"]:
+    if labels.get("positive") is not None and labels["positive"] not in labels["names"]:
         fail("labels.positive", f"{labels['positive']!r} is not in labels.names {labels['names']}")
     annotators, encoders = config["annotators"], config["encoders"]
     recipes = _recipes(config)
@@ -120,14 +131,18 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
         recipe = cond.get("recipe", next(iter(recipes)))
         if recipe not in recipes:
             fail(f"{key}.recipe", f"{recipe!r} is not a recipe (known: {sorted(recipes)})")
+            continue
         usable = RECIPE_ENCODERS[recipes[recipe]["kind"]]
+        bad_encoder = False
         for enc in cond.get("encoders", []):
             if enc not in encoders:
                 fail(f"{key}.encoders", f"{enc!r} is not an encoder (known: {sorted(encoders)})")
-            if encoders[enc]["kind"] not in usable:
+                bad_encoder = True
+            elif encoders[enc]["kind"] not in usable:
                 fail(f"{key}.encoders", f"encoder {enc!r} ({encoders[enc]['kind']}) cannot be used by "
                      f"recipe {recipe!r} ({recipes[recipe]['kind']} needs one of {list(usable)})")
-        if not condition_encoders(config, cname):
+                bad_encoder = True
+        if not bad_encoder and not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
         _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
         for option, what in (("reweight", "learning to reweight"),
@@ -142,6 +157,7 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     human = (config.get("agreement") or {}).get("reference")
     if human is not None and human not in annotators:
         fail("agreement.reference", f"{human!r} is not an annotator (known: {sorted(annotators)})")
+    return problems
 
 
 def _check_strategy(key: str, sampler: str, recipe: str, kind: str, fail: Any) -> None:
@@ -164,8 +180,10 @@ def _check_mixture(name: str, spec: dict[str, Any], annotators: dict[str, Any], 
     for member in spec["members"]:
         if member == name:
             fail(key, f"a mixture cannot contain itself ({name!r})")
+            return
         if member not in annotators:
             fail(key, f"{member!r} is not an annotator (known: {sorted(annotators)})")
+            return
     cycle = _mixture_cycle(name, annotators)
     if cycle:
         fail(key, f"mixtures form a cycle: {' -> '.join(cycle)}")
@@ -194,13 +212,16 @@ def _check_replicate(name: str, spec: dict[str, Any], annotators: dict[str, Any]
     target = spec["replicate_of"]
     if target == name:
         fail(key, f"an annotator cannot be a replicate of itself ({name!r})")
+        return
     if target not in annotators:
         fail(key, f"{target!r} is not an annotator (known: {sorted(annotators)})")
+        return
     chain = [name]
     while "replicate_of" in annotators[chain[-1]]:
         nxt = annotators[chain[-1]]["replicate_of"]
         if nxt in chain:
             fail(key, f"replicate_of forms a cycle: {' -> '.join(chain + [nxt])}")
+            return
         if nxt not in annotators:
             break
         chain.append(nxt)

@@ -19,7 +19,8 @@ from matplotlib.ticker import FuncFormatter
 
 FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
                 "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
-                "errors_by_topic.svg", "aulc.png", "aulc.svg")
+                "errors_by_topic.svg", "aulc.png", "aulc.svg",
+                "confusion.png", "confusion.svg")  # confusion: llmal.confusion
 PNG_DPI = 200
 MAX_TOPICS = 20          # the heatmap shows at most this many topics (largest error share first)
 LOG_X_SPAN = 100.0       # cost axis turns logarithmic when costs span this factor or more
@@ -55,19 +56,23 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
              conditions: Sequence[str], metric: str = "f1_macro", log_x: bool = False,
              degenerate: Iterable[tuple[str, str]] = (), aulc: pd.DataFrame | None = None,
              strategy_of: dict[str, str] | None = None,
-             annotator_of: dict[str, str] | None = None) -> dict[str, Path]:
+             annotator_of: dict[str, str] | None = None,
+             fpfn_conditions: Sequence[str] | None = None) -> dict[str, Path]:
     """Draw every figure of FIGURE_FILES into `out_dir`; return {file name: path}.
 
     log_x: logarithmic label axis; degenerate: (condition, encoder) rows drawn apart in the
-    FP/FN figure; aulc: llmal.comparisons.aulc_summary, drawn by strategy and annotator."""
+    FP/FN figure; aulc: llmal.comparisons.aulc_summary, drawn by strategy and annotator;
+    `fpfn_conditions`: the bars of the FP/FN and topic figures when they are not the conditions
+    (one per condition and class without a positive class)."""
     out_dir = Path(out_dir)
     colors = condition_colors(conditions)
+    bars = list(fpfn_conditions) if fpfn_conditions is not None else list(conditions)
     paths: list[Path] = []
     paths += learning_curve_figure(curve, out_dir / "learning_curve", colors=colors, x="n_labels",
                                    metric=metric, log_x=log_x)
     paths += learning_curve_figure(curve, out_dir / "learning_curve_cost", colors=colors, x="cost_total", metric=metric)
-    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=colors, degenerate=set(degenerate))
-    paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=conditions)
+    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=condition_colors(bars), degenerate=set(degenerate))
+    paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=bars)
     aulc = aulc if aulc is not None else pd.DataFrame(columns=["condition", "encoder"])
     paths += aulc_figure(aulc, out_dir / "aulc", strategy_of=strategy_of or {},
                          annotator_of=annotator_of or {})

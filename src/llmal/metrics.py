@@ -7,7 +7,10 @@ import numpy as np
 
 
 def classification_metrics(gold: np.ndarray, probs: np.ndarray, label_names: Sequence[str],
-                           positive: int) -> dict[str, float]:
+                           positive: int | None) -> dict[str, float]:
+    """f1_macro, accuracy, precision_/recall_/f1_<label> for every label, and with a `positive`
+    class index tp/fp/fn/tn against it; positive=None (no positive class, any number of
+    classes) leaves the positive-class counts out."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     gold = np.asarray(gold, dtype=np.int64)
@@ -22,6 +25,8 @@ def classification_metrics(gold: np.ndarray, probs: np.ndarray, label_names: Seq
         out[f"precision_{name}"] = float(p[k])
         out[f"recall_{name}"] = float(r[k])
         out[f"f1_{name}"] = float(f[k])
+    if positive is None:
+        return out
     is_pos, said_pos = gold == positive, pred == positive
     out.update(tp=int(np.sum(is_pos & said_pos)), fp=int(np.sum(~is_pos & said_pos)),
                fn=int(np.sum(is_pos & ~said_pos)), tn=int(np.sum(~is_pos & ~said_pos)))

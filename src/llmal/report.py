@@ -58,7 +58,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
                  runs_meta: pd.DataFrame | Sequence[Mapping[str, Any]],
                  annotations: pd.DataFrame | None = None,
                  split_counts: Mapping[str, int] | None = None, title: str | None = None,
-                 agreement_dir: Path | None = None) -> Path:
+                 agreement_dir: Path | None = None, warnings: Sequence[str] = ()) -> Path:
     """Write the report to `out_html` and return its path.
 
     runs_meta: the `finals` frame of `collect_runs` or the run.json dicts of the runs.
@@ -73,7 +73,8 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     settings = aggregate.AggregateSettings.from_config(config, meta if len(meta) else None)
     dataset = config.get("dataset") or {}
     name = str(dataset.get("name", "")) or "dataset"
-    positive = settings.positive or (str(meta["positive"].iloc[0]) if "positive" in meta and len(meta) else "")
+    positive = settings.positive or (str(meta["positive"].iloc[0]) if "positive" in meta and len(meta)
+                                     and pd.notna(meta["positive"].iloc[0]) else "")
     title = title or f"llmal report: {name}"
 
     parts = [f"<h1>{_e(title)}</h1>",
@@ -81,11 +82,17 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     if settings.demo:
         parts.append(f'<div class="note"><strong>{_e(DEMO_NOTE.split(". ")[0])}.</strong> '
                      f'{_e(DEMO_NOTE.split(". ", 1)[1])}</div>')
+    label_names = [str(n) for n in (config.get("labels") or {}).get("names", [])]
+    if agreement_dir is not None and (Path(agreement_dir) / "agreement.json").is_file():
+        warnings = [*warnings, *(json.loads((Path(agreement_dir) / "agreement.json").read_text())
+                                 .get("warnings") or [])]
+    parts += [f'<div class="note"><strong>Warning.</strong> {_e(w)}</div>' for w in warnings]
     parts += _what_was_run(config, meta, settings, split_counts)
-    parts += _summary_section(tables_dir, positive)
+    parts += _summary_section(tables_dir, positive, label_names)
     parts += _significance_section(tables_dir)
     parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
     parts += _learning_curve_section(figures_dir, settings.metric)
+    parts += _classes_section(tables_dir, figures_dir)
     parts += _errors_section(tables_dir, figures_dir, settings.top_topics)
     if annotations is not None and len(annotations):
         parts += _annotation_section(annotations)
@@ -118,7 +125,8 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
     labels = config.get("labels") or {}
     if labels:
         facts.append(("Labels", f"{', '.join(map(str, labels.get('names', [])))} "
-                                f"(positive: {labels.get('positive', '')})"))
+                                + (f"(positive: {labels['positive']})" if labels.get("positive")
+                                   else "(no positive class)")))
     seeds = config.get("seeds") or (sorted(meta["seed"].dropna().unique().tolist()) if len(meta) else [])
     facts += [("Seeds", ", ".join(map(str, seeds))), ("Runs found", str(len(meta))),
               ("Reference condition", settings.reference),
@@ -150,11 +158,15 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
     return out
 
 
-def _summary_section(tables_dir: Path, positive: str) -> list[str]:
+def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str]) -> list[str]:
+    from llmal import confusion
+
     summary = _read_csv(tables_dir / "summary.csv")
-    shown, bold = aggregate.summary_html_frame(summary, positive)
+    metrics = aggregate.SUMMARY_METRICS if positive else confusion.summary_metrics(label_names)
+    shown, bold = aggregate.summary_html_frame(summary, positive, metrics)
+    note = f"Positive class: {_e(positive)}." if positive else "No positive class: macro and per-class scores."
     return [_h2("Summary"),
-            f'<p class="caption">Final round, mean ± sd over seeds. Positive class: {_e(positive)}. '
+            f'<p class="caption">Final round, mean ± sd over seeds. {note} '
             "Best mean per encoder in bold (lowest for FP, FN, cost and soft cross-entropy). "
             "Cost ($) is each run's cost_total from its ledger: every label it bought (initial and "
             "AL queries, dev labels for early stopping, human gold for meta sets and k-NN "
@@ -221,13 +233,20 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
     topics = _read_csv(tables_dir / "errors_by_topic.csv")
     top = topics[topics["top"].astype(str).str.lower() == "true"]
     shown = aggregate.fpfn_display(fpfn)
+    if "class" in fpfn.columns:  # no positive class: each class against the rest
+        shown.insert(2, "Class", fpfn["class"].astype(str).to_numpy())
+        if "class" in topics.columns:
+            top = top.assign(condition=top["condition"] + " [" + top["class"].astype(str) + "]")
     out = [_h2("False positives, false negatives and topics"),
            '<p class="caption">Final-round test errors, mean ± sd over seeds. FP/FN = ratio of the '
            "means (∞ when there are no false negatives); FP rate = FP / (FP + TN), "
            "FN rate = FN / (FN + TP), means over seeds.</p>",
            _table(shown, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition")]),
            _figure(figures_dir / "fpfn.png", "Mean FP (solid) and FN (hatched) per condition; error bars ±1 sd."),
-           "<h3>Topics where errors concentrate</h3>",
+           ]
+    if not _has_topics(topics):
+        return out + [f"<p>{_e(aggregate.NO_TOPIC_NOTE)}</p>"]
+    out += ["<h3>Topics where errors concentrate</h3>",
            f'<p class="caption">{_e(aggregate.errors_by_topic_caption(top_k))} '
            "– = undefined: no gold-negative (FP rate) or gold-positive (FN rate) items in the topic.</p>"]
     if len(top):
@@ -242,6 +261,26 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
     out.append(f"<details><summary>All topics ({len(topics):,} rows)</summary>"
                + _table(_topic_display(topics), numeric=TOPIC_NUMERIC) + "</details>")
     return out
+
+
+def _has_topics(topics: pd.DataFrame) -> bool:
+    return bool(len(topics)) and bool((topics["topic"].astype(str) != aggregate.UNKNOWN_TOPIC).any())
+
+
+def _classes_section(tables_dir: Path, figures_dir: Path) -> list[str]:
+    per_class = _read_csv(tables_dir / "per_class.csv")
+    shown = pd.DataFrame({"Encoder": per_class["encoder"], "Condition": per_class["condition"],
+                          "Class": per_class["class"].astype(str)})
+    for m, label in (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1")):
+        shown[label] = [tablefmt.format_mean_sd(a, b, 3) for a, b in
+                        zip(per_class[f"{m}_mean"], per_class[f"{m}_sd"])]
+    return [_h2("Classes"),
+            '<p class="caption">Per-class precision, recall and F1 on the test set, final round, '
+            "mean ± sd over seeds.</p>",
+            _table(shown, numeric=["Precision", "Recall", "F1"]),
+            _figure(figures_dir / "confusion.png",
+                    "Confusion matrix per condition and encoder: rows gold, columns predicted; "
+                    "cells = mean count over seeds, colour = share of the gold class.")]
 
 
 def _annotation_section(annotations: pd.DataFrame) -> list[str]:

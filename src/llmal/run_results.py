@@ -30,8 +30,9 @@ RUN_META_KEYS = ["dataset", "annotator", "annotation", "sampler", "recipe", "con
 ROUND_COLUMNS = ["round", "n_labels", "n_train", "cost_al", "cost_dev", "cost_gold", "cost_total",
                  "f1_macro", "accuracy",
                  "tp", "fp", "fn", "tn", "soft_ce", "soft_brier", "seconds"]
+POSITIVE_COLUMNS = ("tp", "fp", "fn", "tn")  # only with a positive class (labels.positive)
 PER_LABEL_METRICS = ["precision", "recall", "f1"]
-PREDICTION_COLUMNS = ["id", "prob", "pred", "gold", "topic"]
+PREDICTION_COLUMNS = ["id", "pred", "gold", "topic"]  # and `prob` (positive class) when there is one
 
 
 class RunFileError(ContractError):
@@ -66,7 +67,7 @@ def collect_runs(run_dirs: Iterable[Path | str]) -> tuple[pd.DataFrame, pd.DataF
         elif labels[:2] != labels_seen[:2]:
             raise RunFileError(f"{d / RUN_JSON}: label_names/positive {labels[:2]} differ from "
                                f"{labels_seen[:2]} in {labels_seen[2] / RUN_JSON}")
-        rounds = read_rounds(d / ROUNDS_CSV, meta["label_names"])
+        rounds = read_rounds(d / ROUNDS_CSV, meta["label_names"], positive=meta["positive"] is not None)
         preds = read_predictions(d / PREDICTIONS_PARQUET)
         check_ledger(d / LEDGER_PARQUET, rounds)
         for frame in (rounds, preds):
@@ -92,13 +93,14 @@ def read_run_json(path: Path) -> dict[str, Any]:
         raise RunFileError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(meta, dict):
         raise RunFileError(f"{path}: expected a JSON object")
+    meta.setdefault("positive", None)  # no positive class: any number of classes
     missing = [k for k in RUN_KEYS if k not in meta]
     if missing:
         raise RunFileError(f"{path}: missing key(s) {missing}")
     names = meta["label_names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise RunFileError(f"{path}: label_names must be a non-empty list of strings")
-    if meta["positive"] not in names:
+    if meta["positive"] is not None and meta["positive"] not in names:
         raise RunFileError(f"{path}: positive {meta['positive']!r} is not in label_names {names}")
     try:
         meta["seed"] = int(meta["seed"])
@@ -108,7 +110,7 @@ def read_run_json(path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_rounds(path: Path, label_names: Sequence[str]) -> pd.DataFrame:
+def read_rounds(path: Path, label_names: Sequence[str], positive: bool = True) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: run file missing")
@@ -116,7 +118,8 @@ def read_rounds(path: Path, label_names: Sequence[str]) -> pd.DataFrame:
         df = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RunFileError(f"{path}: cannot read CSV ({e})") from e
-    needed = ROUND_COLUMNS + [f"{m}_{n}" for n in label_names for m in PER_LABEL_METRICS]
+    needed = [c for c in ROUND_COLUMNS if positive or c not in POSITIVE_COLUMNS]
+    needed += [f"{m}_{n}" for n in label_names for m in PER_LABEL_METRICS]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise RunFileError(f"{path}: missing column(s) {missing}")
@@ -181,7 +184,7 @@ def _final_row(meta: Mapping[str, Any], rounds: pd.DataFrame, run_dir: Path) -> 
     for k in RUN_META_KEYS:
         row[k] = "" if meta.get(k) is None else str(meta.get(k))
     row["positive"] = pos
-    row["positive_index"] = list(meta["label_names"]).index(pos)
+    row["positive_index"] = list(meta["label_names"]).index(pos) if pos is not None else -1
     row["label_names"] = json.dumps(list(meta["label_names"]))
     row["versions"] = json.dumps(meta.get("versions") or {}, sort_keys=True)
     row["timings"] = json.dumps(meta.get("timings") or {}, sort_keys=True)
@@ -189,7 +192,7 @@ def _final_row(meta: Mapping[str, Any], rounds: pd.DataFrame, run_dir: Path) -> 
     row["run_dir"] = str(run_dir)
     for col in rounds.columns:
         row[col] = last[col]
-    for m in PER_LABEL_METRICS:
+    for m in PER_LABEL_METRICS if pos is not None else ():
         row[f"{m}_pos"] = last[f"{m}_{pos}"]
     for k, v in (meta.get("final") or {}).items():  # metrics only run.json knows
         if k not in row and isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -6,6 +6,7 @@ renamed in one place is seen by all stages and by the tests.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -45,6 +46,11 @@ ANNOTATION_COLUMNS = [
 
 class ContractError(ValueError):
     """A table does not follow its contract; the message names the file and column."""
+
+
+def safe_column_name(name: str) -> str:
+    """A file's column name as it appears in ann_<name> / meta_<name> (letters, digits, _)."""
+    return re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "x"
 
 
 def annotator_columns(items: pd.DataFrame) -> list[str]:

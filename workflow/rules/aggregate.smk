@@ -1,9 +1,10 @@
 AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
     "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md", "aulc.csv",
-    "matched_budget.csv", "matched_budget.md")] + [
+    "matched_budget.csv", "matched_budget.md", "confusion.csv", "confusion.md", "per_class.csv",
+    "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                            "errors_by_topic", "aulc") for ext in ("png", "svg")]
+                                            "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg")]
 
 
 rule aggregate:
@@ -30,6 +31,7 @@ rule report:
         annotations=ALL_ANNOTATIONS,
         agreement=AGREEMENT_OUTPUTS,
         split_table=SPLIT,
+        item_table=ITEMS,
     output:
         f"{RESULTS}/report.html",
     params:

@@ -26,9 +26,14 @@ def annotation_file(annotator):
 
 
 def dataset_inputs(wildcards):
-    """A local dataset file is a real input: a missing file fails the plan, naming it."""
+    """Local dataset files are real inputs (`path`, or every file of `files`): a missing or
+    changed file fails the plan or reruns prepare."""
     ds = config["dataset"]
-    return [ds["path"]] if ds["kind"] in ("file", "gahd") and ds.get("path") else []
+    if ds["kind"] not in ("file", "gahd"):
+        return []
+    if ds.get("path"):
+        return [ds["path"]]
+    return [f["path"] for f in ds.get("files") or []]
 
 
 def annotate_inputs(wildcards):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from llmal.annotators.hashing import uniform_per_item
-from llmal.tables import annotator_columns, make_annotations
+from llmal.tables import ANNOTATOR_PREFIX, annotator_columns, make_annotations, safe_column_name
 
 
 def human_labels(items: pd.DataFrame, mode: str, seed: int) -> np.ndarray:
@@ -49,7 +49,28 @@ def labels_consulted(items: pd.DataFrame, mode: str) -> np.ndarray:
     return np.maximum(n, 1)
 
 
+def column_labels(items: pd.DataFrame, column: str) -> pd.Series:
+    """One expert's labels: the annotator column `column` of the dataset (ann_<column>)."""
+    name = column if column.startswith(ANNOTATOR_PREFIX) else ANNOTATOR_PREFIX + safe_column_name(column)
+    if name not in items.columns:
+        raise ValueError(f"human annotator column {column!r}: the items table has no column {name!r} "
+                         f"(annotator columns: {annotator_columns(items)}; see dataset.columns.annotators)")
+    return items[name].astype("Int64")
+
+
 def annotate_human(items: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """Labels of the dataset's annotators: one column (`column`, e.g. one expert: items it did
+    not label get status failed), or a combination by `mode`."""
+    if spec.get("column"):
+        labels = column_labels(items, str(spec["column"]))
+        given = labels.notna().to_numpy()
+        return make_annotations({
+            "id": items["id"].astype(str), "label": labels.to_numpy(),
+            "status": np.where(given, "ok", "failed"),
+            # an item the expert never labelled was never paid for
+            "cost_usd": np.where(given, float(spec.get("cost_per_label", 0.0)), 0.0),
+            "model": f"human:{spec['column']}",
+        })
     mode = spec.get("mode", "majority")
     labels = human_labels(items, mode, int(spec.get("seed", 0)))
     return make_annotations({

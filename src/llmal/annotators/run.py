@@ -58,7 +58,7 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
             demo_pool = demonstration_pool(items, split, spec["demonstrations"])
         cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
         table = annotate_with_llm(
-            todo, spec=spec, label_names=labels["names"], positive=labels["positive"],
+            todo, spec=spec, label_names=labels["names"], positive=labels.get("positive"),
             prompts_dir=PROMPTS_DIR, prices=config.get("prices") or {},
             cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
             embeddings=embeddings, demo_pool=demo_pool, log=log, name=name)

@@ -647,8 +647,37 @@ def _annotate(rng: np.random.Generator, gold: np.ndarray, ambiguity: np.ndarray)
     return out
 
 
-def generate_demo(n_items: int = 3000, seed: int = 0) -> pd.DataFrame:
+# classes=3: the label of each (binary label, style); the binary stream of draws is unchanged
+THREE_CLASS_NAMES = ("neutral", "critical_civil", "hostile")
+CRITICAL_CIVIL_STYLES = ("critical", "counter_speech", "quote_reject", "borderline")
+
+
+def three_class_gold(gold: np.ndarray, styles: pd.Series) -> np.ndarray:
+    """0 neutral, 1 critical but civil (policy criticism, counter-speech, a rejected quote, a
+    borderline remark that is not hostile), 2 hostile."""
+    civil = styles.isin(CRITICAL_CIVIL_STYLES).to_numpy()
+    return np.where(gold == 1, 2, np.where(civil, 1, 0)).astype(np.int64)
+
+
+def _annotate_three(rng: np.random.Generator, gold: np.ndarray, ambiguity: np.ndarray) -> dict[str, pd.Series]:
+    """Three simulated annotators over three ordered classes: an error moves one class over
+    (neutral <-> critical_civil <-> hostile), with the flip rates of the binary annotators."""
+    out = {}
+    for name, (base, bias_not, bias_hostile) in ANNOTATORS.items():
+        bias = np.where(gold == 2, bias_hostile, bias_not)
+        p_flip = np.clip(base + ANNOTATOR_SLOPE * ambiguity ** 1.5 + bias, 0.0, 0.5)
+        flip = rng.random(len(gold)) < p_flip
+        up = rng.random(len(gold)) < 0.5
+        step = np.where(gold == 0, 1, np.where(gold == 2, -1, np.where(up, 1, -1)))
+        out[f"ann_{name}"] = pd.array(np.where(flip, gold + step, gold), dtype="Int64")
+    return out
+
+
+def generate_demo(n_items: int = 3000, seed: int = 0, classes: int = 2) -> pd.DataFrame:
     """Generate the SYNTHETIC demo dataset as an items table (contract in llmal.tables).
+
+    classes=3 relabels the same texts as neutral (0) / critical_civil (1) / hostile (2)
+    (THREE_CLASS_NAMES) and draws three-class annotators; classes=2 is the binary task.
 
     Columns: id ("demo-00001", ...), text, gold (0 not_hostile, 1 hostile), topic, source
     ("synthetic"), ann_a1/ann_a2/ann_a3 (Int64), meta_ambiguity (float in [0, 1], the latent
@@ -657,6 +686,8 @@ def generate_demo(n_items: int = 3000, seed: int = 0) -> pd.DataFrame:
     """
     if n_items < 1:
         raise ValueError(f"dataset.n_items must be at least 1, got {n_items}")
+    if classes not in (2, 3):
+        raise ValueError(f"dataset.classes must be 2 or 3, got {classes}")
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_items):
@@ -676,6 +707,9 @@ def generate_demo(n_items: int = 3000, seed: int = 0) -> pd.DataFrame:
     df["gold"] = df["gold"].astype("int64")
     df["source"] = DEMO_SOURCE
     annotations = _annotate(rng, df["gold"].to_numpy(), df["meta_ambiguity"].to_numpy())
+    if classes == 3:
+        df["gold"] = three_class_gold(df["gold"].to_numpy(), df["meta_style"])
+        annotations = _annotate_three(rng, df["gold"].to_numpy(), df["meta_ambiguity"].to_numpy())
     for col, values in annotations.items():
         df[col] = values
     return df[["id", "text", "gold", "topic", "source", *annotations, "meta_ambiguity",

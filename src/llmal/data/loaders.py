@@ -7,21 +7,18 @@ names, per-annotator label columns to `ann_<name>`, the dataset's own split to p
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from llmal.data import readers
 from llmal.data.validate import DatasetError, describe_offenders
-from llmal.tables import ANNOTATOR_PREFIX, META_PREFIX
+from llmal.tables import ANNOTATOR_PREFIX, META_PREFIX, safe_column_name
 
-_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
-FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
-_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
-                   ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
+FORMATS = readers.FORMATS
+detect_format = readers.detect_format
 
 COLUMN_KEYS = ("id", "text", "gold", "annotators", "topic", "split", "source", "meta")
 REQUIRED_COLUMN_KEYS = ("text", "gold")
@@ -37,61 +34,72 @@ DEFAULT_SPLIT_MAP = {
 _BOOL_SPELLINGS = {True: ("true", "yes", "y", "on"), False: ("false", "no", "n", "off")}
 
 
-def detect_format(path: str | Path) -> str:
-    name = Path(path).name.lower()
-    for comp in _COMPRESSION_SUFFIXES:
-        if name.endswith(comp):
-            name = name[: -len(comp)]
-            break
-    suffix = Path(name).suffix
-    if suffix not in _SUFFIX_FORMATS:
-        raise DatasetError(
-            f"{path}: cannot tell the file format from the suffix {suffix or '(none)'!r}; "
-            f"use one of {sorted(_SUFFIX_FORMATS)} or set dataset.format to one of {list(FORMATS)}")
-    return _SUFFIX_FORMATS[suffix]
-
-
 def load_table(path: str | Path, *, format: str | None = None,
-               string_columns: Sequence[str] = ()) -> pd.DataFrame:
+               string_columns: Sequence[str] = (), quoting: str | None = None,
+               header: bool | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read a table file into a DataFrame, choosing the reader by suffix (or `format`).
 
-    In CSV/TSV only empty cells are missing values (a comment reading "NA" or "null" stays
-    text). `string_columns` are read as strings (ids keep leading zeros).
+    CSV/TSV/JSON go through llmal.data.readers, record by record (see there for `quoting` and
+    `header`); the number of records is checked against the file. Only empty cells are missing
+    values (a comment reading "NA" or "null" stays text). `string_columns` stay strings (ids keep
+    leading zeros, texts stay byte-exact); the other CSV/TSV columns become numbers where every
+    cell is one.
     """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: file not found")
-    fmt = format or detect_format(path)
-    if fmt not in FORMATS:
-        raise DatasetError(f"{path}: unknown format {fmt!r}; use one of {list(FORMATS)}")
-    try:
-        if fmt in ("csv", "tsv"):
-            df = pd.read_csv(path, sep="," if fmt == "csv" else "\t",
-                             dtype={c: str for c in string_columns},
-                             keep_default_na=False, na_values=[""])
-        elif fmt == "parquet":
+    opts = readers.read_options(path, format, quoting, header, encoding)
+    if opts.format == "parquet":
+        try:
             df = pd.read_parquet(path)
+        except Exception as exc:  # the reader's own message says what is wrong with the file
+            raise DatasetError(f"{path}: cannot read as parquet: {exc}") from exc
+    else:
+        raw = readers.read_raw(path, opts)
+        check_record_count(path, opts, raw)
+        df = pd.DataFrame(raw.records, columns=raw.columns, dtype=object)
+        if opts.format in ("csv", "tsv"):
+            for col in df.columns:
+                if col not in string_columns:
+                    df[col] = _numbers_where_all_are(df[col])
         else:
-            lines = _is_json_lines(path) if fmt == "json" else True
-            # keep values as written: no dtype guessing, no date parsing of "*_at"-like columns
-            # (pandas 3 ties the latter to dtype=False and deprecates convert_dates)
-            extra = {} if _PANDAS_MAJOR >= 3 else {"convert_dates": False}
-            df = pd.read_json(path, lines=lines, dtype=False, **extra)
-    except DatasetError:
-        raise
-    except Exception as exc:  # the reader's own message says what is wrong with the file
-        raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
+            df = df.infer_objects()
+        df.attrs["lines"] = raw.lines
     for col in string_columns:
         if col in df.columns:
             df[col] = _as_string_ids(df[col])
     return df
 
 
-def _is_json_lines(path: Path) -> bool:
-    """A .json file holding an array of records starts with '['; anything else is JSON lines."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return not head.startswith(b"[")
+def check_record_count(path: Path, opts: readers.ReadOptions, raw: readers.RawTable) -> None:
+    """Line-based files (tsv, csv without quoting, jsonl): one record per non-blank line after
+    the header, else an error naming the first line that did not become a record."""
+    if opts.format == "csv" and opts.quoting == "standard" or opts.format == "json":
+        return  # a quoted CSV cell may span lines; a JSON array is not line-based
+    text = readers.read_text(path, opts.encoding)
+    expected = [n for n, line in readers._physical_lines(text) if line.strip() != ""]
+    if opts.format in ("csv", "tsv") and opts.header:
+        expected = expected[1:]
+    if expected != raw.lines:
+        missing = sorted(set(expected) - set(raw.lines))
+        first = missing[0] if missing else next(a for a, b in zip(expected, raw.lines) if a != b)
+        raise DatasetError(f"{path}: read {len(raw.lines)} record(s) but the file has "
+                           f"{len(expected)} non-blank data line(s); first suspect line {first}")
+
+
+def _numbers_where_all_are(values: pd.Series) -> pd.Series:
+    """A column of number-like strings as numbers (ints stay ints); anything else unchanged."""
+    present = values.dropna()
+    if present.empty:
+        return values
+    try:
+        numbers = pd.to_numeric(present)
+    except (ValueError, TypeError):
+        return values
+    out = pd.to_numeric(values)
+    if pd.api.types.is_integer_dtype(numbers) and values.isna().any():
+        return out.astype("Int64")
+    return out
 
 
 def _as_string_ids(values: pd.Series) -> pd.Series:
@@ -171,8 +179,7 @@ def labels_to_indices(values: pd.Series, lookup: Mapping[str, int], *, label_nam
     return pd.Series(pd.array(out, dtype="Int64"), index=values.index)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "x"
+_safe_name = safe_column_name
 
 
 def _require_columns(df: pd.DataFrame, wanted: Mapping[str, str], where: str) -> None:

@@ -1,10 +1,11 @@
 """The prepare stage: dataset config -> validated items table and split table.
 
 dataset.kind picks the source:
-  demo  the SYNTHETIC demo data (llmal.data.demo); keys n_items, seed
+  demo  the SYNTHETIC demo data (llmal.data.demo); keys n_items, seed, classes (2 or 3), task
+        (hostility, or relation: entity-marked relation classification, llmal.data.relations)
   gahd  GAHD, from dataset.path or downloaded once into the cache directory (checked by sha256)
-  file  a user's csv/tsv/jsonl/json/parquet; keys path, columns, label_map, annotator_sep,
-        split_map, format, source
+  file  a user's csv/tsv/jsonl/json/parquet; keys path (or files: [{path, split}, ...]),
+        columns, label_map, annotator_sep, split_map, format, quoting, header, encoding, source
 Items whose text is empty are an error, unless dataset.drop_empty_text (default true for gahd,
 which holds one whitespace-only text, false for file) drops them with a warning naming their ids.
 """
@@ -16,26 +17,28 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from llmal.data.demo import generate_demo
+from llmal.data.demo import THREE_CLASS_NAMES, generate_demo
+from llmal.data.relations import RELATION_NAMES, generate_relations
 from llmal.data.gahd import load_gahd
-from llmal.data.loaders import load_table, map_columns
+from llmal.data.loaders import DEFAULT_SPLIT_MAP, SPLIT_COLUMN, load_table, map_columns
 from llmal.data.split import assign_split
-from llmal.data.validate import DatasetError, validate_items
+from llmal.data.validate import (DatasetError, check_split, is_blank, small_test_classes,
+                                 validate_items)
 from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS, META_PREFIX
 
 # keys every kind accepts; cache_dir is read by the caller, which passes it as `cache_dir`
 COMMON_KEYS = {"name", "kind", "cache_dir"}
 DATASET_KEYS = {
-    "demo": COMMON_KEYS | {"n_items", "seed"},
+    "demo": COMMON_KEYS | {"n_items", "seed", "classes", "task"},
     "gahd": COMMON_KEYS | {"path", "drop_empty_text"},
-    "file": COMMON_KEYS | {"path", "columns", "label_map", "annotator_sep", "split_map",
-                           "format", "source", "drop_empty_text"},
+    "file": COMMON_KEYS | {"path", "files", "columns", "label_map", "annotator_sep", "split_map",
+                           "format", "quoting", "header", "encoding", "source", "drop_empty_text"},
 }
 # GAHD holds one whitespace-only text (id f4c7eaf2, dev split); a user's file fails loudly
 DROP_EMPTY_TEXT_DEFAULT = {"demo": False, "gahd": True, "file": False}
 logger = logging.getLogger(__name__)
 
-DEMO_DEFAULTS = {"n_items": 3000, "seed": 0}
+DEMO_DEFAULTS = {"n_items": 3000, "seed": 0, "classes": 2, "task": "hostility"}
 SPLIT_DEFAULTS = {"test": 0.2, "dev": 0.1, "seed": 0, "use_column": True}
 
 
@@ -55,6 +58,13 @@ def _two_labels(label_names: list[str], kind: str) -> None:
         raise DatasetError(f"labels.names: dataset kind {kind!r} is binary (index 0 = not "
                            f"hostile/not hate, 1 = hostile/hate) but {len(label_names)} label "
                            f"names are given: {label_names}")
+
+
+def _n_labels(label_names: list[str], n: int, kind: str, meaning: tuple[str, ...]) -> None:
+    if len(label_names) != n:
+        raise DatasetError(f"labels.names: dataset {kind} has {n} classes (index order: "
+                           f"{list(meaning)}) but {len(label_names)} label names are given: "
+                           f"{label_names}")
 
 
 def order_item_columns(items: pd.DataFrame) -> pd.DataFrame:
@@ -80,34 +90,82 @@ def load_items(dataset_cfg: Mapping[str, Any], label_names: list[str], *,
     """The mapped (not yet validated) items table and a name for error messages."""
     kind = _check_keys(dataset_cfg)
     if kind == "demo":
-        _two_labels(label_names, kind)
         cfg = {**DEMO_DEFAULTS, **dataset_cfg}
-        return generate_demo(int(cfg["n_items"]), int(cfg["seed"])), "demo dataset (synthetic)"
+        if cfg["task"] == "relation":
+            _n_labels(label_names, len(RELATION_NAMES), "demo (task: relation)", RELATION_NAMES)
+            return (generate_relations(int(cfg["n_items"]), int(cfg["seed"])),
+                    "relation demo dataset (synthetic)")
+        if int(cfg["classes"]) == 3:
+            _n_labels(label_names, 3, "demo (classes: 3)", THREE_CLASS_NAMES)
+        else:
+            _two_labels(label_names, kind)
+        return (generate_demo(int(cfg["n_items"]), int(cfg["seed"]), classes=int(cfg["classes"])),
+                "demo dataset (synthetic)")
     if kind == "gahd":
         _two_labels(label_names, kind)
         path = dataset_cfg.get("path")
         items = load_gahd(path, cache_dir, label_names=label_names)
         return items, str(path) if path else "gahd"
-    path = dataset_cfg.get("path")
-    if not path:
-        raise DatasetError("dataset.path is required for dataset kind 'file'")
+    files = dataset_files(dataset_cfg)
     columns = dataset_cfg.get("columns")
+    where = files[0][0] if len(files) == 1 else ", ".join(p for p, _ in files)
     if not isinstance(columns, Mapping):
-        raise DatasetError(f"{path}: dataset.columns is required for dataset kind 'file' (at "
+        raise DatasetError(f"{where}: dataset.columns is required for dataset kind 'file' (at "
                            "least {text: <column>, gold: <column>})")
-    string_columns = [columns["id"]] if columns.get("id") else []
-    table = load_table(path, format=dataset_cfg.get("format"), string_columns=string_columns)
-    source = dataset_cfg.get("source") or dataset_cfg.get("name") or Path(path).stem
-    items = map_columns(table, columns, source=str(source), label_names=label_names,
-                        label_map=dataset_cfg.get("label_map"),
-                        annotator_sep=dataset_cfg.get("annotator_sep"),
-                        split_map=dataset_cfg.get("split_map"), where=str(path))
-    return items, str(path)
+    columns = positional_columns(columns)
+    string_columns = [columns[k] for k in ("id", "text", "topic", "source", "split") if columns.get(k)]
+    parts = []
+    for path, split in files:
+        table = load_table(path, format=dataset_cfg.get("format"), string_columns=string_columns,
+                           quoting=dataset_cfg.get("quoting"), header=dataset_cfg.get("header"),
+                           encoding=dataset_cfg.get("encoding"))
+        source = dataset_cfg.get("source") or dataset_cfg.get("name") or Path(path).stem
+        part = map_columns(table, columns, source=str(source), label_names=label_names,
+                           label_map=dataset_cfg.get("label_map"),
+                           annotator_sep=dataset_cfg.get("annotator_sep"),
+                           split_map=dataset_cfg.get("split_map"), where=str(path))
+        if split is not None:
+            if not columns.get("id"):  # row numbers restart in every file: prefix the file's name
+                part["id"] = Path(path).stem + ":" + part["id"]
+            part[SPLIT_COLUMN] = split
+        parts.append(part)
+    items = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return items, where
+
+
+def dataset_files(dataset_cfg: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(path, split or None) of every file of a `file` dataset: `path`, or `files` in order."""
+    path, files = dataset_cfg.get("path"), dataset_cfg.get("files")
+    if path and files:
+        raise DatasetError("dataset: give either path (one file) or files (several, each with its "
+                           "split), not both")
+    if path:
+        return [(str(path), None)]
+    if not files:
+        raise DatasetError("dataset.path (or dataset.files) is required for dataset kind 'file'")
+    out = []
+    for i, entry in enumerate(files):
+        key = f"dataset.files[{i}]"
+        if not isinstance(entry, Mapping) or not entry.get("path"):
+            raise DatasetError(f"{key}: expected {{path: <file>, split: pool|dev|test}}")
+        split = DEFAULT_SPLIT_MAP.get(str(entry.get("split", "")).strip().lower())
+        if split is None:
+            raise DatasetError(f"{key}.split: {entry.get('split')!r} is not pool, dev or test "
+                               f"({entry['path']})")
+        out.append((str(entry["path"]), split))
+    return out
+
+
+def positional_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """Column numbers (header: false; 1 = first column) as the names the reader gives them."""
+    def name(v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    return {k: ([name(x) for x in v] if isinstance(v, list) else name(v)) for k, v in columns.items()}
 
 
 def drop_empty_text(items: pd.DataFrame, where: str) -> pd.DataFrame:
     """Remove items whose text is empty or whitespace only, saying which ones in the log."""
-    empty = items["text"].isna() | items["text"].astype(str).str.strip().eq("")
+    empty = items["text"].map(is_blank).astype(bool)
     if empty.any():
         ids = items.loc[empty, "id"].astype(str).tolist()
         logger.warning("%s: dropped %d item(s) with empty text (dataset.drop_empty_text): %s%s",
@@ -119,6 +177,16 @@ def prepare_dataset(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any
                     split_cfg: Mapping[str, Any], *,
                     cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load, map and validate the configured dataset; return (items, split) tables."""
+    items, split, where = load_and_split(dataset_cfg, labels_cfg, split_cfg, cache_dir=cache_dir)
+    for warning in dataset_warnings(items, split, [str(n) for n in labels_cfg["names"]], where):
+        logger.warning("%s", warning)
+    return items, split
+
+
+def load_and_split(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any],
+                   split_cfg: Mapping[str, Any], *,
+                   cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(items, split, name of the data for messages); raises DatasetError on the first problem."""
     label_names = [str(n) for n in labels_cfg["names"]]
     items, where = load_items(dataset_cfg, label_names, cache_dir=cache_dir)
     kind = str(dataset_cfg["kind"])
@@ -129,4 +197,16 @@ def prepare_dataset(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any
     cfg = {**SPLIT_DEFAULTS, **split_cfg}
     split = assign_split(items, test=float(cfg["test"]), dev=float(cfg["dev"]),
                          seed=int(cfg["seed"]), use_column=bool(cfg["use_column"]))
-    return items, split
+    check_split(split, where)
+    return items, split, where
+
+
+def dataset_warnings(items: pd.DataFrame, split: pd.DataFrame, label_names: list[str],
+                     where: str) -> list[str]:
+    """What makes results weak without making them wrong (log, report, `llmal check`)."""
+    small = small_test_classes(items, split, label_names)
+    if not small:
+        return []
+    listed = ", ".join(f"{name}: {n}" for name, n in small.items())
+    return [f"{where}: the test split has fewer than 30 gold items of some class ({listed}); "
+            "scores of those classes are noise (more data, or a larger split.test)"]

@@ -6,6 +6,7 @@ the 17th record; the item id is given too.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import pandas as pd
@@ -13,6 +14,18 @@ import pandas as pd
 from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS
 
 MAX_LISTED = 3  # offenders named in one message
+MIN_TEST_PER_CLASS = 30  # fewer gold test items of a class: its scores are noise (a warning)
+# whitespace and characters that show nothing: zero-width spaces and joiners, word joiner, BOM,
+# soft hyphen, directional marks, Hangul fillers, Mongolian vowel separator, braille blank
+_INVISIBLE = re.compile("^[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e"
+                        "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u2800\u3164\ufeff\uffa0]*$")
+
+
+def is_blank(text: object) -> bool:
+    """True for a missing text and one made only of whitespace or invisible characters."""
+    if text is None or text is pd.NA or (isinstance(text, float) and text != text):
+        return True
+    return bool(_INVISIBLE.match(str(text)))
 
 
 class DatasetError(ValueError):
@@ -60,11 +73,11 @@ def validate_items(df: pd.DataFrame, *, label_names: Sequence[str], where: str,
     if len(df) == 0:
         raise DatasetError(f"{where}: the dataset has no rows")
 
-    text = df["text"]
-    empty = text.isna() | text.astype(str).str.strip().eq("")
+    empty = df["text"].map(is_blank).astype(bool)
     if empty.any():
         raise DatasetError(f"{where}: {_count(int(empty.sum()))} empty text (column 'text'), "
-                           f"first at {describe_offenders(df, empty)}")
+                           f"first at {describe_offenders(df, empty)} (whitespace and invisible "
+                           "characters such as zero-width spaces count as empty)")
 
     ids = df["id"].astype(str)
     blank_id = df["id"].isna() | ids.str.strip().eq("")
@@ -93,6 +106,13 @@ def validate_items(df: pd.DataFrame, *, label_names: Sequence[str], where: str,
             f"{list(label_names)} (column 'gold', expected indices 0..{n_labels - 1}), "
             f"first at {describe_offenders(df, bad_gold, 'gold')}")
 
+    known = gold[gold >= 0]
+    if len(known) and known.nunique() < 2:
+        only = label_names[int(known.iloc[0])] if 0 <= int(known.iloc[0]) < n_labels else known.iloc[0]
+        raise DatasetError(f"{where}: every item has the gold label {only!r} (column 'gold'): a "
+                           "single-class dataset cannot train or evaluate a classifier; check "
+                           "dataset.columns.gold and dataset.label_map")
+
     for col in (c for c in df.columns if c.startswith(ANNOTATOR_PREFIX)):
         values = pd.to_numeric(df[col], errors="coerce")
         bad = (df[col].notna() & values.isna()) | (values < 0) | (values >= n_labels) | (values % 1 != 0)
@@ -101,3 +121,25 @@ def validate_items(df: pd.DataFrame, *, label_names: Sequence[str], where: str,
             raise DatasetError(
                 f"{where}: {_count(int(bad.sum()))} an annotator label outside the label set "
                 f"{list(label_names)} (column {col!r}), first at {describe_offenders(df, bad, col)}")
+
+
+def check_split(split: pd.DataFrame, where: str) -> None:
+    """A usable split has pool items (to learn from) and test items (to score on)."""
+    counts = split["split"].value_counts()
+    for name, why in (("pool", "nothing to learn from"), ("test", "nothing to evaluate on")):
+        if int(counts.get(name, 0)) == 0:
+            raise DatasetError(
+                f"{where}: the split has no {name} items ({why}); split counts: "
+                f"{ {k: int(v) for k, v in counts.items()} }; check the split column values "
+                "(dataset.columns.split, dataset.split_map), dataset.files[].split or the split "
+                "fractions")
+
+
+def small_test_classes(items: pd.DataFrame, split: pd.DataFrame, label_names: Sequence[str],
+                       minimum: int = MIN_TEST_PER_CLASS) -> dict[str, int]:
+    """label name -> gold test items, for the classes with fewer than `minimum` of them."""
+    test_ids = set(split.loc[split["split"] == "test", "id"].astype(str))
+    gold = items.loc[items["id"].astype(str).isin(test_ids), "gold"].astype(int)
+    counts = gold.value_counts()
+    return {name: int(counts.get(k, 0)) for k, name in enumerate(label_names)
+            if int(counts.get(k, 0)) < minimum}

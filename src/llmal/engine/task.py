@@ -74,9 +74,10 @@ class ClassificationTask:
 
     def predictions(self, probs_test: np.ndarray) -> pd.DataFrame:
         test = self.items.loc[self.ids["test"]]
-        pos = 0 if self.positive is None else self.positive
+        # prob: of the positive class; without one, of the predicted class
+        prob = probs_test.max(axis=1) if self.positive is None else probs_test[:, self.positive]
         return pd.DataFrame({
-            "id": self.ids["test"], "prob": probs_test[:, pos], "pred": probs_test.argmax(axis=1),
+            "id": self.ids["test"], "prob": prob, "pred": probs_test.argmax(axis=1),
             "gold": self._gold_test,
             "topic": test["topic"].astype(str).to_numpy() if "topic" in test else "",
         })

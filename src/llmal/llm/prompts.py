@@ -141,9 +141,13 @@ class PromptTemplate:
         return messages
 
     # -- answers -> label ----------------------------------------------------------------
-    def check_labels(self, label_names: Sequence[str], positive: str) -> None:
-        """Fail early if the combination rule cannot produce labels of this label set."""
-        if positive not in label_names:
+    def check_labels(self, label_names: Sequence[str], positive: str | None) -> None:
+        """Fail early if the combination rule cannot produce labels of this label set
+        (positive_if needs a positive class; label_from works without one)."""
+        if self.positive_if is not None and not positive:
+            raise PromptError(f"{self.path}: positive_if needs labels.positive (a two-class task); "
+                              "use label_from for a task without a positive class")
+        if positive and positive not in label_names:
             raise PromptError(f"{self.path}: positive label {positive!r} is not in {list(label_names)}")
         if self.positive_if is not None and len(label_names) != 2:
             raise PromptError(f"{self.path}: positive_if needs exactly two labels, the label set is "

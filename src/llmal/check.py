@@ -1,0 +1,354 @@
+"""Every config and data check, all problems at once: `llmal check` and the Snakefile's plan.
+
+`check_config_file` / `check_config` return a list of Problems (errors and warnings), each
+naming the config key or the file, column and row at fault. Nothing here needs Snakemake.
+
+The dataset is read once and summarised (record count, split counts, topics, class counts, its
+own errors and warnings); the summary is cached under `<cache_dir>/check/`, keyed by the sha256
+and size of every dataset file and the dataset/labels/split settings, so that planning a grid
+again reads nothing but the hash. The demo dataset is never generated for this: its size and
+topics follow from the config.
+
+A missing API-key variable is an error for an annotator that calls a remote API (kinds openai
+and openai_batch, a base_url that is not loopback) and has no annotation table under results/
+yet. Whether each single request is cached would need every prompt rendered (items, k-NN
+demonstrations, embeddings) at plan time; an existing annotation table is the cheap, exact
+stand-in for "nothing left to ask".
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from llmal.config import (FEATURE_ENCODERS, LLM_KINDS, ConfigError, _best_error, _key_path,
+                          _validator_with_defaults, al_settings, load_schema, reference_problems)
+
+CHECK_VERSION = 1  # bump when the cached data summary changes meaning
+REMOTE_KINDS = ("openai", "openai_batch")
+SELF_HOSTED_KINDS = ("vllm", "local")
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: str    # "error" | "warning"
+    where: str    # the config file, or the data file
+    message: str  # starts with the key (or the column/line) at fault
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.where}: {self.message}"
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.level == "error"]
+
+
+def check_config_file(path: str | Path, *, results: str | Path = "results") -> list[Problem]:
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        return [Problem("error", where, "config file not found")]
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        return [Problem("error", where, f"not valid YAML: {e}")]
+    if not isinstance(config, dict):
+        return [Problem("error", where, "the config must be a mapping of keys")]
+    return check_config(config, where, results=results)
+
+
+def check_config(config: dict[str, Any], where: str = "config", *,
+                 results: str | Path = "results", data: bool = True) -> list[Problem]:
+    """All problems of a raw (not yet validated) config; `config` itself is not changed."""
+    config = copy.deepcopy(config)
+    problems = [Problem("error", where, m) for m in yaml_type_hints(config)]
+    validator = _validator_with_defaults()(load_schema())
+    schema_errors = list(validator.iter_errors(config))
+    if schema_errors:
+        problems += [Problem("error", where, m) for m in schema_messages(schema_errors)
+                     if not any(m.split(":")[0] == p.message.split(":")[0] for p in problems)]
+        return problems
+    problems += [Problem("error", where, f"{k}: {m}") for k, m in reference_problems(config)]
+    settings = settings_problems(config)
+    problems += [Problem("error", where, m) for m in settings]
+    problems += [Problem("error", where, m) for m in remote_problems(config, Path(results))]
+    if data and not any(m.startswith("split.") for m in settings):  # no split: nothing to count
+        summary = dataset_summary(config)
+        data_where = summary.get("where") or where
+        problems += [Problem("error", data_where, m) for m in summary.get("errors", [])]
+        problems += [Problem("warning", data_where, m) for m in summary.get("warnings", [])]
+        problems += [Problem("error", where, m) for m in data_config_problems(config, summary)]
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# config alone
+
+
+def _yaml_scalar_hint(value: Any) -> str | None:
+    if isinstance(value, bool):
+        spelled = "yes/no/on/off/true/false"
+        return (f"YAML read this as the boolean {value} (unquoted {spelled} are booleans); "
+                "quote it, e.g. 'NO'")
+    if isinstance(value, (int, float)):
+        return f"YAML read this as the number {value!r}; quote it, e.g. '{value}'"
+    return None
+
+
+def yaml_type_hints(config: Mapping[str, Any]) -> list[str]:
+    """Label names and label_map values that YAML turned into booleans or numbers."""
+    out = []
+    labels = config.get("labels") if isinstance(config.get("labels"), Mapping) else {}
+    for i, name in enumerate(labels.get("names") or []):
+        hint = _yaml_scalar_hint(name)
+        if hint:
+            out.append(f"labels.names.{i}: {name!r} is not a string: {hint}")
+    hint = _yaml_scalar_hint(labels.get("positive")) if "positive" in labels else None
+    if hint:
+        out.append(f"labels.positive: {labels['positive']!r} is not a string: {hint}")
+    dataset = config.get("dataset") if isinstance(config.get("dataset"), Mapping) else {}
+    label_map = dataset.get("label_map")
+    for raw, target in (label_map.items() if isinstance(label_map, Mapping) else []):
+        hint = _yaml_scalar_hint(target)
+        if hint:
+            out.append(f"dataset.label_map.{raw}: the value {target!r} is not a label name: {hint}")
+    return out
+
+
+def schema_messages(schema_errors: list[Any]) -> list[str]:
+    """One message per key at fault (the deepest error of each), in key order."""
+    by_key: dict[str, list[Any]] = {}
+    for e in schema_errors:
+        by_key.setdefault(_key_path(e), []).append(e)
+    out = []
+    for key in sorted(by_key):
+        err = _best_error(by_key[key])
+        hint = _yaml_scalar_hint(err.instance) if "is not of type 'string'" in err.message else None
+        out.append(f"{key}: {err.message}" + (f" ({hint})" if hint else ""))
+    # a parent key whose children have their own messages adds nothing
+    return [m for m in out if not any(o != m and o.startswith(m.split(":")[0] + ".") for o in out)]
+
+
+def metric_names(config: Mapping[str, Any]) -> list[str]:
+    """The columns of rounds.csv (and the summary) that aggregate.metric may name."""
+    from llmal.run_results import PER_LABEL_METRICS, ROUND_COLUMNS
+    names = [c for c in ROUND_COLUMNS if c != "round"]
+    names += [f"{m}_{n}" for n in config["labels"]["names"] for m in PER_LABEL_METRICS]
+    if config["labels"].get("positive"):
+        names += [f"{m}_pos" for m in PER_LABEL_METRICS]
+    return names
+
+
+def settings_problems(config: Mapping[str, Any]) -> list[str]:
+    out = []
+    metric = (config.get("aggregate") or {}).get("metric", "f1_macro")
+    known = metric_names(config)
+    if metric not in known:
+        out.append(f"aggregate.metric: {metric!r} is not a metric of the runs (known: {known})")
+    split = config.get("split") or {}
+    test, dev = float(split.get("test", 0.2)), float(split.get("dev", 0.1))
+    if test + dev >= 1.0:
+        out.append(f"split.test + split.dev: {test} + {dev} = {test + dev:g} leaves no pool; the "
+                   "two must sum to less than 1")
+    for name, enc in config["encoders"].items():
+        lo, hi = (enc.get("ngram_range") or [1, 2])[:2]
+        if enc["kind"] == "tfidf" and lo > hi:
+            out.append(f"encoders.{name}.ngram_range: [{lo}, {hi}] is not a range; the smaller "
+                       f"n-gram size comes first ([{hi}, {lo}])")
+    for name, spec in config["annotators"].items():
+        demos = spec.get("demonstrations") or {}
+        if demos and int(demos["k"]) > int(demos.get("pool_size", 32)):
+            out.append(f"annotators.{name}.demonstrations.k: {demos['k']} demonstrations per prompt "
+                       f"but the gold pool has only pool_size {demos.get('pool_size', 32)}")
+        if spec["kind"] in REMOTE_KINDS and spec["model"] not in (config.get("prices") or {}):
+            out.append(f"prices.{spec['model']}: no price for the model of annotators.{name} "
+                       f"({spec['kind']}); add prices: {{{spec['model']}: {{input: ..., output: ...}}}} "
+                       "in dollars per 1M tokens")
+    wanted = expected_classes(config["dataset"])
+    if wanted is not None and len(config["labels"]["names"]) != wanted:
+        out.append(f"labels.names: dataset kind {config['dataset']['kind']!r} has {wanted} classes, "
+                   f"but {len(config['labels']['names'])} label names are given")
+    return out
+
+
+def expected_classes(ds: Mapping[str, Any]) -> int | None:
+    if ds["kind"] == "gahd":
+        return 2
+    if ds["kind"] == "demo":
+        return 4 if ds.get("task") == "relation" else int(ds.get("classes", 2))
+    return None
+
+
+def remote_problems(config: Mapping[str, Any], results: Path) -> list[str]:
+    """A remote LLM annotator with requests left to send needs its API-key variable."""
+    from llmal.llm.executors.openai_common import api_key_env, is_loopback_url
+    out = []
+    dataset = config["dataset"]["name"]
+    for name, spec in config["annotators"].items():
+        if spec["kind"] not in REMOTE_KINDS or is_loopback_url(spec.get("base_url")):
+            continue
+        env = api_key_env(spec)
+        if os.environ.get(env, "").strip():
+            continue
+        if (results / dataset / "annotations" / f"{name}.parquet").is_file():
+            continue  # annotated already: nothing left to send
+        out.append(f"annotators.{name}.api_key_env: the environment variable {env} is not set or "
+                   f"empty, and annotator {name} has requests to send to "
+                   f"{spec.get('base_url') or 'the OpenAI API'} (export {env}=..., or name another "
+                   "variable with api_key_env)")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# config against the data
+
+
+def data_config_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
+    out = []
+    topics = summary.get("topics")
+    if topics is not None:
+        for name, spec in config["annotators"].items():
+            for label, per_topic in (spec.get("topic_error") or {}).items():
+                for topic in per_topic:
+                    if topic not in topics:
+                        shown = sorted(topics)[:20]
+                        out.append(f"annotators.{name}.topic_error.{label}.{topic}: the dataset has "
+                                   f"no topic {topic!r} (topics: {shown}"
+                                   f"{' ...' if len(topics) > 20 else ''})")
+    pool = (summary.get("split_counts") or {}).get("pool")
+    if pool is not None:
+        for cname, cond in config["conditions"].items():
+            if cond["sampler"] == "full":
+                continue
+            initial = int(al_settings(dict(config), cname).get("initial", 50))
+            if initial > pool:
+                key = (f"conditions.{cname}.al.initial" if "initial" in (cond.get("al") or {})
+                       else "al.initial")
+                out.append(f"{key}: {initial} initial labels for condition {cname}, but the pool "
+                           f"has only {pool} items")
+    return out
+
+
+def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Size, split and topics of the demo data, from the config alone (nothing is generated)."""
+    from llmal.data.demo import TOPICS
+    from llmal.data.relations import NO_RELATION_PAIRS
+    ds = config["dataset"]
+    n = int(ds.get("n_items", 3000))
+    split = config.get("split") or {}
+    test = int(n * float(split.get("test", 0.2)) + 0.5)
+    dev = int(n * float(split.get("dev", 0.1)) + 0.5)
+    return {"where": "demo dataset (synthetic)", "errors": [], "warnings": [], "n_items": n,
+            "split_counts": {"pool": n - test - dev, "dev": dev, "test": test},
+            "topics": list(NO_RELATION_PAIRS if ds.get("task") == "relation" else TOPICS)}
+
+
+def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The data checks' result: errors, warnings, n_items, split_counts, topics (cached)."""
+    ds = config["dataset"]
+    if ds["kind"] == "demo":
+        return demo_summary(config)
+    if ds["kind"] == "gahd" and not ds.get("path"):
+        return {}  # downloaded by the prepare rule; checked there
+    files = _dataset_paths(ds)
+    missing = [p for p in files if not Path(p).is_file()]
+    if missing:
+        key = "dataset.path" if ds.get("path") else "dataset.files"
+        return {"errors": [f"{key}: file {p} not found" for p in missing]}
+    settings = {k: config.get(k) for k in ("dataset", "labels", "split")}
+    key = _cache_key(files, settings)
+    cache = Path(config.get("cache_dir") or ".llmal-cache") / "check" / f"{key}.json"
+    if cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
+    summary = _read_and_summarise(config)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(summary))
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return summary
+
+
+def _dataset_paths(ds: Mapping[str, Any]) -> list[str]:
+    if ds.get("path"):
+        return [str(ds["path"])]
+    return [str(f.get("path")) for f in ds.get("files") or [] if isinstance(f, Mapping)]
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return f"{h.hexdigest()}:{os.path.getsize(path)}"
+
+
+def _cache_key(files: list[str], settings: Mapping[str, Any]) -> str:
+    payload = json.dumps({"v": CHECK_VERSION, "files": [_file_digest(p) for p in files],
+                          "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
+    from llmal.data.prepare import dataset_warnings, load_and_split
+    from llmal.data.validate import DatasetError
+
+    ds = config["dataset"]
+    where = ", ".join(_dataset_paths(ds))
+    try:
+        items, split, where = load_and_split(ds, config["labels"], config.get("split") or {},
+                                             cache_dir=Path(config.get("cache_dir") or ".llmal-cache") / "datasets")
+    except (DatasetError, ConfigError) as e:
+        return {"where": where, "errors": [_strip_where(str(e), where)], "warnings": []}
+    names = [str(n) for n in config["labels"]["names"]]
+    counts = split["split"].value_counts()
+    has_topic = bool((items["topic"].astype(str) != "").any())
+    return {
+        "where": where, "errors": [],
+        "warnings": [_strip_where(w, where) for w in dataset_warnings(items, split, names, where)],
+        "n_items": int(len(items)),
+        "split_counts": {s: int(counts.get(s, 0)) for s in ("pool", "dev", "test")},
+        "topics": sorted(set(items["topic"].astype(str)) - {""}) if has_topic else [],
+        "class_counts": {n: int((items["gold"] == k).sum()) for k, n in enumerate(names)},
+    }
+
+
+def _strip_where(message: str, where: str) -> str:
+    return message[len(where) + 2:] if message.startswith(where + ": ") else message
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def format_problems(problems: list[Problem]) -> str:
+    n_err, n_warn = len(errors(problems)), len(problems) - len(errors(problems))
+    lines = [str(p) for p in sorted(problems, key=lambda p: p.level != "error")]
+    lines.append(f"{n_err} error(s), {n_warn} warning(s)")
+    return "\n".join(lines)
+
+
+def plan_check(config: dict[str, Any], where: str) -> list[Problem]:
+    """What the Snakefile runs while planning: raise ConfigError listing every error; return
+    the warnings (printed by the caller)."""
+    problems = check_config(config, where)
+    bad = errors(problems)
+    if bad:
+        raise ConfigError(f"{len(bad)} problem(s) in {where} (run `llmal check --configfile "
+                          f"{where}` for the same list):\n" + "\n".join(f"  {p}" for p in bad))
+    return [p for p in problems if p.level == "warning"]
+
+
+__all__ = ["Problem", "check_config", "check_config_file", "format_problems", "plan_check",
+           "FEATURE_ENCODERS", "LLM_KINDS", "SELF_HOSTED_KINDS"]
