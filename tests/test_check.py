@@ -440,7 +440,9 @@ def test_snakemake_dry_run_hints_at_yaml_booleans(tmp_path):
 
 def test_snakemake_plans_a_good_file_grid_and_lists_every_file_as_input(tmp_path):
     cfg = _files_cfg(tmp_path, [("data.tsv", "pool"), ("test.tsv", "test")])
-    (tmp_path / "test.tsv").write_text(_tsv([{**r, "id": "t" + r["id"]} for r in _good_rows(80)]))
+    # test texts of their own: a text also in the pool file would join its copy's split (test)
+    (tmp_path / "test.tsv").write_text(_tsv([{**r, "id": "t" + r["id"], "text": "Test " + r["text"]}
+                                             for r in _good_rows(80)]))
     write_config(tmp_path, cfg)
     res = snakemake(tmp_path, "-n", "results/mine/data/items.parquet")
     assert "prepare" in res.stdout
