@@ -69,12 +69,14 @@ def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validati
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Validate in place against the schema (filling defaults), then check cross references."""
+    explicit = _explicit_annotator_keys(config)   # before the schema fills in defaults
     validator = _validator_with_defaults()(load_schema())
     errors = list(validator.iter_errors(config))
     if errors:
         err = _best_error(errors)
         raise ConfigError(f"{where}: {_key_path(err)}: {err.message}")
     check_references(config, where)
+    check_llm_requests(config, explicit, where)
     return config
 
 
@@ -139,6 +141,60 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     human = (config.get("agreement") or {}).get("reference")
     if human is not None and human not in annotators:
         fail("agreement.reference", f"{human!r} is not an annotator (known: {sorted(annotators)})")
+
+
+# ---------------------------------------------------------------- LLM request parameters
+def _explicit_annotator_keys(config: dict[str, Any]) -> dict[str, set[str]]:
+    annotators = config.get("annotators")
+    if not isinstance(annotators, dict):
+        return {}
+    return {str(n): set(s) for n, s in annotators.items() if isinstance(s, dict)}
+
+
+def check_llm_requests(config: dict[str, Any], explicit: dict[str, set[str]] | None = None,
+                       where: str = "config") -> None:
+    """Body keys a model would reject (max_tokens or temperature on a reasoning model...),
+    codebook files that do not exist, and replicates whose requests equal another's."""
+    from .llm.profiles import request_problems
+
+    annotators = config["annotators"]
+    for name, spec in annotators.items():
+        if spec["kind"] not in LLM_KINDS:
+            continue
+        keys = (explicit or {}).get(name, set(spec))
+        for key, message in request_problems(spec, keys):
+            raise ConfigError(f"{where}: annotators.{name}.{key}: {message}")
+        file = (spec.get("guidelines") or {}).get("file")
+        if file and not Path(file).exists() and not (PROMPTS_DIR / file).exists():
+            raise ConfigError(f"{where}: annotators.{name}.guidelines.file: {file} does not exist "
+                              f"(also looked in {PROMPTS_DIR})")
+    for name, spec in annotators.items():
+        target = spec.get("replicate_of")
+        if spec["kind"] in LLM_KINDS and target in annotators and \
+                request_identity(spec) == request_identity(annotators[target]):
+            raise ConfigError(
+                f"{where}: annotators.{name}.replicate_of: its requests are identical to those of "
+                f"{target!r} (same backend, model, prompt and sampling keys), so every answer would "
+                "come from the cache and self-consistency would be 1 by construction; change its "
+                "seed (and temperature > 0 on a chat model)")
+
+
+# what decides an LLM annotator's request bodies and backend (not retries, polling, ...)
+REQUEST_KEYS = ("kind", "model", "prompt", "base_url", "engine_args", "limit", "demonstrations",
+                "guidelines")
+
+
+def request_identity(spec: dict[str, Any]) -> str:
+    """Equal for two LLM annotators exactly when they would send the same requests to the same
+    backend (the kinds openai and openai_batch count as one backend)."""
+    from .llm.backend import family_of, normalised_url
+    from .llm.profiles import sampling_body
+
+    ident = {k: spec.get(k) for k in REQUEST_KEYS}
+    ident["kind"] = family_of(str(spec.get("kind")))
+    if ident["kind"] == "openai":
+        ident["base_url"] = normalised_url(spec.get("base_url"))
+    return json.dumps({**ident, "body": sampling_body(spec)}, sort_keys=True, default=str)
 
 
 def _check_mixture(name: str, spec: dict[str, Any], annotators: dict[str, Any], fail: Any) -> None:
