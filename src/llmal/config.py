@@ -141,6 +141,9 @@ def check_references(config: dict[str, Any], where: str = "config") -> None:
     human = (config.get("agreement") or {}).get("reference")
     if human is not None and human not in annotators:
         fail("agreement.reference", f"{human!r} is not an annotator (known: {sorted(annotators)})")
+    for listed in (config.get("agreement") or {}).get("annotators") or []:
+        if listed not in annotators:
+            fail("agreement.annotators", f"{listed!r} is not an annotator (known: {sorted(annotators)})")
 
 
 # ---------------------------------------------------------------- LLM request parameters
@@ -242,6 +245,40 @@ def _check_replicate(name: str, spec: dict[str, Any], annotators: dict[str, Any]
         if nxt not in annotators:
             break
         chain.append(nxt)
+
+
+def annotation_targets(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Annotator -> the targets that need its annotation table, for the annotators that get
+    annotated: the ones conditions use (and their mixture members, recursively), the ones
+    `agreement.annotators` lists (and theirs) and the agreement reference. Declaring an
+    annotator costs nothing: one in no list is never annotated by `snakemake`."""
+    annotators = config["annotators"]
+    targets: dict[str, list[str]] = {}
+
+    def need(name: str, target: str) -> None:
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current not in annotators:
+                continue
+            seen = targets.setdefault(current, [])
+            if target in seen:
+                continue
+            seen.append(target)
+            stack.extend(mixture_members(annotators[current]))
+
+    for cname, cond in config["conditions"].items():
+        need(cond["annotator"], f"condition {cname}")
+    agreement = config.get("agreement") or {}
+    for name in agreement.get("annotators") or []:
+        need(name, "agreement")
+    reference = reference_annotator(config)
+    if reference:
+        need(reference, "agreement")
+    for name in list(targets):           # the agreement table compares every annotated one
+        if "agreement" not in targets[name]:
+            targets[name].append("agreement")
+    return {name: targets[name] for name in annotators if name in targets}
 
 
 def mixture_members(spec: dict[str, Any]) -> list[str]:
