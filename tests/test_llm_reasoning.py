@@ -77,10 +77,7 @@ def test_gpt5_with_low_reasoning_effort_end_to_end_and_priced_with_its_reasoning
         spec = {**GPT5, "kind": kind, "base_url": server.base_url}
         table = annotate(tmp_path, spec)
         billed = server.ledger()["billed"]
-        arrived = server.ledger()["arrivals"]
-    assert (table["status"] == "ok").all() and len(billed) == len(ITEMS)
-    sent = [b for b in billed]
-    assert all("max_tokens" not in json.dumps(b) for b in sent)
+    assert (table["status"] == "ok").all() and len(billed) == len(ITEMS)   # the server took every request
     reasoning = sum(b["usage"]["completion_tokens_details"]["reasoning_tokens"] for b in billed)
     assert reasoning > 40 * len(ITEMS)                     # "low" effort reasons, and is billed
     assert int(table["reasoning_tokens"].sum()) == reasoning
@@ -92,7 +89,6 @@ def test_gpt5_with_low_reasoning_effort_end_to_end_and_priced_with_its_reasoning
     # the repeated static prefix (instructions and questions) was cached by the provider after the first request
     assert table["cached_tokens"].sum() > 0
     assert table.attrs["llm"]["sent"] == len(ITEMS) and table.attrs["llm"]["maybe_billed"] == 0
-    del arrived
 
 
 def test_reasoning_model_rejects_chat_keys_on_the_server_and_at_plan_time(tmp_path):
@@ -224,7 +220,7 @@ def test_two_concurrent_runs_on_one_cache_pay_nothing_twice(tmp_path, kind):
     assert len(billed) == len(ITEMS) and max(Counter(b["body_hash"] for b in billed).values()) == 1
     a, b = (pd.read_parquet(o) for o in outs)
     assert (a["status"] == "ok").all() and (b["status"] == "ok").all()
-    pd.testing.assert_frame_equal(a.drop(columns=[]), b, check_like=True)
+    pd.testing.assert_frame_equal(a, b)                                # the same labels and costs
     stats = [a.attrs["llm"], b.attrs["llm"]]
     assert sorted(s["sent"] for s in stats)[0] < len(ITEMS)          # one job waited and read
     assert sum(s["sent"] for s in stats) == len(ITEMS)
