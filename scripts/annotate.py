@@ -2,6 +2,7 @@
 import pandas as pd
 
 from llmal.annotators.run import annotate
+from llmal.llm.retry import record_failures
 from llmal.tables import annotation_cost, write_parquet
 from llmal.workflow import log_executors, logged
 
@@ -16,4 +17,15 @@ with logged(sm.log[0]):
     counts = table["status"].value_counts().to_dict()
     print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "
           f"cost ${annotation_cost(table):.4f}")
+    llm = table.attrs.get("llm")  # an LLM annotator's run statistics, kept in the parquet too
+    if llm:
+        print(f"{sm.wildcards.annotator}: sent {llm['sent']}, cached {llm['cached']}, waited for "
+              f"other jobs {llm['waited']}, possibly billed without an answer {llm['maybe_billed']} "
+              f"({llm['maybe_billed_timeouts']} timed out, {llm['maybe_billed_lost_in_flight']} "
+              f"in flight at a kill)")
     write_parquet(table, sm.output[0])
+    failed = table[table["status"] == "failed"]
+    transient = record_failures(sm.output[0], dict(zip(failed["id"], failed["raw"])))
+    if transient:
+        print(f"{sm.wildcards.annotator}: {transient} rows failed transiently; the next "
+              "`snakemake` reruns this job and sends exactly those requests")

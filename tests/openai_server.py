@@ -13,6 +13,14 @@ last user message with the property name. `expected_answer(body)` gives that ans
 can check that no item was mislabelled. Every answer reports usage. Every billed answer goes to
 a ledger (memory and `<state>/ledger.jsonl`, append-only), readable at GET /_ledger.
 
+It emulates the rules of reasoning models (GPT-5 family, o-series, by model name): `max_tokens`,
+`temperature`/`top_p` other than 1 and `logprobs` are rejected with HTTP 400 (online and in
+batch lines), `usage.completion_tokens_details.reasoning_tokens` grows with `reasoning_effort`
+and is part of `completion_tokens`; other models reject `reasoning_effort`. It honours `n`
+(n choices, n times the completion tokens) and `logprobs`/`top_logprobs`, and reports
+`prompt_tokens_details.cached_tokens` for a prompt prefix (everything before the last user
+message) it has seen before for that model, like a provider's prompt cache.
+
 Faults are deterministic given `seed`: transient ones (429 with Retry-After, 500, slow
 responses) are decided per (request hash, attempt number) so a retry can succeed; malformed
 answers and permanent failures are decided per request hash. Batches are processed by a
@@ -65,6 +73,8 @@ class Faults:
     batch_expire_first: int = 0    # the first N batches created expire ...
     batch_expire_fraction: float = 0.5  # ... with this fraction of their requests done
     batch_rate_500: float = 0.0    # transient per (custom_id, attempt): 500 line in error file
+    prefix_cache_min_tokens: int = 64  # a repeated prefix this long is cached (OpenAI: 1024) ...
+    prefix_cache_block: int = 16       # ... in blocks of this many tokens (OpenAI: 128)
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> "Faults":
@@ -85,6 +95,8 @@ FAULT_HELP = {
     'batch_expire_first': 'the first N batches created expire ...',
     'batch_expire_fraction': '... with this fraction of their requests done',
     'batch_rate_500': 'transient per (custom_id, attempt): 500 line in error file',
+    'prefix_cache_min_tokens': 'a repeated prefix this long is cached (OpenAI: 1024) ...',
+    'prefix_cache_block': '... in blocks of this many tokens (OpenAI: 128)',
 }
 
 
@@ -167,33 +179,71 @@ def answer_content(body: JsonDict, malformed: str | None) -> str:
     return "maybe"
 
 
-def usage_for(body: JsonDict, content: str, body_hash: str) -> JsonDict:
+REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5(?![-.]?chat)|o[1-9])(?:$|[-.:@])", re.IGNORECASE)
+# reasoning tokens per answer by effort (the default effort is medium), plus a per-request jitter
+REASONING_BY_EFFORT = {"minimal": 0, "none": 0, "low": 48, "medium": 192, "high": 768}
+# the rules of OpenAI's reasoning models: these keys give HTTP 400 (value None: any value)
+REASONING_REJECTS = {"max_tokens": None, "temperature": 1, "top_p": 1, "logprobs": None,
+                     "top_logprobs": None}
+
+
+def is_reasoning_model(model: Any) -> bool:
+    return isinstance(model, str) and bool(REASONING_MODEL.match(model))
+
+
+def tokens_of(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+def reasoning_tokens_for(body: JsonDict, body_hash: str) -> int:
+    if not is_reasoning_model(body.get("model")):
+        return 0
+    base = REASONING_BY_EFFORT.get(str(body.get("reasoning_effort") or "medium"), 192)
+    return base + int(uniform(0, "reasoning", body_hash) * base / 2) if base else 0
+
+
+def usage_for(body: JsonDict, content: str, body_hash: str, cached: int = 0, n: int = 1) -> JsonDict:
     prompt_chars = sum(len(_message_text(m)) for m in body.get("messages") or [] if isinstance(m, dict))
     prompt_tokens = max(1, math.ceil(prompt_chars / 4))
-    completion_tokens = max(1, math.ceil(len(content) / 4))
-    # deterministic "prompt caching": half of the requests get most of their prompt cached
-    cached = (prompt_tokens * 3 // 4) if uniform(0, "cached", body_hash) < 0.5 else 0
+    reasoning = reasoning_tokens_for(body, body_hash) * n
+    completion_tokens = tokens_of(content) * n + reasoning
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
     }
 
 
+def prefix_text(body: JsonDict) -> str:
+    """The part of the prompt before the last user message: what a provider caches."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages))
+    return "".join(_message_text(m) for m in messages[:last_user])
+
+
+def logprobs_of(content: str, top: int) -> JsonDict:
+    pieces = [content[i:i + 4] for i in range(0, len(content), 4)] or [""]
+    return {"content": [{"token": piece, "logprob": -0.01, "bytes": list(piece.encode()),
+                         "top_logprobs": [{"token": piece, "logprob": -0.01, "bytes": list(piece.encode())}]
+                         [:max(top, 0)]} for piece in pieces], "refusal": None}
+
+
 def chat_completion(body: JsonDict, content: str, usage: JsonDict) -> JsonDict:
+    n = int(body.get("n") or 1)
+    logprobs = logprobs_of(content, int(body.get("top_logprobs") or 0)) if body.get("logprobs") else None
     return {
         "id": "chatcmpl-" + uuid.uuid4().hex[:24],
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-model"),
         "choices": [{
-            "index": 0,
+            "index": i,
             "message": {"role": "assistant", "content": content, "refusal": None},
-            "logprobs": None,
+            "logprobs": logprobs,
             "finish_reason": "stop",
-        }],
+        } for i in range(n)],
         "usage": usage,
         "system_fingerprint": "fp_llmal_test",
     }
@@ -208,6 +258,22 @@ def request_error(body: Any) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "'messages' must be a non-empty array."
+    if is_reasoning_model(body["model"]):
+        for key, accepted in REASONING_REJECTS.items():
+            if key not in body or (accepted is not None and body[key] == accepted):
+                continue
+            if key == "max_tokens":
+                return ("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                        "Use 'max_completion_tokens' instead.")
+            if accepted is not None:
+                return (f"Unsupported value: '{key}' does not support {body[key]} with this model. "
+                        f"Only the default ({accepted}) value is supported.")
+            return f"Unsupported parameter: '{key}' is not supported with this model."
+    elif "reasoning_effort" in body:
+        return "Unrecognized request argument supplied: reasoning_effort"
+    n = body.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
+        return f"Invalid 'n': {n!r}; expected an integer from 1 to 128."
     return None
 
 
@@ -232,6 +298,21 @@ class ServerState:
         self.ledger_file = open(state_dir / "ledger.jsonl", "a", encoding="utf-8")
         self.work: queue.Queue[str | None] = queue.Queue()
         self.stopping = threading.Event()
+        self.prefixes: set[tuple[str, str]] = set()   # (model, prefix) seen: provider prompt cache
+
+    def answer(self, body: JsonDict, body_hash: str) -> tuple[str, str | None, JsonDict]:
+        """(content, malformed kind, usage) of one billed answer; a repeated prefix is cached."""
+        malformed = malformed_kind(self.faults, body_hash)
+        content = answer_content(body, malformed)
+        prefix = prefix_text(body)
+        key = (str(body.get("model")), prefix)
+        with self.lock:
+            seen = key in self.prefixes
+            self.prefixes.add(key)
+        tokens = len(prefix) // 4
+        block = max(1, self.faults.prefix_cache_block)
+        cached = tokens // block * block if seen and tokens >= self.faults.prefix_cache_min_tokens else 0
+        return content, malformed, usage_for(body, content, body_hash, cached, int(body.get("n") or 1))
 
     # ---- ledger
     def bill(self, entries: list[JsonDict]) -> None:
@@ -390,9 +471,7 @@ class BatchWorker(threading.Thread):
                                                      "type": "server_error", "param": None, "code": None}}},
                      "error": None}, None)
         body_hash = canonical_hash(body)
-        malformed = malformed_kind(faults, body_hash)
-        content = answer_content(body, malformed)
-        usage = usage_for(body, content, body_hash)
+        content, malformed, usage = state.answer(body, body_hash)
         completion = chat_completion(body, content, usage)
         bill = {"kind": "batch", "batch_id": batch_id, "custom_id": custom_id, "body_hash": body_hash,
                 "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
@@ -559,9 +638,7 @@ class Handler(BaseHTTPRequestHandler):
                                                  "server_error"))
         if fault == "slow":
             time.sleep(faults.slow_seconds)
-        malformed = malformed_kind(faults, body_hash)
-        content = answer_content(body, malformed)
-        usage = usage_for(body, content, body_hash)
+        content, malformed, usage = state.answer(body, body_hash)
         state.bill([{"kind": "chat", "custom_id": None, "body_hash": body_hash, "attempt": attempt,
                      "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
                      "slow": fault == "slow", "t": time.time()}])
@@ -683,11 +760,11 @@ def read_ledger_file(state_dir: Path) -> list[JsonDict]:
 
 
 def start_subprocess(state_dir: Path, faults: Faults | None = None, python: str | None = None,
-                     timeout: float = 30.0) -> tuple["Any", str]:
+                     timeout: float = 30.0, port: int = 0) -> tuple["Any", str]:
     """Start `python tests/openai_server.py` as a subprocess; returns (Popen, base_url)."""
     import subprocess
 
-    args = [python or sys.executable, str(Path(__file__).resolve()), "--port", "0", "--state", str(state_dir)]
+    args = [python or sys.executable, str(Path(__file__).resolve()), "--port", str(port), "--state", str(state_dir)]
     for name, value in asdict(faults or Faults()).items():
         if value is not None:
             args += [f"--{name.replace('_', '-')}", str(value)]

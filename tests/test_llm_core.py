@@ -61,9 +61,14 @@ def test_shipped_templates_render_questions_text_and_schema():
     assert hol.question_names == ["hostile"]
     msgs = two.render_messages("Die sollen alle raus!")
     assert [m["role"] for m in msgs] == ["system", "user"]
-    user = msgs[1]["content"]
-    assert '"""Die sollen alle raus!"""' in user
-    assert '"migration"' in user and '"hostile"' in user and "{text}" not in user
+    system, user = msgs[0]["content"], msgs[1]["content"]
+    assert '"""Die sollen alle raus!"""' in user and user.endswith('"""Die sollen alle raus!"""')
+    # the questions and answer format are in the static prefix, before the item (provider caching)
+    assert '"migration"' in system and '"hostile"' in system and "{" not in system.split("form")[0]
+    assert "migration" not in user and "{text}" not in user
+    assert two.render_messages("Anderer Text")[0] == msgs[0]          # the same for every item
+    with_codebook = two.render_messages("Die sollen alle raus!", guidelines="CODEBOOK: ...")
+    assert with_codebook[0]["content"].endswith("CODEBOOK: ...") and with_codebook[1] == msgs[1]
     schema = two.response_schema()
     assert schema["required"] == ["migration", "hostile"]
     assert schema["properties"]["hostile"]["enum"] == ["yes", "no"]
@@ -323,15 +328,16 @@ def test_cache_keeps_only_successes_and_first_answer_wins(tmp_path):
         assert cache.put(error_line("b", "rate_limit", "slow down"), "openai") is False
         assert cache.put({"custom_id": "c", "response": {"status_code": 500, "body": {}}, "error": None},
                          "openai") is False
-        got = cache.get_many(["a", "b", "c", "a"])
+        got = cache.get_many(["a", "b", "c", "a"], "openai")
         assert list(got) == ["a"] and "b" not in cache
         assert got["a"].line["response"]["body"]["choices"][0]["message"]["content"] == "first"
-        assert got["a"].executor == "openai"
+        assert got["a"].backend == "openai"
+        assert cache.get_many(["a"], "openai http://elsewhere/v1") == {}  # another backend
         with pytest.raises(ValueError, match="without a custom_id"):
             cache.put({"response": None}, "openai")
     with ResponseCache(tmp_path / "c.sqlite") as again:  # persisted
         assert len(again) == 1
-        assert again.get_many([f"x{i}" for i in range(1200)] + ["a"]).keys() == {"a"}
+        assert again.get_many([f"x{i}" for i in range(1200)] + ["a"], "openai").keys() == {"a"}
 
 
 
@@ -339,11 +345,10 @@ def test_cache_put_many_is_one_all_or_nothing_transaction(tmp_path):
     with ResponseCache(tmp_path / "c.sqlite") as cache:
         cache.put(_ok("a", "first"), "openai")
         lines = [_ok("a", "second"), _ok("b"), error_line("c", "http_500", "x"), _ok("d"), _ok("b", "again")]
-        assert cache.put_many(lines, "openai_batch") == 4          # the successes offered
-        got = cache.get_many(["a", "b", "c", "d"])
+        assert cache.put_many(lines, "openai") == 4          # the successes offered
+        got = cache.get_many(["a", "b", "c", "d"], "openai")
         assert sorted(got) == ["a", "b", "d"]
         assert content_of_cached(got["a"]) == "first" and content_of_cached(got["b"]) == '{"hostile": "yes"}'
-        assert got["b"].executor == "openai_batch"
         with pytest.raises(ValueError, match="without a custom_id"):
             cache.put_many([_ok("e"), {"response": None}], "openai")
         assert "e" not in cache and len(cache) == 3                 # nothing of a refused call
@@ -375,7 +380,7 @@ def _endless_bulk_writer(path: str, ready, size: int) -> None:
     cache = ResponseCache(path)
     i = 0
     while True:
-        cache.put_many([_ok(f"bulk{i + k:07d}", "x" * 2000) for k in range(size)], "openai_batch")
+        cache.put_many([_ok(f"bulk{i + k:07d}", "x" * 2000) for k in range(size)], "openai")
         i += size
         if i == 3 * size:
             ready.set()
@@ -395,7 +400,7 @@ def test_cache_under_concurrent_writers(tmp_path):
     with ResponseCache(path) as cache:
         assert cache.integrity_ok()
         assert len(cache) == len(expected)
-        assert set(cache.get_many(sorted(expected))) == expected
+        assert set(cache.get_many(sorted(expected), "openai")) == expected
 
 
 def kill_writer_mid_write(target, path, *args):
@@ -418,7 +423,7 @@ def test_cache_survives_a_writer_killed_mid_write(tmp_path):
         assert cache.integrity_ok()
         n = len(cache)
         assert n >= 20
-        got = cache.get_many([f"kill{i:07d}" for i in range(n)])
+        got = cache.get_many([f"kill{i:07d}" for i in range(n)], "openai")
         assert len(got) == n  # every committed row complete and readable, ids contiguous
         assert all(g.line["custom_id"] == cid for cid, g in got.items())
         assert cache.put(_ok("after"), "openai") and "after" in cache
@@ -436,7 +441,7 @@ def test_cache_bulk_writer_killed_mid_write_leaves_whole_batches(tmp_path):
         assert cache.integrity_ok()
         n = len(cache)
         assert n >= 3 * size and n % size == 0          # every batch all or nothing
-        assert len(cache.get_many([f"bulk{i:07d}" for i in range(n)])) == n
+        assert len(cache.get_many([f"bulk{i:07d}" for i in range(n)], "openai")) == n
 
 # -- orchestration ------------------------------------------------------------------------
 

@@ -96,5 +96,10 @@ def test_counters_fall_back_and_say_which_they_are():
 
 def test_format_plan_without_llm_annotators():
     assert "no LLM annotators" in format_plan([])
-    row = PlanRow("a", "openai", "m", "holistic", True, 10, 10, 1000, 50, 0.01, 0.005, "c")
+    row = PlanRow("a", "openai", "m", "holistic", True, 10, 10, 1000, 50, 0.01, 0.005, "c",
+                  targets=("condition c",))
     assert "estimated bill" in format_plan([row]) and "$0.0100" in format_plan([row])
+    assert "a: $0.0100 / $0.0100  for condition c" in format_plan([row])
+    declared = PlanRow("b", "openai", "m", "holistic", True, 10, 10, 1000, 50, 0.02, 0.01, "c")
+    out = format_plan([row, declared])
+    assert "b: not annotated, $0" in out and "is billed): $0.0100 without" in out

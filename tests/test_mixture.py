@@ -284,6 +284,8 @@ def mixture_run(tmp_path_factory):
         "mix": {"kind": "mixture", "members": ["sim_a", "sim_b", "sim_c"], "method": "dawid_skene"},
     }
     config["conditions"] = {"mix_full": {"annotator": "mix", "sampler": "full"}}
+    # sim_a2, a replicate no condition uses, is annotated because the agreement table lists it
+    config["agreement"] = {"annotators": ["sim_a2"]}
     write_config(work, config)
     snakemake(work)
     return work / "results" / "tiny"

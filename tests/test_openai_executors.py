@@ -515,7 +515,7 @@ def cached_rows(path: Path) -> int:
 
     try:
         with sqlite3.connect(path, timeout=5) as db:
-            return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
     except sqlite3.OperationalError:  # table not created yet
         return 0
 

@@ -338,3 +338,53 @@ def test_gahd_batch_annotation_survives_sigkill_of_snakemake(tmp_path: Path) -> 
             assert len(responses) == n_requests and responses.integrity_ok()
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------- outage, then a plain rerun
+def test_rerun_after_a_server_outage_retries_exactly_the_failed_rows(tmp_path: Path) -> None:
+    """A third of the requests fail (HTTP 500, retries exhausted) while the server is down for
+    them; the next plain `snakemake` against the recovered server (same address) sends exactly
+    those, and the one after has nothing to do. An LLM annotator that no condition uses (at an
+    address where nothing listens) is declared only: it is never annotated."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outage = Server.__new__(Server)
+    outage.state_dir = tmp_path / "outage"
+    outage.process, outage.base_url = start_subprocess(outage.state_dir, Faults(seed=5, rate_fail=0.35), port=port)
+    work = tmp_path / "work"
+    config = tiny_config()
+    config["annotators"]["gpt"] = {"kind": "openai", "model": "gpt-test-online", "prompt": "two_question",
+                                   "base_url": outage.base_url, "max_retries": 1, "backoff_base": 0.01,
+                                   "limit": 40, "api_key_env": KEY_ENV}
+    config["annotators"]["unused"] = {"kind": "openai", "model": "gpt-test-online", "prompt": "holistic",
+                                      "base_url": "http://127.0.0.1:9/v1", "api_key_env": KEY_ENV}
+    config["prices"] = PRICES
+    config["conditions"] = {"gpt_full": {"annotator": "gpt", "sampler": "full"}}
+    config["seeds"] = [0]
+    write_config(work, config)
+    table_path = work / "results" / "tiny" / "annotations" / "gpt.parquet"
+    try:
+        snakemake(work)
+    finally:
+        outage.stop()
+    failed = pd.read_parquet(table_path).query("status == 'failed'")
+    assert 5 <= len(failed) < 40 and not (table_path.parent / "unused.parquet").exists()
+    _, plan = request_plan(work, "tiny", config["annotators"]["gpt"])
+    failed_bodies = {cid for item, cid in zip(plan.item_ids, plan.custom_ids) if item in set(failed["id"])}
+    assert {b["body_hash"] for b in outage.billed()}.isdisjoint(failed_bodies)
+
+    recovered = Server.__new__(Server)
+    recovered.state_dir = tmp_path / "recovered"
+    recovered.process, recovered.base_url = start_subprocess(recovered.state_dir, Faults(seed=5), port=port)
+    try:
+        snakemake(work)
+        assert {b["body_hash"] for b in recovered.billed()} == failed_bodies   # exactly the failed rows
+        assert len(recovered.billed()) == len(failed_bodies)
+        assert (pd.read_parquet(table_path)["status"] == "ok").all()
+        dry = snakemake(work, "-n")
+        assert "Nothing to be done" in dry.stdout + dry.stderr
+    finally:
+        recovered.stop()

@@ -460,7 +460,9 @@ def annotation_summary(annotations: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             "invalid_rate": (n - ok) / n if n else float("nan"), "cost_usd": cost,
             "cost_per_ok_label": cost / ok if ok else float("nan"),
             **{c: int(pd.to_numeric(df[c], errors="coerce").fillna(0).sum())
-               for c in ("input_tokens", "output_tokens", "cached_tokens") if c in df},
+               for c in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens") if c in df},
+            # an LLM annotator's run statistics (annotate_with_llm, kept in the parquet's attrs)
+            "maybe_billed": int((df.attrs.get("llm") or {}).get("maybe_billed", 0)),
         })
     return pd.DataFrame(rows)
 

@@ -71,12 +71,14 @@ def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validati
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Validate in place against the schema (filling defaults), then check cross references."""
+    explicit = _explicit_annotator_keys(config)   # before the schema fills in defaults
     validator = _validator_with_defaults()(load_schema())
     errors = list(validator.iter_errors(config))
     if errors:
         err = _best_error(errors)
         raise ConfigError(f"{where}: {_key_path(err)}: {err.message}")
     check_references(config, where)
+    check_llm_requests(config, explicit, where)
     return config
 
 
@@ -157,6 +159,9 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
     human = (config.get("agreement") or {}).get("reference")
     if human is not None and human not in annotators:
         fail("agreement.reference", f"{human!r} is not an annotator (known: {sorted(annotators)})")
+    for listed in (config.get("agreement") or {}).get("annotators") or []:
+        if listed not in annotators:
+            fail("agreement.annotators", f"{listed!r} is not an annotator (known: {sorted(annotators)})")
     return problems
 
 
@@ -173,6 +178,60 @@ def _check_strategy(key: str, sampler: str, recipe: str, kind: str, fail: Any) -
              f"{recipe!r} ({kind}) cannot supply {', '.join(sorted(missing))}"
              + (" (a linear head has no dropout: use a finetune recipe)"
                 if "dropout" in missing else ""))
+
+
+# ---------------------------------------------------------------- LLM request parameters
+def _explicit_annotator_keys(config: dict[str, Any]) -> dict[str, set[str]]:
+    annotators = config.get("annotators")
+    if not isinstance(annotators, dict):
+        return {}
+    return {str(n): set(s) for n, s in annotators.items() if isinstance(s, dict)}
+
+
+def check_llm_requests(config: dict[str, Any], explicit: dict[str, set[str]] | None = None,
+                       where: str = "config") -> None:
+    """Body keys a model would reject (max_tokens or temperature on a reasoning model...),
+    codebook files that do not exist, and replicates whose requests equal another's."""
+    from .llm.profiles import request_problems
+
+    annotators = config["annotators"]
+    for name, spec in annotators.items():
+        if spec["kind"] not in LLM_KINDS:
+            continue
+        keys = (explicit or {}).get(name, set(spec))
+        for key, message in request_problems(spec, keys):
+            raise ConfigError(f"{where}: annotators.{name}.{key}: {message}")
+        file = (spec.get("guidelines") or {}).get("file")
+        if file and not Path(file).exists() and not (PROMPTS_DIR / file).exists():
+            raise ConfigError(f"{where}: annotators.{name}.guidelines.file: {file} does not exist "
+                              f"(also looked in {PROMPTS_DIR})")
+    for name, spec in annotators.items():
+        target = spec.get("replicate_of")
+        if spec["kind"] in LLM_KINDS and target in annotators and \
+                request_identity(spec) == request_identity(annotators[target]):
+            raise ConfigError(
+                f"{where}: annotators.{name}.replicate_of: its requests are identical to those of "
+                f"{target!r} (same backend, model, prompt and sampling keys), so every answer would "
+                "come from the cache and self-consistency would be 1 by construction; change its "
+                "seed (and temperature > 0 on a chat model)")
+
+
+# what decides an LLM annotator's request bodies and backend (not retries, polling, ...)
+REQUEST_KEYS = ("kind", "model", "prompt", "base_url", "engine_args", "limit", "demonstrations",
+                "guidelines")
+
+
+def request_identity(spec: dict[str, Any]) -> str:
+    """Equal for two LLM annotators exactly when they would send the same requests to the same
+    backend (the kinds openai and openai_batch count as one backend)."""
+    from .llm.backend import family_of, normalised_url
+    from .llm.profiles import sampling_body
+
+    ident = {k: spec.get(k) for k in REQUEST_KEYS}
+    ident["kind"] = family_of(str(spec.get("kind")))
+    if ident["kind"] == "openai":
+        ident["base_url"] = normalised_url(spec.get("base_url"))
+    return json.dumps({**ident, "body": sampling_body(spec)}, sort_keys=True, default=str)
 
 
 def _check_mixture(name: str, spec: dict[str, Any], annotators: dict[str, Any], fail: Any) -> None:
@@ -225,6 +284,44 @@ def _check_replicate(name: str, spec: dict[str, Any], annotators: dict[str, Any]
         if nxt not in annotators:
             break
         chain.append(nxt)
+
+
+def annotation_targets(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Annotator -> the targets that need its annotation table, for the annotators that get
+    annotated: the ones precomputed conditions replay (and their mixture members, recursively),
+    the human and simulated members of lazy conditions, the ones
+    `agreement.annotators` lists (and theirs) and the agreement reference. Declaring an
+    annotator costs nothing: one in no list is never annotated by `snakemake`."""
+    annotators = config["annotators"]
+    targets: dict[str, list[str]] = {}
+
+    def need(name: str, target: str) -> None:
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current not in annotators:
+                continue
+            seen = targets.setdefault(current, [])
+            if target in seen:
+                continue
+            seen.append(target)
+            stack.extend(mixture_members(annotators[current]))
+
+    for cname in config["conditions"]:
+        # a precomputed condition replays its annotator's table (a mixture's needs its members');
+        # a lazy one asks its LLMs during the run and replays only its human/simulated members
+        for name in run_tables(config, cname):
+            need(name, f"condition {cname}")
+    agreement = config.get("agreement") or {}
+    for name in agreement.get("annotators") or []:
+        need(name, "agreement")
+    reference = reference_annotator(config)
+    if reference:
+        need(reference, "agreement")
+    for name in list(targets):           # the agreement table compares every annotated one
+        if "agreement" not in targets[name]:
+            targets[name].append("agreement")
+    return {name: targets[name] for name in annotators if name in targets}
 
 
 def mixture_members(spec: dict[str, Any]) -> list[str]:

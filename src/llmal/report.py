@@ -297,13 +297,19 @@ def _annotation_section(annotations: pd.DataFrame) -> list[str]:
         shown["Cost ($)"] = a["cost_usd"].map(lambda v: tablefmt.format_number(v, None))
     if "cost_per_ok_label" in a:
         shown["$ per label"] = a["cost_per_ok_label"].map(lambda v: tablefmt.format_number(v, None))
-    for col, label in (("input_tokens", "Input tokens"), ("output_tokens", "Output tokens")):
+    for col, label in (("input_tokens", "Input tokens"), ("cached_tokens", "Cached input"),
+                       ("output_tokens", "Output tokens"), ("reasoning_tokens", "Reasoning")):
         if col in a:
             shown[label] = a[col].map(tablefmt.format_count)
+    if "maybe_billed" in a and (a["maybe_billed"] > 0).any():
+        shown["Possibly billed, unanswered"] = a["maybe_billed"].map(tablefmt.format_count)
     return [_h2("Annotation"),
             '<p class="caption">Per annotator over all the items it was asked to label: labels given (OK), '
             "malformed outputs (invalid) and failed requests; Not usable = (invalid + failed) / items; "
-            "costs in US$.</p>",
+            "costs in US$. Cached input tokens (read from the provider's prompt cache) are priced at "
+            "the cached-input price; reasoning tokens are part of the output tokens and priced as "
+            "output. Possibly billed, unanswered = requests that timed out or were in flight when a "
+            "job died: the provider may have billed them, and their cost is in no table.</p>",
             _table(shown, numeric=[c for c in shown.columns if c not in ("Annotator", "Model")])]
 
 

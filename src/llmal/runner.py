@@ -13,7 +13,7 @@ from llmal.al import simulate
 from llmal.annotators.oracles import build_oracle
 from llmal.config import spec_hash
 from llmal.encoders import load_features
-from llmal.engine.oracle import GoldSource
+from llmal.engine.oracle import GoldSource, oracles_in
 from llmal.engine.schedule import Schedule
 from llmal.engine.task import ClassificationTask
 from llmal.models import build_classifier
@@ -72,6 +72,9 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
         "device": info.get("device", "cpu"), "training": info, "data": result.info,
         "stop_reason": result.info["stop_reason"], "stop_message": result.info["stop_message"],
         "costs": {k: result.info[k] for k in ("cost_al", "cost_dev", "cost_gold", "cost_total")},
+        # requests that timed out or were in flight at a kill: the server may have billed them
+        "llm_maybe_billed": int(sum(getattr(o, "backend_stats", {}).get("maybe_billed", 0)
+                                    for o in oracles_in(oracle))),
         "final": result.rounds.iloc[-1].to_dict(), "versions": versions(),
         "host": platform.node(), **({"slurm_job_id": os.environ["SLURM_JOB_ID"]}
                                     if os.environ.get("SLURM_JOB_ID") else {}),

@@ -39,9 +39,12 @@ ANNOTATION_COLUMNS = [
     "cost_usd",       # float, what this label cost
     "model",          # e.g. "gpt-4o-mini", "human:majority", "simulated"
     "prompt_hash",    # sha256 prefix of the rendered prompt template ("" if none)
+    "reasoning_tokens",  # int, reasoning tokens of an LLM answer (part of output_tokens), 0 otherwise
     "request_id",     # the request this answer came from (LLM custom_id; "" for human/simulated):
                       # duplicate texts share one request, paid once (see annotation_cost)
 ]
+# added after the first release: tables written before lack them and read as the default
+OPTIONAL_ANNOTATION_COLUMNS = {"reasoning_tokens": 0, "request_id": ""}
 
 
 class ContractError(ValueError):
@@ -63,8 +66,10 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     `rows` is a list of row dicts, a dict of columns (scalars are broadcast) or a DataFrame.
     Missing optional fields get neutral defaults (no tokens, no cost, empty raw text).
     """
+    attrs: dict[str, Any] = {}
     if isinstance(rows, pd.DataFrame):
         df = rows.copy()
+        attrs = dict(rows.attrs)
     elif isinstance(rows, dict):
         df = pd.DataFrame(rows)
     else:
@@ -72,7 +77,7 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     defaults: dict[str, Any] = {
         "label": pd.NA, "status": "ok", "answers": "{}", "raw": "", "input_tokens": 0,
         "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0, "model": "", "prompt_hash": "",
-        "request_id": "",
+        **OPTIONAL_ANNOTATION_COLUMNS,
     }
     for col, default in defaults.items():
         if col not in df.columns:
@@ -85,12 +90,13 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     df["id"] = df["id"].astype(str)
     df["label"] = pd.array(df["label"], dtype="Int64")
     df["status"] = df["status"].astype(str)
-    for col in ("input_tokens", "output_tokens", "cached_tokens"):
+    for col in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"):
         df[col] = df[col].fillna(0).astype("int64")
     df["cost_usd"] = df["cost_usd"].fillna(0.0).astype("float64")
     for col in ("raw", "model", "prompt_hash", "request_id"):
         df[col] = df[col].fillna("").astype(str)
     check_annotations(df)
+    df.attrs = attrs   # e.g. an LLM annotator's run statistics (attrs["llm"]), kept in parquet
     return df
 
 
@@ -105,9 +111,8 @@ def annotation_cost(df: pd.DataFrame) -> float:
 
 
 def check_annotations(df: pd.DataFrame, where: str = "annotation table") -> None:
-    if "request_id" not in df.columns:   # tables written before request ids were recorded
-        df["request_id"] = ""
-    missing = [c for c in ANNOTATION_COLUMNS if c not in df.columns]
+    missing = [c for c in ANNOTATION_COLUMNS if c not in df.columns
+               and c not in OPTIONAL_ANNOTATION_COLUMNS]
     if missing:
         raise ContractError(f"{where}: missing column(s) {missing}")
     bad = ~df["status"].isin(STATUSES)

@@ -1,5 +1,6 @@
 rule agreement:
-    """Every configured annotator against gold (all items and the dev gold set), each other
+    """Every annotated annotator (used by a condition, a mixture member, the reference, or listed in
+    agreement.annotators) against gold (all items and the dev gold set), each other
     (pairwise Cohen's kappa, Fleiss' kappa) and its replicates; costs against a human reference."""
     input:
         annotations=CONFIGURED_ANNOTATIONS,

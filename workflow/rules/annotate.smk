@@ -2,7 +2,9 @@ rule annotate:
     """One annotator over pool and dev items -> its annotation table.
 
     LLM answers go through the response cache under `cache_dir` (outside results/), so a rerun,
-    even after deleting results/, never sends a request twice.
+    even after deleting results/, never sends a request twice. Rows that failed for a transient
+    reason raise the `retry` param (llmal.llm.retry): the next plain `snakemake` runs the job
+    again, which sends exactly the failed requests.
     """
     input:
         unpack(annotate_inputs),
@@ -11,6 +13,7 @@ rule annotate:
     params:
         spec=lambda wc: config["annotators"][wc.annotator],
         config=lambda wc: {k: config.get(k) for k in ("labels", "prices", "cache_dir", "encoders")},
+        retry=annotate_retry_token,
     log:
         RESULTS + "/logs/annotate/{annotator}.log",
     conda:

@@ -1,5 +1,6 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
-from llmal.config import demonstration_encoder, mixture_members, recipe_of, run_demo_encoders, run_spec, run_tables
+from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, recipe_of,
+                          run_demo_encoders, run_spec, run_tables)
 
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
@@ -48,6 +49,13 @@ def annotate_inputs(wildcards):
     return inputs
 
 
+def annotate_retry_token(wildcards):
+    """Grows when the last job left transiently failed rows: a changed param reruns the job."""
+    from llmal.llm.retry import read_token
+
+    return read_token(annotation_file(wildcards.annotator))
+
+
 def al_inputs(wildcards):
     """Items, split, the annotation tables the run replays (its annotator's when precomputed;
     human/simulated members' when lazy), the classifier's features and the embeddings its lazy
@@ -83,7 +91,10 @@ ALL_RUN_FILES = [f for run in RUNS for f in run_outputs(run)]
 # during the runs, about the items they query only)
 ALL_ANNOTATIONS = sorted({annotation_file(a) for c in config["conditions"] for a in run_tables(config, c)})
 
-# the agreement table compares every configured annotator (S2: candidates a condition may not use yet)
-CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in config["annotators"]]
+# declaring is not paying: the agreement table compares the annotators conditions use (with their
+# mixture members), the reference and the candidates `agreement.annotators` lists (S2); an
+# annotator in none of these is never annotated
+ANNOTATED = list(annotation_targets(config))
+CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in ANNOTATED]
 AGREEMENT_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")]

@@ -184,6 +184,7 @@ class LazyOracle(AnswerOracle):
         self._demos = [str(d) for d in demonstrations]
         self.calls = 0
         self.items_sent = 0
+        self.backend_stats: dict[str, float] = {}   # summed over calls: sent, cached, maybe_billed...
 
     def visible(self) -> set[str] | None:
         return self._visible
@@ -199,7 +200,11 @@ class LazyOracle(AnswerOracle):
                                   f"items it may label (its `limit` sample)")
         self.calls += 1
         self.items_sent += len(ids)
-        return self._fetch_fn(ids)
+        table = self._fetch_fn(ids)
+        for key, value in (table.attrs.get("llm") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.backend_stats[key] = self.backend_stats.get(key, 0) + value
+        return table
 
     def _quote(self, ids: list[str]) -> np.ndarray:
         bought = [r for r in self._rows.values() if float(r["cost_usd"]) > 0]
@@ -208,7 +213,9 @@ class LazyOracle(AnswerOracle):
         return np.asarray(self._quote_fn(ids), dtype=float)
 
     def stats(self) -> dict[str, Any]:
-        return {"calls": self.calls, "items_sent": self.items_sent}
+        """Calls and items asked; for an LLM also requests sent, answered from the cache, and
+        possibly billed without an answer (timed out, or in flight at a kill)."""
+        return {"calls": self.calls, "items_asked": self.items_sent, **self.backend_stats}
 
 
 class MixtureOracle(Oracle):
@@ -312,3 +319,16 @@ class GoldSource:
                                   "status": "ok", "model": "gold",
                                   "cost_usd": self.price}) if ids else make_annotations({"id": []})
         return Bought(table, charged)
+
+
+def oracles_in(oracle: Oracle) -> list[Oracle]:
+    """The oracle and every member below it, each object once (shared members count once)."""
+    out: list[Oracle] = []
+    stack = [oracle]
+    while stack:
+        o = stack.pop(0)
+        if any(o is seen for seen in out):
+            continue
+        out.append(o)
+        stack += list(getattr(o, "members", {}).values())
+    return out

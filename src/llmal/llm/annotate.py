@@ -1,15 +1,18 @@
 """Annotate items with an LLM: requests -> cache -> executor -> parse -> labels and cost.
 
 Flow: render one request per item (custom_id = hash of the body), look every custom_id up in the
-response cache, send only the uncached ones (identical bodies once) through the executor, whose
-every response line is written to the cache the moment it arrives, then parse all responses
-strictly and price them from their reported usage. The result is an annotation table
+response cache under the annotator's backend identity, reserve the uncached ones against other
+jobs sharing the cache (inflight.py) and send them (identical bodies once) through the executor,
+whose every response line is written to the cache the moment it arrives; wait for what other
+jobs are sending and read it. Then parse all responses strictly and price them from their
+reported usage with the annotator's own price and executor kind. The result is an annotation table
 (llmal.tables contract) with status ok / invalid / failed per item; labels are never guessed.
 """
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from ..tables import annotation_cost, make_annotations
+from .backend import backend_identity
 from .cache import ResponseCache, is_success
 from .cost import is_batch, price_for
 from .demonstrations import demo_pool_of, knn_demonstrations
 from .executors import make_executor
-from .executors.base import Executor, ResponseLine, error_line
+from .executors.base import Executor, RequestLine, ResponseLine, error_line
 from .executors.openai_common import api_key_from_env, mask_secrets
-from .parse import parse_chat_body, usage_of
-from .prompts import Demonstration, PromptTemplate, load_prompt
+from .inflight import InFlight
+from .parse import parse_chat_body, reasoning_tokens_of, usage_of
+from .prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
 from .requests import build_requests
 
 
@@ -64,15 +69,48 @@ def _redactor(spec: Mapping[str, Any]) -> Callable[[str], str]:
     return lambda text: mask_secrets(text, secret)
 
 
+@dataclass
+class LLMRunStats:
+    """What one annotate_with_llm call did (`table.attrs["llm"]`, also in the annotation parquet).
+
+    maybe_billed: requests sent that got no answer (client timeout, connection lost after
+    sending) plus requests in flight when an earlier job died (cleared reservations): the server
+    may have billed them, and their cost is in no table."""
+    items: int = 0
+    requests: int = 0              # distinct request bodies
+    cached: int = 0                # answered from the cache (no new bill)
+    sent: int = 0                  # handed to the executor by this job
+    waited: int = 0                # sent by another job sharing the cache; this one waited
+    failed: int = 0                # rows with status failed (retried by the next run)
+    maybe_billed_timeouts: int = 0
+    maybe_billed_lost_in_flight: int = 0
+    legacy_adopted: int = 0        # answers taken over from a pre-backend cache
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    backend: str = ""
+
+    @property
+    def maybe_billed(self) -> int:
+        return self.maybe_billed_timeouts + self.maybe_billed_lost_in_flight
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "maybe_billed": self.maybe_billed}
+
+
 def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_names: Sequence[str],
                       positive: str, prompts_dir: Path, prices: Mapping[str, Any] | None,
                       cache_path: Path, state_dir: Path,
                       embeddings: tuple[np.ndarray, np.ndarray] | None = None,
                       demo_pool: pd.DataFrame | None = None, log: Callable[[str], None] = print,
-                      name: str | None = None, executor: Executor | None = None) -> pd.DataFrame:
+                      name: str | None = None, executor: Executor | None = None,
+                      lease_s: float | None = None) -> pd.DataFrame:
     """The annotation table of `items` (columns id, text) by the LLM annotator `spec`.
 
-    `executor` replaces the one `spec['kind']` names (for tests and custom backends).
+    `executor` replaces the one `spec['kind']` names (for tests and custom backends). Costs are
+    priced from `prices` and the annotator's own kind (batch discount for openai_batch) for
+    cached and fresh answers alike, so a label costs the same whenever it is read. What the call
+    did (sent, cached, waited for other jobs, possibly billed) is `table.attrs["llm"]`
+    (LLMRunStats.as_dict()).
     """
     name = name or str(spec.get("model", "llm"))
     where = f"annotators.{name}"
@@ -85,42 +123,96 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     template.check_labels(label_names, positive)
     price = price_for(model, kind, prices)  # before anything is sent: no unpriced bill
     redact = _redactor(spec)
+    guidelines = load_guidelines(spec, prompts_dir)
 
     items = sample_items(items, spec.get("limit"), int(spec.get("seed", 0)))
     demos = None
     if spec.get("demonstrations"):
         demos = choose_demonstrations(items, spec["demonstrations"], embeddings, demo_pool, where)
-    plan = build_requests(items, template, spec, label_names, positive, demos)
+    plan = build_requests(items, template, spec, label_names, positive, demos, guidelines)
+    stats = LLMRunStats(items=len(plan.item_ids), requests=len(plan.lines))
+    fresh: dict[str, ResponseLine] = {}
+    say = lambda m: log(f"{name}: {redact(m)}")  # noqa: E731
 
-    cache = ResponseCache(cache_path)
+    cache = ResponseCache(cache_path, **({"lease_s": lease_s} if lease_s else {}))
     try:
-        cached = cache.get_many(line["custom_id"] for line in plan.lines)
+        backend = backend_identity(spec, cache.file_hash)
+        stats.backend = backend
+        cached = {cid: c.line for cid, c in cache.get_many(plan.custom_ids, backend).items()}
+        stats.cached = len(cached)
         pending = [line for line in plan.lines if line["custom_id"] not in cached]
         log(f"{name}: {len(plan.item_ids)} items, {len(plan.lines)} distinct requests, "
             f"{len(cached)} cached, {len(pending)} to send ({kind}, {model}, prompt "
-            f"{template.name}@{template.hash})")
-        fresh: dict[str, ResponseLine] = {}
+            f"{template.name}@{template.hash}, backend {redact(backend)})")
         if pending:
-            run_executor(executor or make_executor(spec, state_dir=Path(state_dir)), pending,
-                         cache, kind, fresh, log=lambda m: log(f"{name}: {redact(m)}"))
+            ex = executor or make_executor(spec, state_dir=Path(state_dir))
+            with InFlight(cache, backend, log=say) as flight:
+                send_once(ex, pending, cache, backend, flight, cached, fresh, stats, say)
+        stats.maybe_billed_lost_in_flight = cache.lost_in_flight
+        stats.legacy_adopted = cache.adopted_legacy
     finally:
         cache.close()
 
-    responses: dict[str, tuple[ResponseLine, str]] = {
-        cid: (c.line, c.executor) for cid, c in cached.items()}
-    for line in pending:
+    responses: dict[str, ResponseLine] = dict(cached)
+    for line in plan.lines:
         cid = line["custom_id"]
-        got = fresh.get(cid) or error_line(cid, "missing", "the executor returned no response")
-        responses[cid] = (got, kind)
+        if cid not in responses:
+            responses[cid] = fresh.get(cid) or error_line(cid, "missing", "the executor returned no response")
 
-    rows = [_row(item_id, cid, responses[cid], template, label_names, positive, price, model, redact)
+    rows = [_row(item_id, cid, responses[cid], template, label_names, positive, price,
+                 is_batch(kind), model, redact)
             for item_id, cid in zip(plan.item_ids, plan.custom_ids)]
     table = make_annotations(rows)
+    stats.failed = int((table["status"] == "failed").sum())
+    stats.reasoning_tokens = int(table["reasoning_tokens"].sum())
+    stats.cost_usd = annotation_cost(table)
+    table.attrs["llm"] = stats.as_dict()
     log(f"{name}: {summary_line(table)}")
     reasons = Counter(r["_reason"] for r in rows if r["_reason"])
     if reasons:
         log(f"{name}: not ok because " + "; ".join(f"{n}x {r}" for r, n in reasons.most_common(5)))
+    if stats.maybe_billed:
+        log(f"{name}: WARNING {stats.maybe_billed} requests may have been billed without an answer "
+            f"reaching the cache ({stats.maybe_billed_timeouts} timed out or lost their connection "
+            f"after sending, {stats.maybe_billed_lost_in_flight} were in flight when an earlier "
+            "job died); their cost is not in the table")
+    if stats.failed:
+        log(f"{name}: {stats.failed} rows failed; a plain rerun retries exactly these")
     return table
+
+
+def send_once(executor: Executor, pending: Sequence[RequestLine], cache: ResponseCache, backend: str,
+              flight: InFlight, cached: dict[str, ResponseLine], fresh: dict[str, ResponseLine],
+              stats: LLMRunStats, log: Callable[[str], None]) -> None:
+    """Send each pending request once across every job sharing the cache.
+
+    Reserve what no other job is sending and send it; wait for the others, then read their
+    answers from the cache; what they left unanswered (they failed or died) is claimed again."""
+    todo = list(pending)
+    while todo:
+        mine, theirs = flight.claim([line["custom_id"] for line in todo])
+        if mine:
+            own = [line for line in todo if line["custom_id"] in mine]
+            stats.sent += len(own)
+            try:
+                run_executor(executor, own, cache, backend, fresh, log, flight=flight)
+            finally:
+                flight.done(list(mine))
+                stats.maybe_billed_timeouts += maybe_billed_of(executor)
+        if not theirs:
+            return
+        log(f"waiting for another job that is sending {len(theirs)} of these requests")
+        flight.wait(list(theirs))
+        got = {cid: c.line for cid, c in cache.get_many(list(theirs), backend).items()}
+        cached.update(got)
+        stats.waited += len(got)
+        todo = [line for line in todo if line["custom_id"] in theirs
+                and line["custom_id"] not in got and line["custom_id"] not in fresh]
+
+
+def maybe_billed_of(executor: Executor) -> int:
+    """Attempts of the executor's last run that were sent but got no answer (it may say)."""
+    return int(getattr(getattr(executor, "stats", None), "maybe_billed", 0) or 0)
 
 
 class CacheStore:
@@ -130,14 +222,29 @@ class CacheStore:
     A successful line whose custom_id this run did not ask for (a resumed batch holding requests
     of an earlier, larger run) is cached all the same, since it was paid for and its custom_id is
     the hash of its request; other unknown lines are logged and dropped. The first answer wins.
+
+    Executors may also call `store.sending(custom_ids)` just before sending (a job killed
+    afterwards may have been billed) and `store.already_cached(custom_ids)` once they hold their
+    own lock (the batch executor), which returns the ids another job answered meanwhile.
     """
 
-    def __init__(self, cache: ResponseCache, kind: str, wanted: set[str],
-                 fresh: dict[str, ResponseLine], log: Callable[[str], None]) -> None:
-        self.cache, self.kind, self.wanted, self.fresh, self.log = cache, kind, wanted, fresh, log
+    def __init__(self, cache: ResponseCache, backend: str, wanted: set[str],
+                 fresh: dict[str, ResponseLine], log: Callable[[str], None],
+                 flight: InFlight | None = None) -> None:
+        self.cache, self.backend, self.wanted, self.fresh, self.log = cache, backend, wanted, fresh, log
+        self.flight = flight
 
     def __call__(self, line: ResponseLine) -> None:
         self.many([line])
+
+    def sending(self, custom_ids: Sequence[str]) -> None:
+        if self.flight is not None:
+            self.flight.sent(list(custom_ids))
+
+    def already_cached(self, custom_ids: Sequence[str]) -> set[str]:
+        got = self.cache.get_many(list(custom_ids), self.backend)
+        self.fresh.update({cid: c.line for cid, c in got.items()})
+        return set(got)
 
     def many(self, lines: Sequence[ResponseLine]) -> None:
         accepted: dict[str, ResponseLine] = {}
@@ -153,23 +260,25 @@ class CacheStore:
             if any(cid in seen and is_success(seen[cid]) for seen in (self.fresh, accepted)):
                 continue  # first answer wins, as in the cache
             accepted[cid] = line
-        self.cache.put_many([*accepted.values(), *paid_elsewhere], self.kind)   # committed first
+        self.cache.put_many([*accepted.values(), *paid_elsewhere], self.backend)   # committed first
         self.fresh.update(accepted)
 
 
 def run_executor(executor: Executor, pending: Sequence[dict[str, Any]], cache: ResponseCache,
-                 kind: str, fresh: dict[str, ResponseLine], log: Callable[[str], None]) -> None:
+                 backend: str, fresh: dict[str, ResponseLine], log: Callable[[str], None],
+                 flight: InFlight | None = None) -> None:
     """Send `pending`; every response line goes to the cache at once and into `fresh`."""
     wanted = {line["custom_id"] for line in pending}
-    executor.run(pending, CacheStore(cache, kind, wanted, fresh, log))
+    executor.run(pending, CacheStore(cache, backend, wanted, fresh, log, flight))
 
 
-def _row(item_id: str, cid: str, response: tuple[ResponseLine, str], template: PromptTemplate, label_names: Sequence[str], positive: str, price: Any,
-         model: str, redact: Callable[[str], str]) -> dict[str, Any]:
-    line, producer = response
+def _row(item_id: str, cid: str, line: ResponseLine, template: PromptTemplate,
+         label_names: Sequence[str], positive: str, price: Any, batch: bool, model: str,
+         redact: Callable[[str], str]) -> dict[str, Any]:
     row: dict[str, Any] = {"id": item_id, "label": pd.NA, "answers": {}, "model": model,
                            "prompt_hash": template.hash, "input_tokens": 0, "output_tokens": 0,
-                           "cached_tokens": 0, "cost_usd": 0.0, "request_id": cid, "_reason": ""}
+                           "cached_tokens": 0, "reasoning_tokens": 0, "cost_usd": 0.0,
+                           "request_id": cid, "_reason": ""}
     if not is_success(line):
         err = line.get("error") or {}
         response_part = line.get("response") or {}
@@ -179,9 +288,11 @@ def _row(item_id: str, cid: str, response: tuple[ResponseLine, str], template: P
         return row  # nothing billed for a request that got no answer
     body = line["response"]["body"]
     n_in, n_out, n_cached = usage_of(body)
+    # completion_tokens include the reasoning tokens: they are priced as output
     row.update(input_tokens=n_in, output_tokens=n_out, cached_tokens=n_cached,
+               reasoning_tokens=reasoning_tokens_of(body),
                # the full price: duplicate texts share this request and pay it once (tables.annotation_cost)
-               cost_usd=price.cost(n_in, n_out, n_cached, batch=is_batch(producer)))
+               cost_usd=price.cost(n_in, n_out, n_cached, batch=batch))
     parsed = parse_chat_body(body, template.questions)
     row["raw"] = redact(parsed.raw)
     if not parsed.ok:
@@ -202,11 +313,14 @@ def counts(table: pd.DataFrame) -> dict[str, Any]:
     return {"n": int(len(table)), "ok": int(c.get("ok", 0)), "invalid": int(c.get("invalid", 0)),
             "failed": int(c.get("failed", 0)), "cost_usd": annotation_cost(table),
             "input_tokens": int(table["input_tokens"].sum()),
-            "output_tokens": int(table["output_tokens"].sum())}
+            "output_tokens": int(table["output_tokens"].sum()),
+            "reasoning_tokens": int(table["reasoning_tokens"].sum()),
+            "cached_tokens": int(table["cached_tokens"].sum())}
 
 
 def summary_line(table: pd.DataFrame) -> str:
     c = counts(table)
     return (f"ok {c['ok']}, invalid {c['invalid']}, failed {c['failed']} of {c['n']}; "
-            f"{c['input_tokens']} input + {c['output_tokens']} output tokens; "
+            f"{c['input_tokens']} input ({c['cached_tokens']} cached) + {c['output_tokens']} output "
+            f"tokens ({c['reasoning_tokens']} reasoning); "
             f"cost ${c['cost_usd']:.4f}")

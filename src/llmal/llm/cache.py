@@ -1,4 +1,10 @@
-"""SQLite response cache under every LLM executor, keyed by custom_id (hash of the request body).
+"""SQLite response cache under every LLM executor, keyed by (backend, custom_id).
+
+`custom_id` is the sha256 of the request body (requests.py), `backend` the identity of what
+answers it (backend.py: kind family, base URL, the GGUF file's hash...), so two servers that
+serve one model name never share answers. A cached line holds the response as the server sent
+it, usage included; its cost is priced when it is used (annotate.py), from the reading
+annotator's price table and executor kind, never from whoever filled the cache.
 
 Only successful responses (HTTP 200 with a body) are kept: an error is not an answer, so a rerun
 retries it, while nothing that was answered is ever sent again. Several processes (parallel
@@ -6,34 +12,74 @@ Snakemake jobs) may share one file: WAL journaling, a busy timeout, one short IM
 transaction per write (`put` one line, `put_many` a whole downloaded batch file) and
 `INSERT OR IGNORE` (the first answer wins) keep it consistent, and a process killed mid-write
 leaves at most its own uncommitted transaction behind, which SQLite rolls back.
+
+In-flight reservations (table `inflight`, see inflight.py) let jobs that share the file send
+each request once: a job reserves what it is about to send; another job that needs the same
+request waits for it and reads the answer. A reservation whose job died (its process is gone, or
+its heartbeat older than the lease) is cleared; the ones it had already sent are counted as
+possibly billed (`lost_in_flight`).
+
+Migration: caches of llmal versions before backend identities have a table `responses` keyed by
+custom_id alone, with the executor kind that filled it. Such a legacy answer is adopted by the
+first backend of the same family (openai/openai_batch, vllm, local) that asks for it, moved into
+`answers` under that backend, and so never paid for again, nor shared with a second server.
 """
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
+from .backend import FAMILY, file_sha256
 from .executors.base import ResponseLine, compact_json
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    custom_id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS answers (
+    backend   TEXT NOT NULL,
+    custom_id TEXT NOT NULL,
     line      TEXT NOT NULL,
-    executor  TEXT NOT NULL,
-    stored_at REAL NOT NULL
-)
+    stored_at REAL NOT NULL,
+    PRIMARY KEY (backend, custom_id)
+);
+CREATE TABLE IF NOT EXISTS inflight (
+    backend   TEXT NOT NULL,
+    custom_id TEXT NOT NULL,
+    owner     TEXT NOT NULL,
+    sent      INTEGER NOT NULL DEFAULT 0,
+    since     REAL NOT NULL,
+    PRIMARY KEY (backend, custom_id)
+);
+CREATE INDEX IF NOT EXISTS inflight_by_owner ON inflight (owner);
+CREATE TABLE IF NOT EXISTS owners (
+    owner     TEXT PRIMARY KEY,
+    host      TEXT NOT NULL,
+    pid       INTEGER NOT NULL,
+    heartbeat REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path      TEXT PRIMARY KEY,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    sha256    TEXT NOT NULL
+);
 """
+LEGACY_TABLE = "responses"
 LOOKUP_CHUNK = 500
+LEASE_S = 120.0            # a job whose heartbeat is older than this is taken for dead
+HOST = socket.gethostname()
 
 
 @dataclass(frozen=True)
 class CachedResponse:
     line: ResponseLine
-    executor: str   # kind of executor that produced it (cost: the batch discount applies or not)
+    backend: str
 
 
 def is_success(line: Any) -> bool:
@@ -42,35 +88,63 @@ def is_success(line: Any) -> bool:
             and isinstance(response.get("body"), dict))
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        yield ids[start:start + LOOKUP_CHUNK]
+
+
 class ResponseCache:
     """One connection per process; thread-safe for executors that store from worker threads."""
 
-    def __init__(self, path: str | Path, timeout_s: float = 120.0) -> None:
+    def __init__(self, path: str | Path, timeout_s: float = 120.0, lease_s: float = LEASE_S) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lease_s = lease_s
+        self.lost_in_flight = 0      # sent requests of dead jobs this process cleared
+        self.adopted_legacy = 0      # answers moved over from a pre-backend cache
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            self._legacy = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                                      (LEGACY_TABLE,)).fetchone() is not None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(SCHEMA)
+                yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
 
-    def put(self, line: ResponseLine, executor: str) -> bool:
+    # ------------------------------------------------------------------ answers
+    def put(self, line: ResponseLine, backend: str) -> bool:
         """Store a successful response line; returns False (and stores nothing) for errors.
 
         Committed before returning, so a crash right after loses nothing that was paid for.
         """
-        return self.put_many([line], executor) == 1
+        return self.put_many([line], backend) == 1
 
-    def put_many(self, lines: Iterable[ResponseLine], executor: str) -> int:
+    def put_many(self, lines: Iterable[ResponseLine], backend: str) -> int:
         """Store the successful lines among `lines` in one transaction; returns how many.
 
         All or nothing: committed (one fsync) before returning, or rolled back whole. Error
@@ -83,44 +157,145 @@ class ResponseCache:
             if not isinstance(custom_id, str) or not custom_id:
                 raise ValueError(f"response line without a custom_id: {str(line)[:200]}")
             if is_success(line):
-                rows.append((custom_id, compact_json(line), executor, now))
+                rows.append((backend, custom_id, compact_json(line), now))
         if not rows:
             return 0
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR IGNORE INTO responses (custom_id, line, executor, stored_at) "
-                    "VALUES (?, ?, ?, ?)", rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO answers (backend, custom_id, line, stored_at) "
+                           "VALUES (?, ?, ?, ?)", rows)
         return len(rows)
 
-    def get_many(self, custom_ids: Iterable[str]) -> dict[str, CachedResponse]:
+    def get_many(self, custom_ids: Iterable[str], backend: str) -> dict[str, CachedResponse]:
+        """The cached answers of `backend` among `custom_ids` (legacy answers adopted first)."""
         ids = list(dict.fromkeys(custom_ids))
         out: dict[str, CachedResponse] = {}
         with self._lock:
-            for start in range(0, len(ids), LOOKUP_CHUNK):
-                chunk = ids[start:start + LOOKUP_CHUNK]
+            for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT custom_id, line, executor FROM responses WHERE custom_id IN ({marks})",
-                    chunk).fetchall()
-                for cid, text, executor in rows:
-                    out[cid] = CachedResponse(json.loads(text), executor)
+                for cid, text in self._conn.execute(
+                        f"SELECT custom_id, line FROM answers WHERE backend = ? AND custom_id IN ({marks})",
+                        [backend, *chunk]).fetchall():
+                    out[cid] = CachedResponse(json.loads(text), backend)
+        if self._legacy:
+            missing = [cid for cid in ids if cid not in out]
+            if missing:
+                out.update(self._adopt_legacy(missing, backend))
+        return out
+
+    def _adopt_legacy(self, ids: Sequence[str], backend: str) -> dict[str, CachedResponse]:
+        family = backend.split(" ", 1)[0]
+        kinds = [k for k, f in FAMILY.items() if f == family]
+        if not kinds:
+            return {}
+        out: dict[str, CachedResponse] = {}
+        kind_marks = ",".join("?" * len(kinds))
+        with self._transaction() as db:
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(f"SELECT custom_id, line FROM {LEGACY_TABLE} WHERE custom_id IN "
+                                  f"({marks}) AND executor IN ({kind_marks})", [*chunk, *kinds]).fetchall()
+                now = time.time()
+                db.executemany("INSERT OR IGNORE INTO answers (backend, custom_id, line, stored_at) "
+                               "VALUES (?, ?, ?, ?)", [(backend, cid, text, now) for cid, text in rows])
+                db.executemany(f"DELETE FROM {LEGACY_TABLE} WHERE custom_id = ?", [(cid,) for cid, _ in rows])
+                out.update({cid: CachedResponse(json.loads(text), backend) for cid, text in rows})
+        self.adopted_legacy += len(out)
         return out
 
     def __contains__(self, custom_id: object) -> bool:
+        """Whether any backend has an answer for `custom_id`."""
         with self._lock:
-            row = self._conn.execute("SELECT 1 FROM responses WHERE custom_id = ?",
+            row = self._conn.execute("SELECT 1 FROM answers WHERE custom_id = ?",
                                      (custom_id,)).fetchone()
         return row is not None
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    # ------------------------------------------------------------------ reservations
+    def register(self, owner: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO owners (owner, host, pid, heartbeat) VALUES (?,?,?,?)",
+                       (owner, HOST, os.getpid(), time.time()))
+
+    def heartbeat(self, owner: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE owners SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+
+    def _clear_dead(self, db: sqlite3.Connection) -> None:
+        """Drop owners that are gone and their reservations (in the caller's transaction)."""
+        now = time.time()
+        dead = [owner for owner, host, pid, beat in
+                db.execute("SELECT owner, host, pid, heartbeat FROM owners").fetchall()
+                if beat < now - self.lease_s or (host == HOST and not pid_alive(int(pid)))]
+        for owner in dead:
+            sent = db.execute("SELECT COUNT(*) FROM inflight WHERE owner = ? AND sent = 1",
+                              (owner,)).fetchone()[0]
+            self.lost_in_flight += int(sent)
+            db.execute("DELETE FROM inflight WHERE owner = ?", (owner,))
+            db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+        # reservations of owners never registered (cannot happen through inflight.py) are void
+        db.execute("DELETE FROM inflight WHERE owner NOT IN (SELECT owner FROM owners)")
+
+    def reserve(self, custom_ids: Sequence[str], backend: str, owner: str) -> tuple[set[str], set[str]]:
+        """Reserve the free ones of `custom_ids` for `owner`: (now ours, reserved by other jobs)."""
+        ids = list(dict.fromkeys(custom_ids))
+        now = time.time()
+        with self._transaction() as db:
+            self._clear_dead(db)
+            db.executemany("INSERT OR IGNORE INTO inflight (backend, custom_id, owner, sent, since) "
+                           "VALUES (?, ?, ?, 0, ?)", [(backend, cid, owner, now) for cid in ids])
+            holders = self._holders(db, ids, backend)
+        mine = {cid for cid, who in holders.items() if who == owner}
+        return mine, set(holders) - mine
+
+    def reserved_by_others(self, custom_ids: Sequence[str], backend: str, owner: str) -> set[str]:
+        with self._transaction() as db:
+            self._clear_dead(db)
+            holders = self._holders(db, list(custom_ids), backend)
+        return {cid for cid, who in holders.items() if who != owner}
+
+    @staticmethod
+    def _holders(db: sqlite3.Connection, ids: Sequence[str], backend: str) -> dict[str, str]:
+        holders: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            holders.update(db.execute(f"SELECT custom_id, owner FROM inflight WHERE backend = ? AND "
+                                      f"custom_id IN ({marks})", [backend, *chunk]).fetchall())
+        return holders
+
+    def mark_sent(self, custom_ids: Sequence[str], backend: str, owner: str) -> None:
+        with self._transaction() as db:
+            db.executemany("UPDATE inflight SET sent = 1 WHERE backend = ? AND custom_id = ? AND owner = ?",
+                           [(backend, cid, owner) for cid in custom_ids])
+
+    def release(self, owner: str, custom_ids: Sequence[str] | None = None, *, forget: bool = False) -> None:
+        """Give up `owner`'s reservations (all of them by default; `forget`: the owner too)."""
+        with self._transaction() as db:
+            if custom_ids is None:
+                db.execute("DELETE FROM inflight WHERE owner = ?", (owner,))
+            else:
+                db.executemany("DELETE FROM inflight WHERE owner = ? AND custom_id = ?",
+                               [(owner, cid) for cid in custom_ids])
+            if forget:
+                db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+
+    # ------------------------------------------------------------------ model files
+    def file_hash(self, path: str) -> str:
+        """sha256 of a (large) model file, computed once per (path, size, mtime)."""
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        with self._lock:
+            row = self._conn.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path = ?",
+                                     (real,)).fetchone()
+        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+            return str(row[2])
+        digest = file_sha256(real)
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, sha256) VALUES (?,?,?,?)",
+                       (real, st.st_size, st.st_mtime_ns, digest))
+        return digest
 
     def integrity_ok(self) -> bool:
         with self._lock:

@@ -105,3 +105,10 @@ def usage_of(body: Mapping[str, Any] | None) -> tuple[int, int, int]:
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, Mapping) else 0
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), int(cached or 0)
+
+
+def reasoning_tokens_of(body: Mapping[str, Any] | None) -> int:
+    """`usage.completion_tokens_details.reasoning_tokens` (part of completion_tokens), or 0."""
+    usage = body.get("usage") if isinstance(body, Mapping) else None
+    details = usage.get("completion_tokens_details") if isinstance(usage, Mapping) else None
+    return int((details.get("reasoning_tokens") if isinstance(details, Mapping) else 0) or 0)

@@ -3,7 +3,15 @@
 For each LLM annotator and prompt interface, the real requests are rendered for the items the
 annotator would label (pool + dev, or its seeded `limit` sample), duplicates are dropped as the
 executor would, input tokens are counted with the best available counter (tokens.py) and output
-tokens are the longest possible answer object. Dollars come from the config's price table.
+tokens are the longest possible answer object plus the reasoning allowance per request
+(profiles.reasoning_allowance), times `n`. Dollars come from the config's price table.
+
+Prompt caching: the static prefix (system message with questions and codebook, and the response
+schema) is the same for every request. Assuming the provider caches it as OpenAI does (prompts
+of at least PROMPT_CACHE_MIN tokens, cached in steps of PROMPT_CACHE_BLOCK tokens), every request
+after the first reads that prefix at the `cached_input` price: the "cached" columns. Whether a
+provider (or its Batch API) applies prompt caching is the config's assumption, not llmal's.
+Each annotator also shows the targets that annotate it (conditions, agreement) or that none does.
 """
 from __future__ import annotations
 
@@ -15,15 +23,18 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from ..annotators.run import demonstration_pool, items_to_annotate
-from ..config import LLM_KINDS
+from ..config import LLM_KINDS, annotation_targets
 from .cost import Price, is_batch, price_for
 from .demonstrations import demo_pool_of
 from .executors.base import compact_json
-from .prompts import Demonstration, PromptTemplate, load_prompt
-from .requests import DEFAULT_MAX_TOKENS, build_requests
+from .profiles import output_allowance, reasoning_allowance
+from .prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
+from .requests import build_requests
 from .tokens import TokenCounter, make_counter
 
 COMPARED_INTERFACES = ("holistic", "two_question")
+PROMPT_CACHE_MIN = 1024
+PROMPT_CACHE_BLOCK = 128
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,11 @@ class PlanRow:
     usd_online: float
     usd_batch: float
     counter: str
+    reasoning_tokens: int = 0       # part of output_tokens
+    cached_tokens: int = 0          # input tokens read from the provider's prompt cache, if it caches
+    usd_online_cached: float | None = None
+    usd_batch_cached: float | None = None
+    targets: tuple[str, ...] = ()   # what annotates it: "condition NAME", "agreement"; () = nothing
 
     @property
     def usd(self) -> float:
@@ -47,8 +63,18 @@ class PlanRow:
         return self.usd_batch if is_batch(self.kind) else self.usd_online
 
     @property
+    def usd_cached(self) -> float:
+        """The same with the static prefix read from the provider's prompt cache."""
+        cached = self.usd_batch_cached if is_batch(self.kind) else self.usd_online_cached
+        return self.usd if cached is None else cached
+
+    @property
     def usd_per_item(self) -> float:
         return self.usd / self.n_items if self.n_items else 0.0
+
+    @property
+    def usd_cached_per_item(self) -> float:
+        return self.usd_cached / self.n_items if self.n_items else 0.0
 
 
 def max_answer_tokens(template: PromptTemplate, counter: TokenCounter) -> int:
@@ -68,21 +94,43 @@ def fixed_demonstrations(demo_pool: pd.DataFrame | None, settings: Mapping[str, 
     return [Demonstration(str(r.text), int(r.gold)) for r in pool.head(int(settings["k"])).itertuples()]
 
 
+def cacheable_prefix_tokens(template: PromptTemplate, guidelines: str, counter: TokenCounter,
+                            schema_tokens: int) -> int:
+    """Tokens a provider can cache per request: the system message and the response schema."""
+    system = template.render_system(guidelines)
+    return (counter.messages([{"role": "system", "content": system}]) if system else 0) + schema_tokens
+
+
+def cached_per_request(prefix_tokens: int) -> int:
+    """What OpenAI-style prompt caching reads from its cache for a repeated prefix."""
+    if prefix_tokens < PROMPT_CACHE_MIN:
+        return 0
+    return prefix_tokens // PROMPT_CACHE_BLOCK * PROMPT_CACHE_BLOCK
+
+
 def estimate(name: str, spec: Mapping[str, Any], template: PromptTemplate, items: pd.DataFrame,
              label_names: Sequence[str], positive: str, price: Price, counter: TokenCounter,
-             demos: Sequence[Demonstration] = ()) -> PlanRow:
+             demos: Sequence[Demonstration] = (), guidelines: str = "",
+             targets: Sequence[str] = ()) -> PlanRow:
     demo_map = {str(i): list(demos) for i in items["id"]} if demos else None
-    plan = build_requests(items, template, spec, label_names, positive, demo_map)
+    plan = build_requests(items, template, spec, label_names, positive, demo_map, guidelines)
     schema_tokens = counter.text(json.dumps(template.response_format(), separators=(",", ":")))
     input_tokens = sum(counter.messages(line["body"]["messages"]) + schema_tokens
                        for line in plan.lines)
-    per_answer = min(max_answer_tokens(template, counter), int(spec.get("max_tokens", DEFAULT_MAX_TOKENS)))
-    output_tokens = per_answer * len(plan.lines)
+    n = int(spec.get("n") or 1)
+    reasoning = reasoning_allowance(spec)
+    per_answer = min(max_answer_tokens(template, counter) + reasoning, output_allowance(spec))
+    output_tokens = per_answer * n * len(plan.lines)
+    reasoning_tokens = min(reasoning, per_answer) * n * len(plan.lines)
+    cached = cached_per_request(cacheable_prefix_tokens(template, guidelines, counter, schema_tokens))
+    cached_tokens = cached * max(len(plan.lines) - 1, 0)   # the first request fills the cache
     online = price.cost(input_tokens, output_tokens, 0, batch=False)
     batch = price.cost(input_tokens, output_tokens, 0, batch=True)
     return PlanRow(name, str(spec["kind"]), str(spec["model"]), template.name,
                    template.name == spec["prompt"], len(items), len(plan.lines), input_tokens,
-                   output_tokens, online, batch, counter.label)
+                   output_tokens, online, batch, counter.label, reasoning_tokens, cached_tokens,
+                   price.cost(input_tokens, output_tokens, cached_tokens, batch=False),
+                   price.cost(input_tokens, output_tokens, cached_tokens, batch=True), tuple(targets))
 
 
 def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,
@@ -100,6 +148,7 @@ def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.Da
     rows: list[PlanRow] = []
     configured = {_plan_key(spec, str(spec.get("prompt"))) for spec in annotators.values()
                   if spec.get("kind") in LLM_KINDS}
+    targets = annotation_targets(dict(config))
     for name, spec in annotators.items():
         if spec.get("kind") not in LLM_KINDS or (annotator is not None and name != annotator):
             continue
@@ -110,6 +159,7 @@ def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.Da
         demos = (fixed_demonstrations(demonstration_pool(items, split, dict(demo_settings)), demo_settings)
                  if demo_settings else [])
         interfaces = list(dict.fromkeys([str(spec["prompt"]), *compare]))
+        guidelines = load_guidelines(spec, prompts_dir)
         for interface in interfaces:
             if interface != spec["prompt"] and (
                     not (Path(prompts_dir) / f"{interface}.yaml").exists()
@@ -117,44 +167,61 @@ def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.Da
                 continue  # no such template, or another annotator already plans exactly this
             template = load_prompt(interface, prompts_dir)
             rows.append(estimate(name, spec, template, subset, label_names, positive, price,
-                                 counter, demos))
+                                 counter, demos, guidelines, targets.get(name, ())))
     return rows
 
 
 def _plan_key(spec: Mapping[str, Any], interface: str) -> str:
     """Everything that decides the requests of an annotator, with `interface` as its prompt."""
-    keys = ("kind", "model", "limit", "seed", "temperature", "max_tokens", "demonstrations")
+    keys = ("kind", "model", "limit", "seed", "temperature", "max_tokens", "demonstrations",
+            "guidelines", "request_profile", "max_completion_tokens", "reasoning_effort",
+            "reasoning_allowance", "n", "request")
     return json.dumps({**{k: spec.get(k) for k in keys}, "prompt": interface}, sort_keys=True, default=str)
 
 
 def format_plan(rows: Sequence[PlanRow]) -> str:
-    """A plain-text report: one table, then $/item of each interface side by side per model."""
+    """A plain-text report: one table, the targets and their bill, then $/item per interface."""
     if not rows:
         return "no LLM annotators (kinds openai, openai_batch, vllm, local) in this config"
     header = ["annotator", "kind", "model", "interface", "items", "requests", "input tok",
-              "output tok", "$ online", "$ batch", "$/item"]
+              "output tok", "$ online", "$ batch", "$/item", "reasoning tok", "cached tok",
+              "$ cached"]
     table = [header]
     for r in rows:
         mark = "" if r.configured else " (compare)"
         table.append([r.annotator, r.kind, r.model, r.interface + mark, f"{r.n_items:,}",
                       f"{r.n_requests:,}", f"{r.input_tokens:,}", f"{r.output_tokens:,}",
-                      f"{r.usd_online:,.4f}", f"{r.usd_batch:,.4f}", f"{r.usd_per_item:.6f}"])
+                      f"{r.usd_online:,.4f}", f"{r.usd_batch:,.4f}", f"{r.usd_per_item:.6f}",
+                      f"{r.reasoning_tokens:,}", f"{r.cached_tokens:,}", f"{r.usd_cached:,.4f}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     configured = [r for r in rows if r.configured]
+    annotated = [r for r in configured if r.targets]
     lines.append("")
-    lines.append(f"estimated bill (configured interfaces, $ as each executor is billed): "
-                 f"${sum(r.usd for r in configured):,.4f}")
+    lines.append("targets (what `snakemake` annotates; $ as each executor is billed, without / with "
+                 "the prompt prefix cached):")
+    for r in configured:
+        if r.targets:
+            lines.append(f"  {r.annotator}: ${r.usd:,.4f} / ${r.usd_cached:,.4f}  for "
+                         + ", ".join(r.targets))
+        else:
+            lines.append(f"  {r.annotator}: not annotated, $0 (no condition uses it; list it in "
+                         "agreement.annotators to compare it)")
+    lines.append(f"estimated bill (configured interfaces of the annotated annotators, $ as each "
+                 f"executor is billed): ${sum(r.usd for r in annotated):,.4f} without prompt "
+                 f"caching, ${sum(r.usd_cached for r in annotated):,.4f} with the prefix cached")
     lines.append("")
     lines.append("cost per item by prompt interface, per model and executor:")
     groups: dict[tuple[str, str], dict[str, PlanRow]] = {}
     for r in sorted(rows, key=lambda r: not r.configured):  # configured rows win
         groups.setdefault((r.model, r.kind), {}).setdefault(r.interface, r)
     for (model, kind), by_interface in groups.items():
-        parts = [f"{i} ${r.usd_per_item:.6f}/item (${1000 * r.usd_per_item:.4f} per 1,000; "
-                 f"{(r.input_tokens + r.output_tokens) / max(r.n_items, 1):,.0f} tokens/item)"
+        parts = [f"{i} ${r.usd_per_item:.6f}/item (${1000 * r.usd_per_item:.4f} per 1,000, "
+                 f"${1000 * r.usd_cached_per_item:.4f} with the prefix cached; "
+                 f"{(r.input_tokens + r.output_tokens) / max(r.n_items, 1):,.0f} tokens/item, "
+                 f"{r.reasoning_tokens / max(r.n_items, 1):,.0f} reasoning)"
                  for i, r in sorted(by_interface.items())]
         ratio = ""
         two, hol = by_interface.get("two_question"), by_interface.get("holistic")
@@ -166,7 +233,11 @@ def format_plan(rows: Sequence[PlanRow]) -> str:
         f"{name}: {next(r.counter for r in rows if r.annotator == name)}"
         for name in dict.fromkeys(r.annotator for r in rows)))
     lines.append("input tokens include the chat overhead and the response schema; output tokens "
-                 "are the longest possible answer object; no prompt caching assumed.")
+                 "are the longest possible answer object plus the reasoning allowance per request "
+                 "(annotator key reasoning_allowance, else by reasoning_effort), reasoning tokens "
+                 "priced as output. 'cached' assumes the provider caches the static prefix "
+                 f"(system message, codebook, schema) as OpenAI does: prompts of {PROMPT_CACHE_MIN}+ "
+                 f"tokens, in {PROMPT_CACHE_BLOCK}-token steps, read at the cached_input price.")
     if any("APPROXIMATION" in r.counter for r in rows):
         lines.append("APPROXIMATION used: install the tokenizer files (TIKTOKEN_CACHE_DIR for "
                      "OpenAI models, annotator key `tokenizer` for open models) for exact counts.")

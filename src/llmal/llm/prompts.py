@@ -3,7 +3,9 @@
 Template keys (all strings unless noted):
   name                  must equal the file name without .yaml
   description           free text (optional)
-  system                the system message
+  system                the system message; placeholders {questions}, {answer_format},
+                        {guidelines}: everything here is the same for every item, so it forms
+                        the prefix providers cache (put the questions here, the item last)
   questions             list of {name, text, choices: [str, ...]}; one request asks all of them
                         and the model answers with one JSON object {name: choice, ...}
   positive_if           a rule (see rules.py) -> the positive label if it holds, else the other
@@ -12,6 +14,9 @@ Template keys (all strings unless noted):
                         a choice missing from `map` (e.g. "unsure") makes the item invalid
   user_template         the user message; placeholders {text} (required), {questions},
                         {answer_format}, {demonstrations}
+
+Guidelines (a codebook, annotator key `guidelines`) go where the system message says
+{guidelines}, else at its end: in the cacheable prefix, before any item text.
   demonstration_header  line before the k-NN demonstrations (optional)
   demonstration_format  one demonstration; placeholders {text}, {label} (optional)
   demonstration_labels  label name, or "positive"/"negative", -> text shown as {label}
@@ -37,6 +42,7 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 QUESTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 USER_PLACEHOLDERS = {"text", "questions", "answer_format", "demonstrations"}
 DEMO_PLACEHOLDERS = {"text", "label"}
+SYSTEM_PLACEHOLDERS = {"questions", "answer_format", "guidelines"}
 KNOWN_KEYS = {"name", "description", "system", "questions", "positive_if", "label_from",
               "user_template", "demonstration_header", "demonstration_format",
               "demonstration_labels"}
@@ -125,8 +131,18 @@ class PromptTemplate:
         header = f"{self.demonstration_header}\n\n" if self.demonstration_header else ""
         return header + "\n\n".join(blocks) + "\n\n"
 
+    def render_system(self, guidelines: str = "") -> str:
+        """The system message: the same for every item (the cacheable prefix)."""
+        system = _fill(self.system, {"questions": self.questions_block(),
+                                     "answer_format": self.answer_format(),
+                                     "guidelines": guidelines})
+        if guidelines and "{guidelines}" not in self.system:
+            system = f"{system}\n\n{guidelines}" if system else guidelines
+        return system
+
     def render_messages(self, text: str, demonstrations: Sequence[Demonstration] = (),
-                        label_names: Sequence[str] = (), positive: str = "") -> list[dict[str, str]]:
+                        label_names: Sequence[str] = (), positive: str = "",
+                        guidelines: str = "") -> list[dict[str, str]]:
         """The chat messages for one item (demonstrations need label_names and positive)."""
         user = _fill(self.user_template, {
             "text": text,
@@ -135,8 +151,9 @@ class PromptTemplate:
             "demonstrations": self.render_demonstrations(demonstrations, label_names, positive),
         })
         messages = []
-        if self.system:
-            messages.append({"role": "system", "content": self.system})
+        system = self.render_system(guidelines)
+        if system:
+            messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": user})
         return messages
 
@@ -218,6 +235,7 @@ def parse_template(content: Any, path: Path) -> PromptTemplate:
     _check_placeholders(user_template, USER_PLACEHOLDERS, "user_template", fail)
     if "{text}" not in user_template:
         raise fail("user_template", "must contain {text}")
+    _check_placeholders(_string(content, "system", fail, ""), SYSTEM_PLACEHOLDERS, "system", fail)
     demo_format = _string(content, "demonstration_format", fail, "{text}\n{label}")
     _check_placeholders(demo_format, DEMO_PLACEHOLDERS, "demonstration_format", fail)
     demo_labels = content.get("demonstration_labels") or {}
@@ -295,3 +313,24 @@ def _check_placeholders(template: str, allowed: set[str], key: str, fail: Any) -
     for m in PLACEHOLDER.finditer(template):
         if m.group(1) not in allowed:
             raise fail(key, f"unknown placeholder {{{m.group(1)}}} (allowed: {sorted(allowed)})")
+
+
+def load_guidelines(spec: Mapping[str, Any], prompts_dir: Path | str) -> str:
+    """The annotator's codebook (`guidelines: {text: ...}` or `{file: PATH}`), or "".
+
+    A relative file is looked up as given, then under the prompts directory."""
+    guidelines = spec.get("guidelines")
+    if not guidelines:
+        return ""
+    if not isinstance(guidelines, Mapping) or len(guidelines) != 1 or not (
+            set(guidelines) <= {"text", "file"}):
+        raise PromptError("annotator key guidelines: give exactly one of {text: ...} or {file: PATH}")
+    if "text" in guidelines:
+        return str(guidelines["text"]).strip()
+    path = Path(str(guidelines["file"]))
+    if not path.is_absolute() and not path.exists():
+        path = Path(prompts_dir) / path
+    if not path.is_file():
+        raise PromptError(f"annotator key guidelines.file: {guidelines['file']} does not exist "
+                          f"(also looked in {prompts_dir})")
+    return path.read_text(encoding="utf-8").strip()

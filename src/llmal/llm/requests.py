@@ -1,8 +1,10 @@
 """Batch-JSONL request lines: one chat-completion request per item.
 
-The body holds everything that decides the answer (model, rendered messages, response format,
-temperature, max_tokens, seed); its sha256 over canonical JSON is the `custom_id` and thus the
-response-cache key. Identical bodies (e.g. duplicate texts) get one custom_id and are sent once.
+The body holds everything that decides the answer (model, rendered messages with the codebook,
+response format, and the sampling keys of the model's request profile: profiles.py); its sha256
+over canonical JSON is the `custom_id` (the batch line's id). The response cache keys an answer
+by the custom_id and the backend that gave it (backend.py). Identical bodies (e.g. duplicate
+texts) get one custom_id and are sent once.
 """
 from __future__ import annotations
 
@@ -16,12 +18,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .executors.base import RequestLine, compact_json
+from .profiles import DEFAULT_MAX_TOKENS, sampling_body
 from .prompts import Demonstration, PromptTemplate, canonical_json
 
 CHAT_URL = "/v1/chat/completions"
-DEFAULT_TEMPERATURE = 0.0
-DEFAULT_MAX_TOKENS = 64
-DEFAULT_SEED = 0
+__all__ = ["DEFAULT_MAX_TOKENS", "build_requests", "chat_body", "custom_id_of", "request_line"]
 
 
 def custom_id_of(body: Mapping[str, Any]) -> str:
@@ -34,14 +35,12 @@ def request_line(body: dict[str, Any]) -> RequestLine:
 
 def chat_body(template: PromptTemplate, spec: Mapping[str, Any], text: str,
               demonstrations: Sequence[Demonstration] = (), label_names: Sequence[str] = (),
-              positive: str = "") -> dict[str, Any]:
+              positive: str = "", guidelines: str = "") -> dict[str, Any]:
     return {
         "model": str(spec["model"]),
-        "messages": template.render_messages(text, demonstrations, label_names, positive),
+        "messages": template.render_messages(text, demonstrations, label_names, positive, guidelines),
         "response_format": template.response_format(),
-        "temperature": float(spec.get("temperature", DEFAULT_TEMPERATURE)),
-        "max_tokens": int(spec.get("max_tokens", DEFAULT_MAX_TOKENS)),
-        "seed": int(spec.get("seed", DEFAULT_SEED)),
+        **sampling_body(spec),
     }
 
 
@@ -55,7 +54,8 @@ class RequestPlan:
 
 def build_requests(items: pd.DataFrame, template: PromptTemplate, spec: Mapping[str, Any],
                    label_names: Sequence[str], positive: str,
-                   demonstrations: Mapping[str, Sequence[Demonstration]] | None = None) -> RequestPlan:
+                   demonstrations: Mapping[str, Sequence[Demonstration]] | None = None,
+                   guidelines: str = "") -> RequestPlan:
     """One request per item (columns id, text); duplicates of a body are kept once."""
     for col in ("id", "text"):
         if col not in items.columns:
@@ -67,7 +67,7 @@ def build_requests(items: pd.DataFrame, template: PromptTemplate, spec: Mapping[
         if not isinstance(text, str):
             raise ValueError(f"item {item_id!r}: text is {type(text).__name__}, not a string")
         demos = demonstrations.get(item_id, ()) if demonstrations else ()
-        line = request_line(chat_body(template, spec, text, demos, label_names, positive))
+        line = request_line(chat_body(template, spec, text, demos, label_names, positive, guidelines))
         lines.setdefault(line["custom_id"], line)
         item_ids.append(item_id)
         custom_ids.append(line["custom_id"])

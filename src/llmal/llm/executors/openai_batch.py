@@ -189,6 +189,15 @@ class OpenAIBatchExecutor:
             log.warning("openai_batch: another process works on %s; waiting for it", self.state_dir)
             lock.acquire()
         try:
+            # another job may have answered some of them while this one waited for the lock
+            known = getattr(store, "already_cached", None)
+            answered = known(list(by_id)) if callable(known) else set()
+            if answered:
+                log.info("openai_batch: %d of the %d requests were answered by another job; not sent",
+                         len(answered), len(by_id))
+                by_id = {cid: r for cid, r in by_id.items() if cid not in answered}
+            if not by_id:
+                return
             client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url,
                                    max_retries=self.max_retries, timeout=self.timeout)
             with client, closing(BatchState(self.state_dir / STATE_FILE)) as state:

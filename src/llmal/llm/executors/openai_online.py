@@ -48,13 +48,21 @@ class OnlineStats:
     errors: int = 0
     retries: int = 0
     retry_reasons: dict[str, int] = field(default_factory=dict)
+    maybe_billed: int = 0      # attempts sent that got no answer (timeout, connection lost after sending)
     seconds: float = 0.0
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, message: str, wait: float | None) -> None:
+    def __init__(self, reason: str, message: str, wait: float | None, maybe_billed: bool = False) -> None:
         super().__init__(message)
         self.reason, self.message, self.wait = reason, message, wait
+        self.maybe_billed = maybe_billed
+
+
+def sent_before_failing(exc: BaseException) -> bool:
+    """Whether a connection error came after the request went out (the server may bill it)."""
+    cause = exc.__cause__ or exc.__context__
+    return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 class OpenAIOnlineExecutor:
@@ -114,12 +122,16 @@ class OpenAIOnlineExecutor:
         client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
                                     timeout=self.timeout, max_retries=0)
 
+        sending = getattr(store, "sending", None)
+
         async def worker() -> None:
             while True:
                 try:
                     request = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
+                if callable(sending):   # a kill from here on may leave a billed request behind
+                    sending([str(request.get("custom_id"))])
                 line = await self._send(client, request)
                 store(line)
                 if line["error"] is None:
@@ -146,6 +158,9 @@ class OpenAIOnlineExecutor:
         log.info("openai: %d requests, %d ok, %d errors, %d retries %s in %.1f s",
                  self.stats.requests, self.stats.ok, self.stats.errors, self.stats.retries,
                  self.stats.retry_reasons, self.stats.seconds)
+        if self.stats.maybe_billed:
+            log.warning("openai: %d attempts timed out or lost their connection after sending; the "
+                        "server may have billed them", self.stats.maybe_billed)
 
     async def _send(self, client: openai.AsyncOpenAI, request: RequestLine) -> ResponseLine:
         custom_id = str(request.get("custom_id"))
@@ -158,6 +173,8 @@ class OpenAIOnlineExecutor:
             try:
                 return await self._attempt(client, custom_id, url, body)
             except _Retry as retry:
+                if retry.maybe_billed:
+                    self.stats.maybe_billed += 1
                 if attempt >= self.max_retries:
                     return error_line(custom_id, retry.reason,
                                       f"gave up after {attempt + 1} attempts: {retry.message}")
@@ -174,11 +191,12 @@ class OpenAIOnlineExecutor:
         try:
             # cast_to=httpx.Response: the raw answer, whatever keys the server sends
             response = await client.post(api_path(url), cast_to=httpx.Response, body=body)
-        except openai.APITimeoutError:
-            raise _Retry("timeout", f"no answer within {self.timeout:g} s", None) from None
+        except openai.APITimeoutError as exc:
+            raise _Retry("timeout", f"no answer within {self.timeout:g} s", None,
+                         maybe_billed=sent_before_failing(exc)) from None
         except openai.APIConnectionError as exc:
             raise _Retry("connection_error", self._clean(f"connection failed: {exc.__cause__ or exc}"),
-                         None) from None
+                         None, maybe_billed=sent_before_failing(exc)) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status == 401:  # every other request would fail alike: stop the run
