@@ -284,8 +284,10 @@ def mixture_run(tmp_path_factory):
         "mix": {"kind": "mixture", "members": ["sim_a", "sim_b", "sim_c"], "method": "dawid_skene"},
     }
     config["conditions"] = {"mix_full": {"annotator": "mix", "sampler": "full"}}
-    # sim_a2, a replicate no condition uses, is annotated because the agreement table lists it
-    config["agreement"] = {"annotators": ["sim_a2"]}
+    # sim_a2, a replicate no condition uses, is annotated because the agreement table lists it;
+    # mix_full is lazy (its aggregation is fitted on what it acquires), so the whole-pool mixture
+    # table exists only because the agreement table lists mix too
+    config["agreement"] = {"annotators": ["sim_a2", "mix"]}
     write_config(work, config)
     snakemake(work)
     return work / "results" / "tiny"

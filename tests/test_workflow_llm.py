@@ -362,7 +362,7 @@ def test_rerun_after_a_server_outage_retries_exactly_the_failed_rows(tmp_path: P
     config["annotators"]["unused"] = {"kind": "openai", "model": "gpt-test-online", "prompt": "holistic",
                                       "base_url": "http://127.0.0.1:9/v1", "api_key_env": KEY_ENV}
     config["prices"] = PRICES
-    config["conditions"] = {"gpt_full": {"annotator": "gpt", "sampler": "full"}}
+    config["conditions"] = {"gpt_full": {"annotator": "gpt", "sampler": "full", "annotation": "precomputed"}}
     config["seeds"] = [0]
     write_config(work, config)
     table_path = work / "results" / "tiny" / "annotations" / "gpt.parquet"
