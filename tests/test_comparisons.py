@@ -170,3 +170,15 @@ def test_fpfn_figure_draws_a_degenerate_row_apart_without_squashing_the_others(t
     assert "435↑" in svg and "local_llm (degenerate)" in svg
     plain = fpfn_figure(fpfn, tmp_path / "plain", colors=condition_colors(["a", "b", "local_llm"]))
     assert "435↑" not in next(p for p in plain if p.suffix == ".svg").read_text()
+
+
+def test_aulc_figure_draws_two_conditions_of_one_annotator_and_strategy(tmp_path):
+    from llmal.figures import aulc_figure
+
+    aulc = pd.DataFrame({"condition": ["llm_al", "llm_al_robust", "llm_random"], "encoder": "tfidf",
+                         "single_round": False, "aulc_labels_mean": [0.7, 0.72, 0.65],
+                         "aulc_labels_sd": [0.01, 0.02, 0.01]})
+    paths = aulc_figure(aulc, tmp_path / "aulc", annotator_of=dict.fromkeys(aulc["condition"], "llm"),
+                        strategy_of={"llm_al": "entropy", "llm_al_robust": "entropy", "llm_random": "random"})
+    svg = (tmp_path / "aulc.svg").read_text()
+    assert len(paths) == 2 and "entropy (llm_al_robust)" in svg and "entropy (llm_al)" in svg

@@ -195,6 +195,9 @@ def aulc_figure(aulc: pd.DataFrame, out_base: Path, *, strategy_of: dict[str, st
     encoders = list(dict.fromkeys(aulc["encoder"])) or [""]
     frame = aulc.assign(strategy=[strategy_of.get(c, c) for c in aulc["condition"]],
                         annotator=[annotator_of.get(c, c) for c in aulc["condition"]])
+    # two conditions of one annotator and strategy (e.g. another training recipe): one bar each
+    twice = frame.duplicated(["encoder", "annotator", "strategy"], keep=False)
+    frame.loc[twice, "strategy"] = frame.loc[twice, "strategy"] + " (" + frame.loc[twice, "condition"] + ")"
     annotators = list(dict.fromkeys(frame["annotator"]))
     cmap = matplotlib.colormaps["tab10"]
     acolor = {a: cmap(i % 10) for i, a in enumerate(annotators)}
