@@ -167,14 +167,18 @@ def pick_labels(posterior: np.ndarray, ids: Sequence[str], seed: int) -> tuple[n
     n = posterior.shape[0]
     labels = np.full(n, NO_LABEL, dtype=np.int64)
     tied = np.zeros(n, dtype=bool)
-    u = uniform_per_item(ids, seed, "mixture-tie")
-    for i in range(n):
-        row = posterior[i]
-        if np.isnan(row).any():
-            continue
-        best = np.flatnonzero(np.isclose(row, row.max(), rtol=TIE_RTOL, atol=0.0))
-        tied[i] = best.size > 1
-        labels[i] = best[int(u[i] * best.size)]
+    valid = ~np.isnan(posterior).any(axis=1) if n else np.zeros(0, dtype=bool)
+    if not valid.any():
+        return labels, tied
+    u = uniform_per_item(ids, seed, "mixture-tie")[valid]
+    post = posterior[valid]
+    best = np.isclose(post, post.max(axis=1, keepdims=True), rtol=TIE_RTOL, atol=0.0)
+    n_best = best.sum(axis=1)
+    # the k-th of the tied classes (in class order), k drawn by the item's hash
+    k = (u * n_best).astype(np.int64)
+    rank = np.cumsum(best, axis=1) - 1
+    labels[valid] = np.argmax(best & (rank == k[:, None]), axis=1)
+    tied[valid] = n_best > 1
     return labels, tied
 
 

@@ -73,7 +73,9 @@ class AnswerOracle(Oracle):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._rows: dict[str, dict[str, Any]] = {}
+        self._parts: list[pd.DataFrame] = []      # rows bought, per acquisition (contract columns)
+        self._frame: pd.DataFrame | None = None   # their concatenation, indexed by id
+        self._have: set[str] = set()
         self._paid_requests: set[str] = set()
 
     # subclasses: rows for new items (contract columns), and a price quote for new items
@@ -83,23 +85,24 @@ class AnswerOracle(Oracle):
     def _quote(self, ids: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def _charges(self, ids: Sequence[str], cost: Mapping[str, float], request: Mapping[str, str]) -> np.ndarray:
+    def _charges(self, ids: Sequence[str], cost: Sequence[float], request: Sequence[str]) -> np.ndarray:
+        """What each of `ids` (not bought yet, in order) costs: its full price, or nothing when
+        an earlier item (now or before) already paid its request."""
         paid = set(self._paid_requests)
         out = np.zeros(len(ids))
-        for n, item in enumerate(ids):
-            if item in self._rows:
+        for n, (item, c, rid) in enumerate(zip(ids, cost, request)):
+            if item in self._have:
                 continue
-            rid = request.get(item, "")
             if rid and rid in paid:
                 continue
             if rid:
                 paid.add(rid)
-            out[n] = cost[item]
+            out[n] = c
         return out
 
     def estimate(self, ids: Sequence[str]) -> np.ndarray:
         ids = [str(i) for i in ids]
-        new = [i for i in dict.fromkeys(ids) if i not in self._rows]
+        new = [i for i in dict.fromkeys(ids) if i not in self._have]
         quote = dict(zip(new, self._quote(new))) if new else {}
         seen: set[str] = set()
         out = np.zeros(len(ids))
@@ -111,32 +114,40 @@ class AnswerOracle(Oracle):
 
     def acquire(self, ids: Sequence[str]) -> Bought:
         ids = [str(i) for i in ids]
-        new = [i for i in dict.fromkeys(ids) if i not in self._rows]
-        fetched = self._fetch(new) if new else make_annotations({"id": []})
-        rows = {str(r["id"]): r for r in fetched.to_dict("records")}
-        missing = [i for i in new if i not in rows]
-        if missing:
-            raise OracleError(f"annotator {self.name!r} has no answer for id {missing[0]!r} "
-                              f"({len(missing)} of {len(new)} asked)")
+        new = [i for i in dict.fromkeys(ids) if i not in self._have]
         charged = np.zeros(len(ids))
-        first = {i: n for n, i in reversed(list(enumerate(ids)))}
         if new:
-            per_new = self._charges(new, {i: float(rows[i]["cost_usd"]) for i in new},
-                                    {i: str(rows[i].get("request_id") or "") for i in new})
+            fetched = self._fetch(new).drop_duplicates("id")
+            fetched = fetched.set_index(fetched["id"].astype(str), drop=False)
+            missing = [i for i in new if i not in fetched.index]
+            if missing:
+                raise OracleError(f"annotator {self.name!r} has no answer for id {missing[0]!r} "
+                                  f"({len(missing)} of {len(new)} asked)")
+            fetched = fetched.loc[new]
+            per_new = self._charges(new, fetched["cost_usd"].astype(float).tolist(),
+                                    fetched["request_id"].astype(str).tolist())
+            first = {i: n for n, i in reversed(list(enumerate(ids)))}
             for item, cost in zip(new, per_new):
                 charged[first[item]] = cost
-        for item in new:
-            self._rows[item] = rows[item]
-            rid = str(rows[item].get("request_id") or "")
-            if rid:
-                self._paid_requests.add(rid)
+            self._parts.append(fetched)
+            self._frame = None
+            self._have.update(new)
+            self._paid_requests.update(r for r in fetched["request_id"].astype(str) if r)
         return Bought(self.current(ids), charged)
 
+    def _bought(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = (pd.concat(self._parts) if self._parts
+                           else make_annotations({"id": []}).set_index("id", drop=False))
+            self._parts = [self._frame]
+        return self._frame
+
     def current(self, ids: Sequence[str]) -> pd.DataFrame:
-        try:
-            return make_annotations([self._rows[str(i)] for i in ids])
-        except KeyError as e:
-            raise OracleError(f"annotator {self.name!r}: id {e.args[0]!r} was never acquired") from None
+        ids = [str(i) for i in ids]
+        unknown = [i for i in ids if i not in self._have]
+        if unknown:
+            raise OracleError(f"annotator {self.name!r}: id {unknown[0]!r} was never acquired")
+        return self._bought().loc[ids].reset_index(drop=True)
 
 
 class TableOracle(AnswerOracle):
@@ -144,11 +155,13 @@ class TableOracle(AnswerOracle):
 
     def __init__(self, name: str, table: pd.DataFrame, demonstrations: Sequence[str] = ()) -> None:
         super().__init__(name)
-        self._table = table.assign(id=table["id"].astype(str)).set_index("id", drop=False)
+        table = make_annotations(table)   # tables written before optional columns existed
+        self._table = table.set_index(table["id"], drop=False)
+        self._visible = set(self._table.index)
         self._demos = [str(d) for d in demonstrations]
 
     def visible(self) -> set[str] | None:
-        return set(self._table.index)
+        return self._visible
 
     def demonstration_ids(self) -> list[str]:
         return list(self._demos)
@@ -161,12 +174,12 @@ class TableOracle(AnswerOracle):
         return self._table.loc[ids]
 
     def _fetch(self, ids: list[str]) -> pd.DataFrame:
-        return make_annotations(self._lookup(ids).reset_index(drop=True))
+        return self._lookup(ids).reset_index(drop=True)
 
     def _quote(self, ids: list[str]) -> np.ndarray:
         rows = self._lookup(ids)
-        return self._charges(ids, dict(zip(ids, rows["cost_usd"].astype(float))),
-                             dict(zip(ids, rows["request_id"].astype(str))))
+        return self._charges(ids, rows["cost_usd"].astype(float).tolist(),
+                             rows["request_id"].astype(str).tolist())
 
 
 class LazyOracle(AnswerOracle):
@@ -207,9 +220,10 @@ class LazyOracle(AnswerOracle):
         return table
 
     def _quote(self, ids: list[str]) -> np.ndarray:
-        bought = [r for r in self._rows.values() if float(r["cost_usd"]) > 0]
-        if bought:
-            return np.full(len(ids), float(np.mean([float(r["cost_usd"]) for r in bought])))
+        costs = self._bought()["cost_usd"].astype(float) if self._have else pd.Series(dtype=float)
+        paid = costs[costs > 0]
+        if len(paid):
+            return np.full(len(ids), float(paid.mean()))
         return np.asarray(self._quote_fn(ids), dtype=float)
 
     def stats(self) -> dict[str, Any]:
@@ -241,10 +255,10 @@ class MixtureOracle(Oracle):
         return [i for i in ids if vis is None or i in vis]
 
     def visible(self) -> set[str] | None:
-        sets = [m.visible() for m in self.members.values()]
-        if any(s is None for s in sets):
-            return None
-        return set().union(*sets)  # type: ignore[arg-type]
+        if not hasattr(self, "_visible"):
+            sets = [m.visible() for m in self.members.values()]
+            self._visible = None if any(s is None for s in sets) else set().union(*sets)  # type: ignore[arg-type]
+        return self._visible
 
     def estimate(self, ids: Sequence[str]) -> np.ndarray:
         ids = [str(i) for i in ids]
@@ -282,10 +296,11 @@ class MixtureOracle(Oracle):
             for m, member in self.members.items():
                 asked = self._member_ids(member, self._acquired)
                 tables[m] = member.current(asked) if asked else make_annotations({"id": []})
-            self._fit = self._aggregate(tables).set_index("id", drop=False)
+            fit = self._aggregate(tables)
+            self._fit = fit.set_index(fit["id"].astype(str), drop=False)
             self._fit_ids = tuple(self._acquired)
             self.fits += 1
-        return make_annotations(self._fit.loc[ids].reset_index(drop=True))
+        return self._fit.loc[ids].reset_index(drop=True)
 
     def demonstration_ids(self) -> list[str]:
         out: list[str] = []
