@@ -218,7 +218,7 @@ def check_llm_requests(config: dict[str, Any], explicit: dict[str, set[str]] | N
 
 # what decides an LLM annotator's request bodies and backend (not retries, polling, ...)
 REQUEST_KEYS = ("kind", "model", "prompt", "base_url", "engine_args", "limit", "demonstrations",
-                "guidelines")
+                "guidelines", "samples")
 
 
 def request_identity(spec: dict[str, Any]) -> str:
