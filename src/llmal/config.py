@@ -23,7 +23,7 @@ PROMPTS_DIR = ROOT / "config" / "prompts"
 
 FEATURE_ENCODERS = ("tfidf", "sentence_transformer")
 LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
-TABLE_KINDS = ("human", "simulated")   # replayed from their annotation tables in every mode
+TABLE_KINDS = ("human", "simulated", "precomputed")   # replayed from their tables in every mode
 LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
 RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",)}
 
@@ -451,7 +451,8 @@ def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, 
     llms = [a for a in tree if annotators[a]["kind"] in LLM_KINDS]
     # gold labels a run buys: the reweighting meta set, the demonstration pools of its LLMs
     buys_gold = "reweight" in (cond.get("training") or {}) or any(
-        annotators[a].get("demonstrations") for a in llms)
+        annotators[a].get("demonstrations") for a in llms) or any(
+        annotators[a].get("method") == "learned" for a in tree)
     lazy: dict[str, Any] = {}
     if mode == "lazy" and llms:
         models = {str(annotators[a]["model"]) for a in llms}
