@@ -264,13 +264,9 @@ def test_al_loop_draws_the_meta_set_from_dev_gold_only():
         draw_meta_set([], np.zeros(0), size=4, seed=0)
 
 
-def test_logistic_recipe_refuses_a_meta_set_and_negatives():
+def test_logistic_recipe_refuses_a_meta_set():
     with pytest.raises(ValueError, match="training.reweight.*finetune"):
         run({"reweight": {"meta_size": 8, "seed": 0}})
-    items, split, ann, feats = noisy_world()
-    head = LogisticHead(feats, recipe={}, n_classes=2, seed=0)
-    with pytest.raises(ValueError, match="training.negative_learning.*finetune"):
-        head.fit(["i0300"], np.array([1]), negatives=(["i0301"], np.array([[True, False]]), 0.1))
 
 
 # --- negative learning --------------------------------------------------------------------
@@ -333,7 +329,8 @@ def test_al_loop_trains_unlabelled_mixture_items_negatively(text_task):
     res = simulate(items=items, split=split, annotations=ann, classifier=clf, sampler="random",
                    settings={"initial": 20, "batch": 20, "rounds": 1}, label_names=NAMES,
                    positive="pos", seed=0,
-                   training={"negative_learning": {"weight": 0.2, "growth": 3.0}},
+                   training={"negative_learning": {"weight": 0.2, "growth": 3.0,
+                                                      "rule": "rejected_by_all"}},
                    log=lambda m: None)
     status = ann.set_index("id")["status"]
     for rnd, negatives in enumerate(received):
@@ -371,7 +368,6 @@ def test_training_block_is_validated_and_reaches_the_run_spec():
     ({"discrepancy_alpha": 1.5}, "conditions.noisy_al.training.discrepancy_alpha"),
     ({"label_smoothing": 0.1}, "conditions.noisy_al.training"),
     ({"negative_learning": {"weight": -1}}, "conditions.noisy_al.training.negative_learning.weight"),
-    ({"negative_learning": {}}, "conditions.noisy_al.training.negative_learning"),  # logistic
     ({"reweight": {"meta_size": 0}}, "conditions.noisy_al.training.reweight.meta_size"),
     ({"reweight": {"meta_size": 8}}, "conditions.noisy_al.training.reweight"),  # logistic recipe
 ])

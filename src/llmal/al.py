@@ -24,7 +24,7 @@ from llmal.engine.schedule import (BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_E
 from llmal.engine.task import ClassificationTask
 from llmal.models.base import Classifier
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
-                                draw_meta_ids, rejected_classes)
+                                draw_meta_ids, negative_mask, soft_targets)
 from llmal.strategies import make_strategy
 from llmal.strategies.model_context import ModelContext
 
@@ -58,7 +58,6 @@ class _Run:
         self.queried: list[dict[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.predicted_at_query: dict[str, int] = {}
-        self.rejected: dict[str, np.ndarray] = {}
         self.fitted = False
         self.n_usable = 0
         self.n_aggregator_gold = 0
@@ -131,7 +130,12 @@ class _Run:
                     ok_labels, np.array([self.predicted_at_query.get(i, NO_PREDICTION) for i in ok_ids]),
                     self.options.discrepancy_alpha)
                 trained["n_downweighted"] = int((weights != 1.0).sum())
-            self.classifier.fit(ok_ids, ok_labels, sample_weight=weights, dev=self.dev_labels(), **extra)
+            fit_ids, fit_labels = ok_ids, ok_labels
+            if self.options.soft_labels and table is not None:   # cross-entropy against `probs`
+                fit_ids, fit_labels, weights = soft_targets(ok_ids, ok_labels, table,
+                                                            self.task.label_names, weights)
+                trained["n_soft_rows"] = len(fit_ids)
+            self.classifier.fit(fit_ids, fit_labels, sample_weight=weights, dev=self.dev_labels(), **extra)
             self.fitted = True
             self.probs_test = self.classifier.predict_proba(self.task.ids["test"])
             trained.update({k: v for k, v in self.classifier.info().items() if k in ROUND_TRAINING_KEYS})
@@ -153,14 +157,15 @@ class _Run:
         return (ids, labels) if ids else None
 
     def _negative_items(self, table: pd.DataFrame, weight: float) -> tuple[list[str], np.ndarray, float] | None:
-        """Bought items without a label whose rejected classes are known (S1's negative learning)."""
+        """Bought items with complementary labels under the options' rule (S1's negative
+        learning: classes whose mean member probability is at most the threshold, or the
+        classes no member chose for items without a label)."""
         ids, masks = [], []
-        for row in table.itertuples():
-            if row.status == "ok":
-                continue
-            mask = self.rejected.get(row.id)
-            if mask is None:
-                mask = self.rejected[row.id] = rejected_classes(str(row.answers), self.task.label_names, item=row.id)
+        probs = table["probs"] if "probs" in table.columns else pd.Series("{}", index=table.index)
+        for row, cell in zip(table.itertuples(), probs.astype(str)):
+            label = int(row.label) if row.status == "ok" else None
+            mask = negative_mask(str(row.answers), cell, label, self.task.label_names, self.options,
+                                 item=row.id)
             if mask.any():
                 ids.append(row.id)
                 masks.append(mask)

@@ -112,6 +112,14 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
                 for label in spec.get(key, {}):
                     if label not in labels["names"]:
                         fail(f"annotators.{name}.{key}.{label}", f"unknown label (labels.names: {labels['names']})")
+        if spec["kind"] == "precomputed" and spec.get("file") and not Path(spec["file"]).exists():
+            fail(f"annotators.{name}.file", f"{spec['file']} does not exist")
+        if spec["kind"] == "precomputed":
+            for raw, target in (spec.get("label_map") or {}).items():
+                if target not in labels["names"] and not (isinstance(target, int) and not isinstance(
+                        target, bool) and 0 <= target < len(labels["names"])):
+                    fail(f"annotators.{name}.label_map.{raw}", f"{target!r} is not a label "
+                         f"(labels.names: {labels['names']})")
         if spec["kind"] in LLM_KINDS:
             prompt = spec["prompt"]
             if prompt.endswith((".yaml", ".yml")):
@@ -147,8 +155,7 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
         if not bad_encoder and not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
         _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
-        for option, what in (("reweight", "learning to reweight"),
-                             ("negative_learning", "negative learning")):
+        for option, what in (("reweight", "learning to reweight"),):
             if option in (cond.get("training") or {}) and recipes[recipe]["kind"] != "finetune":
                 fail(f"{key}.training.{option}",
                      f"{what} needs a recipe of kind finetune; recipe {recipe!r} is "

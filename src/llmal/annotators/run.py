@@ -48,6 +48,9 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
     elif kind == "simulated":
         from llmal.annotators.simulated import annotate_simulated
         table = annotate_simulated(todo, spec, labels["names"])
+    elif kind == "precomputed":
+        from llmal.annotators.precomputed import annotate_precomputed
+        table = annotate_precomputed(todo, spec, labels["names"], name=name, log=log)
     elif kind in LLM_KINDS:
         from llmal.encoders import load_features
         from llmal.llm.annotate import annotate_with_llm
