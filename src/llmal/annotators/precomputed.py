@@ -124,7 +124,7 @@ def annotate_precomputed(items: pd.DataFrame, spec: Mapping[str, Any], label_nam
     lookup = label_lookup(label_names, spec.get("label_map"), where=f"{where}.label_map")
     lower = {k.lower(): v for k, v in lookup.items()}
     wanted = set(items["id"].astype(str))
-    unknown = int((~df[id_col].isin(set(map(str, items["id"]))) if spec.get("file") else np.zeros(0, bool)).sum())
+    unknown = int((~df[id_col].isin(wanted)).sum()) if spec.get("file") else 0
     df = df[df[id_col].isin(wanted)].set_index(id_col, drop=False)
     default_model = spec.get("model") or f"precomputed:{Path(str(spec.get('file', ''))).name or 'items'}/{label_col}"
     rows = []
@@ -151,6 +151,7 @@ def annotate_precomputed(items: pd.DataFrame, spec: Mapping[str, Any], label_nam
     table = make_annotations(rows) if rows else make_annotations({"id": []})
     counts = table["status"].value_counts().to_dict()
     log(f"{name}: {len(table)} answers from {source} ({counts})"
-        + (f"; {unknown} row(s) for ids the dataset does not have were left out" if unknown else "")
+        + (f"; {unknown} row(s) for ids outside the pool and dev items (test items, or ids the "
+           "dataset does not have) were left out" if unknown else "")
         + (f"; {len(wanted) - len(table)} pool/dev item(s) have no row" if len(table) < len(wanted) else ""))
     return table
