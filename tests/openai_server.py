@@ -17,7 +17,10 @@ It emulates the rules of reasoning models (GPT-5 family, o-series, by model name
 `temperature`/`top_p` other than 1 and `logprobs` are rejected with HTTP 400 (online and in
 batch lines), `usage.completion_tokens_details.reasoning_tokens` grows with `reasoning_effort`
 and is part of `completion_tokens`; other models reject `reasoning_effort`. It honours `n`
-(n choices, n times the completion tokens) and `logprobs`/`top_logprobs`, and reports
+(n choices, n times the completion tokens) and `logprobs`/`top_logprobs` (each enum question has
+a distribution over its options, choice_distribution: temperature 0 answers its argmax, a
+temperature > 0 draws per choice and request seed, and the logprobs of an answer value list the
+options with their log-probabilities), and reports
 `prompt_tokens_details.cached_tokens` for a prompt prefix (everything before the last user
 message) it has seen before for that model, like a provider's prompt cache.
 
@@ -34,6 +37,7 @@ import argparse
 import email.parser
 import email.policy
 import hashlib
+import itertools
 import json
 import math
 import queue
@@ -136,8 +140,29 @@ def schema_properties(body: JsonDict) -> dict[str, JsonDict] | None:
     return properties if isinstance(properties, dict) else None
 
 
-def expected_answer(body: JsonDict) -> JsonDict | str:
-    """The deterministic well-formed answer: a JSON object for a json_schema request, else text."""
+def choice_distribution(text: str, name: str, options: list[Any]) -> list[float]:
+    """The "model's" distribution over one enum question's options: the hashed pick gets
+    0.55..0.95 of the mass, the others share the rest. Its argmax is the temperature-0 answer;
+    at temperature > 0 answers are drawn from it, and logprobs report it."""
+    u = uniform(0, "answer", text, name)
+    best = int(u * len(options))
+    top = 0.55 + 0.4 * uniform(0, "confidence", text, name)
+    rest = (1.0 - top) / max(1, len(options) - 1)
+    return [top if i == best else rest for i in range(len(options))] if len(options) > 1 else [1.0]
+
+
+def sampling(body: JsonDict) -> bool:
+    """Answers are drawn (not argmax) when the request asks for temperature > 0."""
+    t = body.get("temperature")
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0
+
+
+def expected_answer(body: JsonDict, index: int = 0) -> JsonDict | str:
+    """The deterministic well-formed answer: a JSON object for a json_schema request, else text.
+
+    At temperature 0 (or none) the argmax of each question's distribution; at temperature > 0
+    choice `index` is a draw seeded by (text, request seed, index), so `n` choices and requests
+    with other seeds differ."""
     text = last_user_text(body)
     properties = schema_properties(body)
     if properties is None:
@@ -147,7 +172,13 @@ def expected_answer(body: JsonDict) -> JsonDict | str:
         u = uniform(0, "answer", text, name)
         if isinstance(prop, dict) and prop.get("enum"):
             options = list(prop["enum"])
-            answer[name] = options[int(u * len(options))]
+            dist = choice_distribution(text, name, options)
+            if sampling(body):
+                draw = uniform(0, "sample", text, name, body.get("seed"), index)
+                pick = next((i for i, c in enumerate(itertools.accumulate(dist)) if draw < c), len(options) - 1)
+            else:
+                pick = max(range(len(options)), key=dist.__getitem__)
+            answer[name] = options[pick]
         elif isinstance(prop, dict) and prop.get("type") == "boolean":
             answer[name] = u < 0.5
         elif isinstance(prop, dict) and prop.get("type") in ("number", "integer"):
@@ -163,8 +194,8 @@ def malformed_kind(faults: Faults, body_hash: str) -> str | None:
     return MALFORMED_KINDS[int(uniform(faults.seed, "malformed-kind", body_hash) * 3)]
 
 
-def answer_content(body: JsonDict, malformed: str | None) -> str:
-    answer = expected_answer(body)
+def answer_content(body: JsonDict, malformed: str | None, index: int = 0) -> str:
+    answer = expected_answer(body, index)
     if malformed is None:
         return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
     if malformed == "not_json":
@@ -223,16 +254,61 @@ def prefix_text(body: JsonDict) -> str:
     return "".join(_message_text(m) for m in messages[:last_user])
 
 
-def logprobs_of(content: str, top: int) -> JsonDict:
-    pieces = [content[i:i + 4] for i in range(0, len(content), 4)] or [""]
-    return {"content": [{"token": piece, "logprob": -0.01, "bytes": list(piece.encode()),
-                         "top_logprobs": [{"token": piece, "logprob": -0.01, "bytes": list(piece.encode())}]
-                         [:max(top, 0)]} for piece in pieces], "refusal": None}
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
-def chat_completion(body: JsonDict, content: str, usage: JsonDict) -> JsonDict:
+def logprobs_of(content: str, top: int, body: JsonDict | None = None) -> JsonDict:
+    """Token logprobs of `content`. A JSON answer is split into tokens at its strings (`"`,
+    the string, `"`), and at each answer value `top_logprobs` lists the question's options with
+    the log of their probability (choice_distribution); other content is split every 4 chars
+    with a flat logprob."""
+    def entry(piece: str, logprob: float, alternatives: list[tuple[str, float]]) -> JsonDict:
+        alts = alternatives or [(piece, logprob)]
+        return {"token": piece, "logprob": logprob, "bytes": list(piece.encode()),
+                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
+                                 for t, lp in alts][:max(top, 0)]}
+
+    properties = schema_properties(body or {}) or {}
+    try:
+        parsed = json.loads(content)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or not properties:
+        pieces = [content[i:i + 4] for i in range(0, len(content), 4)] or [""]
+        return {"content": [entry(p, -0.01, []) for p in pieces], "refusal": None}
+    text = last_user_text(body or {})
+    tokens: list[JsonDict] = []
+    pos, key = 0, None
+    for m in _STRING.finditer(content):
+        if m.start() > pos:
+            tokens.append(entry(content[pos:m.start()], -0.0001, []))
+        inner = m.group()[1:-1]
+        before = content[:m.start()].rstrip()
+        tokens.append(entry('"', -0.0001, []))
+        prop = properties.get(key) if key is not None and before.endswith(":") else None
+        if isinstance(prop, dict) and prop.get("enum") and inner:
+            options = list(prop["enum"])
+            dist = choice_distribution(text, str(key), options)
+            alts = sorted(((o, math.log(p)) for o, p in zip(options, dist)), key=lambda a: -a[1])
+            own = dict(alts).get(inner, -0.0001)
+            tokens.append(entry(inner, own, alts))
+            key = None
+        elif inner:
+            tokens.append(entry(inner, -0.0001, []))
+            key = inner if not before.endswith(":") else None
+        tokens.append(entry('"', -0.0001, []))
+        pos = m.end()
+    if pos < len(content):
+        tokens.append(entry(content[pos:], -0.0001, []))
+    return {"content": tokens, "refusal": None}
+
+
+def chat_completion(body: JsonDict, content: str, usage: JsonDict, malformed: str | None = None) -> JsonDict:
+    """The completion: `n` choices; at temperature > 0 choice i > 0 is its own draw."""
     n = int(body.get("n") or 1)
-    logprobs = logprobs_of(content, int(body.get("top_logprobs") or 0)) if body.get("logprobs") else None
+    contents = [content] + [content if malformed or not sampling(body) else answer_content(body, None, i)
+                            for i in range(1, n)]
+    top = int(body.get("top_logprobs") or 0)
     return {
         "id": "chatcmpl-" + uuid.uuid4().hex[:24],
         "object": "chat.completion",
@@ -240,10 +316,10 @@ def chat_completion(body: JsonDict, content: str, usage: JsonDict) -> JsonDict:
         "model": body.get("model", "test-model"),
         "choices": [{
             "index": i,
-            "message": {"role": "assistant", "content": content, "refusal": None},
-            "logprobs": logprobs,
+            "message": {"role": "assistant", "content": c, "refusal": None},
+            "logprobs": logprobs_of(c, top, body) if body.get("logprobs") else None,
             "finish_reason": "stop",
-        } for i in range(n)],
+        } for i, c in enumerate(contents)],
         "usage": usage,
         "system_fingerprint": "fp_llmal_test",
     }
@@ -472,7 +548,7 @@ class BatchWorker(threading.Thread):
                      "error": None}, None)
         body_hash = canonical_hash(body)
         content, malformed, usage = state.answer(body, body_hash)
-        completion = chat_completion(body, content, usage)
+        completion = chat_completion(body, content, usage, malformed)
         bill = {"kind": "batch", "batch_id": batch_id, "custom_id": custom_id, "body_hash": body_hash,
                 "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
                 "t": time.time()}
@@ -642,7 +718,7 @@ class Handler(BaseHTTPRequestHandler):
         state.bill([{"kind": "chat", "custom_id": None, "body_hash": body_hash, "attempt": attempt,
                      "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
                      "slow": fault == "slow", "t": time.time()}])
-        return self._send(200, chat_completion(body, content, usage))
+        return self._send(200, chat_completion(body, content, usage, malformed))
 
     def _upload(self, raw: bytes) -> None:
         content_type = self.headers.get("Content-Type", "")

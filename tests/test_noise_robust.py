@@ -15,7 +15,7 @@ from llmal.encoders import Features
 from llmal.models.logistic import LogisticHead
 from llmal.annotators.mixture import annotate_mixture
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
-                                draw_meta_set, rejected_classes)
+                                draw_meta_set, negative_mask, rejected_classes, soft_targets)
 from llmal.tables import make_annotations
 
 torch = pytest.importorskip("torch")
@@ -264,13 +264,9 @@ def test_al_loop_draws_the_meta_set_from_dev_gold_only():
         draw_meta_set([], np.zeros(0), size=4, seed=0)
 
 
-def test_logistic_recipe_refuses_a_meta_set_and_negatives():
+def test_logistic_recipe_refuses_a_meta_set():
     with pytest.raises(ValueError, match="training.reweight.*finetune"):
         run({"reweight": {"meta_size": 8, "seed": 0}})
-    items, split, ann, feats = noisy_world()
-    head = LogisticHead(feats, recipe={}, n_classes=2, seed=0)
-    with pytest.raises(ValueError, match="training.negative_learning.*finetune"):
-        head.fit(["i0300"], np.array([1]), negatives=(["i0301"], np.array([[True, False]]), 0.1))
 
 
 # --- negative learning --------------------------------------------------------------------
@@ -333,7 +329,8 @@ def test_al_loop_trains_unlabelled_mixture_items_negatively(text_task):
     res = simulate(items=items, split=split, annotations=ann, classifier=clf, sampler="random",
                    settings={"initial": 20, "batch": 20, "rounds": 1}, label_names=NAMES,
                    positive="pos", seed=0,
-                   training={"negative_learning": {"weight": 0.2, "growth": 3.0}},
+                   training={"negative_learning": {"weight": 0.2, "growth": 3.0,
+                                                      "rule": "rejected_by_all"}},
                    log=lambda m: None)
     status = ann.set_index("id")["status"]
     for rnd, negatives in enumerate(received):
@@ -371,7 +368,6 @@ def test_training_block_is_validated_and_reaches_the_run_spec():
     ({"discrepancy_alpha": 1.5}, "conditions.noisy_al.training.discrepancy_alpha"),
     ({"label_smoothing": 0.1}, "conditions.noisy_al.training"),
     ({"negative_learning": {"weight": -1}}, "conditions.noisy_al.training.negative_learning.weight"),
-    ({"negative_learning": {}}, "conditions.noisy_al.training.negative_learning"),  # logistic
     ({"reweight": {"meta_size": 0}}, "conditions.noisy_al.training.reweight.meta_size"),
     ({"reweight": {"meta_size": 8}}, "conditions.noisy_al.training.reweight"),  # logistic recipe
 ])
@@ -395,3 +391,132 @@ def test_snakemake_run_with_discrepancy_downweighting(tmp_path):
     assert rounds["n_downweighted"].tolist()[0] == 0 and rounds["n_downweighted"].iloc[-1] > 0
     run = json.loads((run_dir / "run.json").read_text())
     assert run["spec"]["training"] == {"discrepancy_alpha": 0.5}
+
+
+# --- S1's negative learning rule, with the logistic recipe and with fine-tuning ----------
+
+def test_s1_rule_masks_classes_of_negligible_mean_member_probability():
+    names = ["a", "b", "c"]
+    options = TrainingOptions.from_config({"negative_learning": {}})
+    assert options.negative_rule == "probability" and options.negative_threshold == 0.001
+    assert [options.negative_weight_at(r) for r in (0, 1, 5)] == pytest.approx([0.4, 0.46, 0.7])
+    answers = json.dumps({"member_mean": {"a": 0.7, "b": 0.0005, "c": 0.2995}})
+    np.testing.assert_array_equal(negative_mask(answers, "{}", 0, names, options, item="x"), [False, True, False])
+    # the item's own label is never a complementary label
+    np.testing.assert_array_equal(negative_mask(answers, "{}", 1, names, options, item="x"), [False, False, False])
+    # no mixture: the annotator's own recorded distribution (logprobs), else nothing
+    probs = json.dumps({"label": {"a": 0.0001, "b": 0.9, "c": 0.0999}})
+    np.testing.assert_array_equal(negative_mask("{}", probs, 1, names, options, item="x"), [True, False, False])
+    assert not negative_mask("{}", "{}", 1, names, options, item="x").any()
+    strict = TrainingOptions.from_config({"negative_learning": {"threshold": 0.0}})
+    assert not negative_mask(answers, "{}", 0, names, strict, item="x").any()
+    with pytest.raises(ValueError, match="rule must be one of"):
+        TrainingOptions.from_config({"negative_learning": {"rule": "maybe"}})
+
+
+def test_softmax_regression_equals_sklearn_without_negatives():
+    from sklearn.linear_model import LogisticRegression
+    from llmal.models.softmax import SoftmaxRegression
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    X = rng.normal(size=(200, 4)) + np.eye(3)[y] @ rng.normal(size=(3, 4)) * 2
+    ours = SoftmaxRegression(3, C=1.0, class_weight="balanced", tol=1e-9).fit(X, y)
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-4)
+
+
+def _three_blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 3)) * 1.5 + np.eye(3)[y] * 1.0
+    ids = np.array([f"b{k:03d}" for k in range(n)])
+    return ids, y, Features(ids, X)
+
+
+def test_logistic_negative_learning_lowers_the_rejected_class_probability():
+    """Planted: the complementary term rejects class 2 for 150 unlabelled items of every class;
+    with it, their predicted probability of class 2 drops, and the labelled fit stays usable."""
+    ids, y, feats = _three_blobs()
+    labelled, negative = list(ids[:60]), list(ids[60:210])
+    rejected = np.zeros((len(negative), 3), dtype=bool)
+    rejected[:, 2] = True
+    plain = LogisticHead(feats, recipe={}, n_classes=3, seed=0).fit(labelled, y[:60])
+    nl = LogisticHead(feats, recipe={}, n_classes=3, seed=0).fit(
+        labelled, y[:60], negatives=(negative, rejected, 1.0))
+    p_plain = plain.predict_proba(negative)[:, 2].mean()
+    p_nl = nl.predict_proba(negative)[:, 2].mean()
+    assert p_nl < p_plain - 0.1
+    held = list(ids[210:])
+    assert np.mean(nl.predict_proba(held).argmax(1)[y[210:] != 2] == y[210:][y[210:] != 2]) > 0.5
+    assert nl.perturbed_proba(held[:5], passes=2, scale=0.1, seed=0).shape == (2, 5, 3)
+
+
+def test_al_loop_runs_s1_negative_learning_with_the_logistic_recipe():
+    ids, y, feats = _three_blobs()
+    items = pd.DataFrame({"id": ids, "text": "t", "gold": y, "topic": "a", "source": "s"})
+    split = pd.DataFrame({"id": ids, "split": ["test"] * 80 + ["dev"] * 20 + ["pool"] * 200})
+    rng = np.random.default_rng(1)
+    members = {f"m{j}": make_annotations({"id": ids[80:], "label": pd.Series(
+        np.where(rng.random(220) < 0.8, y[80:], rng.integers(0, 3, 220)), dtype="Int64")}) for j in range(2)}
+    ann = annotate_mixture(members, {"method": "majority"}, ["a", "b", "c"], log=lambda m: None)
+    head = LogisticHead(feats, recipe={}, n_classes=3, seed=0)
+    received = []
+    real_fit = head.fit
+    head.fit = lambda *a, **kw: (received.append(kw.get("negatives")), real_fit(*a, **kw))[1]
+    res = simulate(items=items, split=split, annotations=ann, classifier=head, sampler="random",
+                   settings={"initial": 30, "batch": 30, "rounds": 2}, label_names=["a", "b", "c"],
+                   positive=None, seed=0, training={"negative_learning": {}}, log=lambda m: None)
+    assert len(received) == 3
+    for rnd, negatives in enumerate(received):
+        assert negatives is not None and negatives[2] == pytest.approx(0.4 + 0.06 * rnd)
+        assert res.rounds.loc[rnd, "n_negative"] == len(negatives[0]) > 0
+        # two hard-label members: the complementary classes are those neither chose
+        table = ann.set_index("id").loc[negatives[0]]
+        for (item, row), mask in zip(table.iterrows(), negatives[1]):
+            chosen = {members[m].set_index("id").loc[item, "label"] for m in members}
+            assert set(np.flatnonzero(mask)) == {0, 1, 2} - chosen
+
+
+def test_al_loop_runs_s1_negative_learning_with_fine_tuning(text_task):
+    all_ids, gold, items, split = text_world(text_task)
+    abstain = np.arange(len(all_ids)) % 3 == 0
+    first = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64"), "status": "ok"})
+    second = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64").mask(abstain),
+                               "status": np.where(abstain, "invalid", "ok")})
+    ann = annotate_mixture({"m1": first, "m2": second}, {"min_votes": 2}, NAMES, log=lambda m: None)
+    ann = ann[~ann["id"].isin(all_ids[:24])]
+    clf = _finetune(text_task["texts"], text_task["bert"], epochs=1, lr=1e-3)
+    received = []
+    real_fit = clf.fit
+    clf.fit = lambda *a, **kw: (received.append(kw.get("negatives")), real_fit(*a, **kw))[1]
+    res = simulate(items=items, split=split, annotations=ann, classifier=clf, sampler="random",
+                   settings={"initial": 20, "batch": 20, "rounds": 1}, label_names=NAMES,
+                   positive="pos", seed=0, training={"negative_learning": {"threshold": 0.001}},
+                   log=lambda m: None)
+    position = {i: k for k, i in enumerate(all_ids)}
+    for rnd, negatives in enumerate(received):
+        so_far = res.queried.loc[res.queried["round"] <= rnd, "id"].tolist()
+        # every bought item: both members (or the one that answered) chose gold, so 1 - gold
+        # has mean member probability 0, labelled or not
+        assert negatives[0] == so_far and negatives[2] == pytest.approx(0.4 + 0.06 * rnd)
+        np.testing.assert_array_equal(negatives[1], np.eye(2, dtype=bool)[[1 - gold[position[i]] for i in so_far]])
+        assert res.rounds.loc[rnd, "n_negative"] == len(so_far)
+
+
+def test_soft_labels_train_on_the_label_distribution():
+    ids, y, feats = _three_blobs()
+    dist = [{"label": {"a": 0.6, "b": 0.4}} if k % 2 else {} for k in range(len(ids))]
+    table = make_annotations({"id": ids, "label": y, "probs": dist})
+    out_ids, out_labels, out_w = soft_targets(list(ids[:4]), y[:4], table, ["a", "b", "c"], np.array([1, 1, 0.5, 0.5]))
+    assert out_ids == [ids[0], ids[1], ids[1], ids[2], ids[3], ids[3]]
+    assert out_labels.tolist() == [y[0], 0, 1, y[2], 0, 1]
+    assert out_w == pytest.approx([1, 0.6, 0.4, 0.5, 0.3, 0.2])
+    items = pd.DataFrame({"id": ids, "text": "t", "gold": y, "topic": "a", "source": "s"})
+    split = pd.DataFrame({"id": ids, "split": ["test"] * 80 + ["dev"] * 20 + ["pool"] * 200})
+    head = LogisticHead(feats, recipe={}, n_classes=3, seed=0)
+    res = simulate(items=items, split=split, annotations=table[table["id"].isin(ids[80:])], classifier=head,
+                   sampler="random", settings={"initial": 30, "batch": 30, "rounds": 1},
+                   label_names=["a", "b", "c"], positive=None, seed=0, training={"soft_labels": True},
+                   log=lambda m: None)
+    assert (res.rounds["n_soft_rows"] > res.rounds["n_train"]).all()

@@ -53,6 +53,32 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int | None = None) -> f
     return float((observed - expected) / (1.0 - expected))
 
 
+KAPPA_Z = 1.959964  # 95% normal interval
+
+
+def kappa_interval(a: np.ndarray, b: np.ndarray, n_classes: int, z: float = KAPPA_Z) -> tuple[float, float]:
+    """An analytic 95% confidence interval of Cohen's kappa: kappa +- z * SE with the large-sample
+    (non-null) standard error of Fleiss, Cohen & Everitt (1969); (NaN, NaN) when kappa is
+    undefined. Clipped to [-1, 1]."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    kappa = cohen_kappa(a, b, n_classes)
+    if a.size < 2 or np.isnan(kappa):
+        return float("nan"), float("nan")
+    probs = np.zeros((n_classes, n_classes))
+    np.add.at(probs, (a, b), 1.0)
+    probs /= a.size
+    rows, cols = probs.sum(axis=1), probs.sum(axis=0)
+    pe = float(rows @ cols)
+    term_a = float((np.diag(probs) * (1 - (rows + cols) * (1 - kappa)) ** 2).sum())
+    term_b = probs * (cols[:, None] + rows[None, :]) ** 2
+    np.fill_diagonal(term_b, 0.0)
+    term_b_sum = (1 - kappa) ** 2 * float(term_b.sum())
+    term_c = (kappa - pe * (1 - kappa)) ** 2
+    var = max((term_a + term_b_sum - term_c) / (1 - pe) ** 2 / a.size, 0.0)
+    half = z * float(np.sqrt(var))
+    return max(-1.0, kappa - half), min(1.0, kappa + half)
+
+
 def fleiss_kappa(counts: np.ndarray) -> float:
     """Fleiss' kappa from an (items, categories) matrix of rating counts, the same number of
     raters (at least 2) per item; NaN when there are no items or chance agreement is 1."""
@@ -87,10 +113,12 @@ def f1_macro(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 
 
 def gold_scores(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
-    """n, accuracy, f1_macro and kappa of labels `pred` against `gold` (same items)."""
+    """n, accuracy, f1_macro, kappa and its 95% interval of labels `pred` against `gold`."""
     n = int(len(gold))
+    low, high = kappa_interval(gold, pred, n_classes)
     return {"n": n, "accuracy": float(np.mean(gold == pred)) if n else float("nan"),
-            "f1_macro": f1_macro(gold, pred, n_classes), "kappa": cohen_kappa(gold, pred, n_classes)}
+            "f1_macro": f1_macro(gold, pred, n_classes), "kappa": cohen_kappa(gold, pred, n_classes),
+            "kappa_low": low, "kappa_high": high}
 
 
 def all_agree_share(labels: np.ndarray) -> tuple[float, int]:
@@ -121,7 +149,33 @@ TABLE_COLUMNS = [
     "n_gold", "accuracy", "f1_macro", "kappa", "dev_n", "dev_accuracy", "dev_f1_macro", "dev_kappa",
     "cost_usd", "cost_per_item", "pool_cost_usd", "cost_ratio", "saving_usd",
     "replicate_group", "self_consistency", "self_consistency_n",
+    "kappa_low", "kappa_high", "dev_kappa_low", "dev_kappa_high", "n_trained_on",
 ]
+DEFAULT_MIN_DEV_ITEMS = 30
+
+
+def trained_on_gold(df: pd.DataFrame) -> np.ndarray:
+    """Rows of a learned mixture's gold set (answers `gold_set`): it saw their gold labels, so
+    agreement with gold leaves them out."""
+    return df["answers"].astype(str).str.contains('"gold_set": true', regex=False).to_numpy()
+
+
+def sample_consistency(df: pd.DataFrame) -> tuple[float, int, int]:
+    """(mean agreement rate with the item's majority over its samples, items with at least two
+    valid samples, samples per item) of an annotator asked `samples: N` times; (NaN, 0, 0) else."""
+    if "probs" not in df.columns or not df["probs"].astype(str).str.contains('"agreement"').any():
+        return float("nan"), 0, 0
+    from llmal.label_probs import read_cell
+
+    rates, sizes = [], []
+    for cell in df["probs"]:
+        c = read_cell(cell)
+        if int(c.get("n_valid", 0) or 0) >= 2 and c.get("agreement") is not None:
+            rates.append(float(c["agreement"]))
+            sizes.append(int(c.get("n_samples", 0)))
+    if not rates:
+        return float("nan"), 0, 0
+    return float(np.mean(rates)), len(rates), int(max(sizes))
 
 
 def label_matrix(annotations: Mapping[str, pd.DataFrame], ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -169,12 +223,15 @@ def near_zero_kappa(table: pd.DataFrame, min_items: int = 20) -> list[str]:
 def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
                         annotators: Mapping[str, Mapping[str, Any]], label_names: Sequence[str],
                         reference: str | None = None,
-                        splits: Sequence[str] = DEFAULT_SPLITS) -> AgreementReport:
+                        splits: Sequence[str] = DEFAULT_SPLITS,
+                        min_dev_items: int = DEFAULT_MIN_DEV_ITEMS) -> AgreementReport:
     """The agreement report of the annotation tables (annotator name -> table).
 
     annotators: the config's annotator specs (kind, replicate_of); reference: the human annotator
     whose cost per item the cost savings are measured against (None: no savings columns);
-    splits: the splits whose items are compared (agreement.splits; test only when asked).
+    splits: the splits whose items are compared (agreement.splits; test only when asked);
+    min_dev_items: the dev gold items an annotator must have labelled to be selectable as
+    best_by_dev_kappa (agreement.min_dev_items), so a small `limit` sample cannot win by luck.
     """
     k = len(label_names)
     names = list(annotations)
@@ -195,6 +252,9 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         n, n_ok = len(df), int((status == "ok").sum())
         cost = annotation_cost(df)
         scored = (labels[:, j] != NO_LABEL) & (gold >= 0)
+        trained = set(df.loc[trained_on_gold(df), "id"].astype(str))
+        if trained:
+            scored &= ~np.isin(np.asarray(ids, dtype=object), list(trained))
         every = gold_scores(gold[scored], labels[scored, j], k)
         dev = gold_scores(gold[scored & is_dev], labels[scored & is_dev, j], k)
         models = sorted({str(m) for m in df["model"].dropna() if str(m)})
@@ -208,8 +268,11 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
             "kappa": every["kappa"], "dev_n": dev["n"], "dev_accuracy": dev["accuracy"],
             "dev_f1_macro": dev["f1_macro"], "dev_kappa": dev["kappa"],
             "cost_usd": cost, "cost_per_item": cost / n if n else float("nan"),
+            "kappa_low": every["kappa_low"], "kappa_high": every["kappa_high"],
+            "dev_kappa_low": dev["kappa_low"], "dev_kappa_high": dev["kappa_high"],
+            "n_trained_on": len(trained),
         })
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS[:18])
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS[:18] + TABLE_COLUMNS[24:])
     table["pool_cost_usd"] = table["cost_per_item"] * pool_size
     ref_cost = float("nan")
     if reference is not None and reference in names:
@@ -227,6 +290,11 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         table.loc[mask, "replicate_group"] = root
         table.loc[mask, "self_consistency"] = share
         table.loc[mask, "self_consistency_n"] = n_items
+    for j, name in enumerate(names):     # `samples: N`: agreement of an item's samples
+        share, n_items, n_samples = sample_consistency(annotations[name])
+        if n_items and not table.loc[j, "replicate_group"]:
+            table.loc[j, ["replicate_group", "self_consistency", "self_consistency_n"]] = \
+                [f"{n_samples} samples", share, n_items]
 
     kappa = pd.DataFrame(np.nan, index=names, columns=names)
     overlap = pd.DataFrame(0, index=names, columns=names)
@@ -243,7 +311,8 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         sub = labels[:, raters]
         full = (sub != NO_LABEL).all(axis=1)
         summary.update(fleiss_kappa=fleiss_kappa(vote_counts(sub[full], k)), fleiss_items=int(full.sum()))
-    candidates = table[(table["kind"] != "human") & table["dev_kappa"].notna()]
+    candidates = table[(table["kind"] != "human") & table["dev_kappa"].notna()
+                       & (table["dev_n"] >= int(min_dev_items))]
     summary.update(
         reference=reference if reference in names else None, reference_cost_per_item=ref_cost,
         pool_size=pool_size, visible_items=len(ids), dev_items=int(is_dev.sum()),
@@ -251,7 +320,10 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         best_by_dev_kappa=(str(candidates.loc[candidates["dev_kappa"].idxmax(), "annotator"])
                            if len(candidates) else None),
         asked_items={n: int(asked[:, j].sum()) for j, n in enumerate(names)},
-        splits=list(splits), warnings=near_zero_kappa(table))
+        splits=list(splits), warnings=near_zero_kappa(table), min_dev_items=int(min_dev_items),
+        too_few_dev_items=[str(a) for a in table.loc[(table["kind"] != "human") & table["dev_kappa"].notna()
+                                                     & (table["dev_n"] < int(min_dev_items)), "annotator"]],
+        kappa_interval="analytic 95% (Fleiss, Cohen & Everitt 1969 standard error)")
     return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
 
 
@@ -274,11 +346,13 @@ def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
     out["Failed"] = table["failed_rate"].map(tablefmt.format_percent)
     out["Acc"] = table["accuracy"].map(num)
     out["F1"] = table["f1_macro"].map(num)
-    out["κ"] = table["kappa"].map(num)
+    out["κ"] = [_with_interval(v, lo, hi) for v, lo, hi in
+                zip(table["kappa"], table["kappa_low"], table["kappa_high"])]
     out["Dev n"] = table["dev_n"].map(tablefmt.format_count)
     out["Dev acc"] = table["dev_accuracy"].map(num)
     out["Dev F1"] = table["dev_f1_macro"].map(num)
-    out["Dev κ"] = table["dev_kappa"].map(num)
+    out["Dev κ"] = [_with_interval(v, lo, hi) for v, lo, hi in
+                    zip(table["dev_kappa"], table["dev_kappa_low"], table["dev_kappa_high"])]
     out["$ / item"] = table["cost_per_item"].map(money)
     out["Pool $"] = table["pool_cost_usd"].map(money)
     out["Saving $"] = table["saving_usd"].map(money)
@@ -287,6 +361,14 @@ def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
             f"{tablefmt.format_percent(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
             for s, g, n in zip(table["self_consistency"], table["replicate_group"], table["self_consistency_n"])]
     return out
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    """κ with its 95% interval, e.g. 0.712 [0.650, 0.774]."""
+    shown = tablefmt.format_number(value, 3)
+    if isinstance(low, float) and np.isnan(low) or isinstance(high, float) and np.isnan(high):
+        return shown
+    return f"{shown} [{tablefmt.format_number(low, 3)}, {tablefmt.format_number(high, 3)}]"
 
 
 NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ", "Dev n", "Dev acc",
@@ -322,12 +404,16 @@ def fleiss_sentence(summary: Mapping[str, Any]) -> str:
 
 def best_sentence(summary: Mapping[str, Any], table: pd.DataFrame) -> str:
     best = summary.get("best_by_dev_kappa")
+    minimum = int(summary.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS))
+    few = summary.get("too_few_dev_items") or []
+    skipped = (f" Not selectable, with fewer than {minimum} dev gold items: {', '.join(few)}." if few else "")
     if not best:
-        return "No non-human annotator has a κ on the dev gold set."
+        return (f"No non-human annotator has a κ on at least {minimum} dev gold items." + skipped)
     row = table[table["annotator"] == best].iloc[0]
-    return (f"Highest κ with dev gold among the non-human annotators: {best} "
-            f"(κ = {tablefmt.format_number(row['dev_kappa'], 3)}, F1 = "
-            f"{tablefmt.format_number(row['dev_f1_macro'], 3)}, n = {int(row['dev_n']):,}).")
+    return (f"Highest κ with dev gold among the non-human annotators with at least {minimum} dev "
+            f"gold items: {best} (κ = {_with_interval(row['dev_kappa'], row['dev_kappa_low'], row['dev_kappa_high'])}"
+            f" (95% CI, analytic), F1 = {tablefmt.format_number(row['dev_f1_macro'], 3)}, "
+            f"n = {int(row['dev_n']):,})." + skipped)
 
 
 def agreement_markdown(report: AgreementReport) -> str:

@@ -24,7 +24,7 @@ from llmal.engine.schedule import (BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_E
 from llmal.engine.task import ClassificationTask
 from llmal.models.base import Classifier
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
-                                draw_meta_ids, rejected_classes)
+                                draw_meta_ids, negative_mask, soft_targets)
 from llmal.strategies import make_strategy
 from llmal.strategies.model_context import ModelContext
 
@@ -58,9 +58,9 @@ class _Run:
         self.queried: list[dict[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.predicted_at_query: dict[str, int] = {}
-        self.rejected: dict[str, np.ndarray] = {}
         self.fitted = False
         self.n_usable = 0
+        self.n_aggregator_gold = 0
         self.probs_test = task.uniform(len(task.ids["test"]))
 
     # --- buying ----------------------------------------------------------------------------
@@ -87,6 +87,16 @@ class _Run:
         self.ledger.record(got.table["id"], round=rnd, purpose=purpose, source="gold",
                            status=got.table["status"], cost_usd=got.charged)
         return dict(zip(got.table["id"].astype(str), got.table["label"].astype(int)))
+
+    def buy_aggregator_gold(self, ids: Sequence[str], asked: Sequence[str]) -> None:
+        """A learned aggregation's gold set (dev items, never test): their human gold labels and
+        the members' answers on them, both charged in round 0 as purpose meta."""
+        self.oracle.receive_gold(self.buy_gold(ids, 0, "meta"))
+        self.n_aggregator_gold = len(ids)
+        if asked:
+            got = self.oracle.acquire(list(asked))
+            self.ledger.record(got.table["id"], round=0, purpose="meta", source=self.oracle.name,
+                               status=got.table["status"], cost_usd=got.charged)
 
     @property
     def spent(self) -> float:
@@ -120,7 +130,12 @@ class _Run:
                     ok_labels, np.array([self.predicted_at_query.get(i, NO_PREDICTION) for i in ok_ids]),
                     self.options.discrepancy_alpha)
                 trained["n_downweighted"] = int((weights != 1.0).sum())
-            self.classifier.fit(ok_ids, ok_labels, sample_weight=weights, dev=self.dev_labels(), **extra)
+            fit_ids, fit_labels = ok_ids, ok_labels
+            if self.options.soft_labels and table is not None:   # cross-entropy against `probs`
+                fit_ids, fit_labels, weights = soft_targets(ok_ids, ok_labels, table,
+                                                            self.task.label_names, weights)
+                trained["n_soft_rows"] = len(fit_ids)
+            self.classifier.fit(fit_ids, fit_labels, sample_weight=weights, dev=self.dev_labels(), **extra)
             self.fitted = True
             self.probs_test = self.classifier.predict_proba(self.task.ids["test"])
             trained.update({k: v for k, v in self.classifier.info().items() if k in ROUND_TRAINING_KEYS})
@@ -142,14 +157,15 @@ class _Run:
         return (ids, labels) if ids else None
 
     def _negative_items(self, table: pd.DataFrame, weight: float) -> tuple[list[str], np.ndarray, float] | None:
-        """Bought items without a label whose rejected classes are known (S1's negative learning)."""
+        """Bought items with complementary labels under the options' rule (S1's negative
+        learning: classes whose mean member probability is at most the threshold, or the
+        classes no member chose for items without a label)."""
         ids, masks = [], []
-        for row in table.itertuples():
-            if row.status == "ok":
-                continue
-            mask = self.rejected.get(row.id)
-            if mask is None:
-                mask = self.rejected[row.id] = rejected_classes(str(row.answers), self.task.label_names, item=row.id)
+        probs = table["probs"] if "probs" in table.columns else pd.Series("{}", index=table.index)
+        for row, cell in zip(table.itertuples(), probs.astype(str)):
+            label = int(row.label) if row.status == "ok" else None
+            mask = negative_mask(str(row.answers), cell, label, self.task.label_names, self.options,
+                                 item=row.id)
             if mask.any():
                 ids.append(row.id)
                 masks.append(mask)
@@ -192,9 +208,13 @@ def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, clas
     fixed_gold = list(dict.fromkeys(oracle.demonstration_ids()))
     meta_ids = (draw_meta_ids(task.ids["dev"], size=int(options.meta_size), seed=options.meta_seed)
                 if options.reweight else [])
+    aggregator_gold = list(dict.fromkeys(oracle.gold_ids()))   # a learned mixture's gold set
+    aggregator_asked = [i for i in aggregator_gold if visible is None or i in visible]
     dev = [i for i in task.ids["dev"] if visible is None or i in visible] if buy_dev else []
     dev_cost = float(oracle.estimate(dev).sum())
-    fixed_cost = len(set(fixed_gold) | set(meta_ids)) * gold.price + dev_cost
+    aggregator_cost = float(oracle.estimate([i for i in aggregator_asked if i not in set(dev)]).sum())
+    fixed_cost = (len(set(fixed_gold) | set(meta_ids) | set(aggregator_gold)) * gold.price + dev_cost
+                  + aggregator_cost)
     if schedule.budget_usd is not None and fixed_cost > schedule.budget_usd + 1e-12:
         run.fit_and_score(0, start)
         message = run.finish(BUDGET_USD, 0, f"the dev and gold sets alone would cost ${fixed_cost:.4f}")
@@ -204,6 +224,8 @@ def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, clas
     if meta_ids:
         labels = run.buy_gold(meta_ids, 0, "meta")
         run.meta = (meta_ids, np.array([labels[i] for i in meta_ids], dtype=np.int64))
+    if aggregator_gold:
+        run.buy_aggregator_gold(aggregator_gold, aggregator_asked)
 
     # round 0: a seeded random start (the whole schedule for `full`), extended at random until
     # the usable labels hold two classes
@@ -263,6 +285,7 @@ def _result(run: _Run, reason: str, message: str) -> ALResult:
     return ALResult(pd.DataFrame(run.rows), queried, task.predictions(run.probs_test), ledger, {
         "n_pool": len(run.pool), "n_dev": len(run.dev_ids), "n_test": len(task.ids["test"]),
         "n_meta": 0 if run.meta is None else len(run.meta[0]),
+        "n_aggregator_gold": run.n_aggregator_gold,
         "n_demonstrations": run.ledger.count("demonstrations"),
         **run.ledger.costs(), "stop_reason": reason, "stop_message": message,
         "oracle": run.oracle.stats(),

@@ -23,7 +23,7 @@ PROMPTS_DIR = ROOT / "config" / "prompts"
 
 FEATURE_ENCODERS = ("tfidf", "sentence_transformer")
 LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
-TABLE_KINDS = ("human", "simulated")   # replayed from their annotation tables in every mode
+TABLE_KINDS = ("human", "simulated", "precomputed")   # replayed from their tables in every mode
 LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
 RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",)}
 
@@ -112,6 +112,14 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
                 for label in spec.get(key, {}):
                     if label not in labels["names"]:
                         fail(f"annotators.{name}.{key}.{label}", f"unknown label (labels.names: {labels['names']})")
+        if spec["kind"] == "precomputed" and spec.get("file") and not Path(spec["file"]).exists():
+            fail(f"annotators.{name}.file", f"{spec['file']} does not exist")
+        if spec["kind"] == "precomputed":
+            for raw, target in (spec.get("label_map") or {}).items():
+                if target not in labels["names"] and not (isinstance(target, int) and not isinstance(
+                        target, bool) and 0 <= target < len(labels["names"])):
+                    fail(f"annotators.{name}.label_map.{raw}", f"{target!r} is not a label "
+                         f"(labels.names: {labels['names']})")
         if spec["kind"] in LLM_KINDS:
             prompt = spec["prompt"]
             if prompt.endswith((".yaml", ".yml")):
@@ -147,8 +155,7 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
         if not bad_encoder and not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
         _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
-        for option, what in (("reweight", "learning to reweight"),
-                             ("negative_learning", "negative learning")):
+        for option, what in (("reweight", "learning to reweight"),):
             if option in (cond.get("training") or {}) and recipes[recipe]["kind"] != "finetune":
                 fail(f"{key}.training.{option}",
                      f"{what} needs a recipe of kind finetune; recipe {recipe!r} is "
@@ -218,7 +225,7 @@ def check_llm_requests(config: dict[str, Any], explicit: dict[str, set[str]] | N
 
 # what decides an LLM annotator's request bodies and backend (not retries, polling, ...)
 REQUEST_KEYS = ("kind", "model", "prompt", "base_url", "engine_args", "limit", "demonstrations",
-                "guidelines")
+                "guidelines", "samples")
 
 
 def request_identity(spec: dict[str, Any]) -> str:
@@ -451,7 +458,8 @@ def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, 
     llms = [a for a in tree if annotators[a]["kind"] in LLM_KINDS]
     # gold labels a run buys: the reweighting meta set, the demonstration pools of its LLMs
     buys_gold = "reweight" in (cond.get("training") or {}) or any(
-        annotators[a].get("demonstrations") for a in llms)
+        annotators[a].get("demonstrations") for a in llms) or any(
+        annotators[a].get("method") == "learned" for a in tree)
     lazy: dict[str, Any] = {}
     if mode == "lazy" and llms:
         models = {str(annotators[a]["model"]) for a in llms}

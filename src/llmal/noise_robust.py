@@ -3,8 +3,15 @@
 - Annotation discrepancy (S1, MoLLIA): an item whose annotator label disagrees with what the
   classifier of the previous round predicted for it when it was queried is trained with weight
   `discrepancy_alpha` instead of 1.
-- Negative learning (S1): items the mixture gave no label but whose rejected classes are known
-  (`rejected_by_all`) train with a complementary-label loss whose weight grows per round.
+- Negative learning (S1): complementary labels, trained with the loss -log(1 - p(class)) and a
+  weight that grows per round (weight + increment * round, S1's 0.4 + 0.06 * round by default;
+  weight * growth^round when `growth` is set). Rule `probability` (S1): for every bought item,
+  the classes whose mean member probability (a mixture's `member_mean`, else the annotator's
+  recorded label distribution) is at most `threshold`, never the item's own label; rule
+  `rejected_by_all`: items the mixture gave no label, with the classes no member chose.
+- Soft labels: an item with a known label distribution (`probs`: logprobs, vote shares, a
+  mixture's posterior) trains on every class c with weight q_c (times its sample weight), which
+  is cross-entropy against the distribution; items without one keep their hard label.
 - Learning to reweight (S3, LLMaAA after Ren et al. 2018): a small gold-labelled meta set drawn
   from the dev split steers per-example weights inside the fine-tuning loop
   (llmal.models.reweight).
@@ -18,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 NO_PREDICTION = -1  # the item was queried before any classifier existed (round 0)
+NEGATIVE_RULES = ("probability", "rejected_by_all")
 
 
 @dataclass(frozen=True)
@@ -26,19 +34,24 @@ class TrainingOptions:
     meta_size: int | None = None   # None: no learning to reweight
     meta_seed: int = 0
     negative_weight: float | None = None  # None: no negative learning
-    negative_growth: float = 1.5
+    negative_growth: float | None = None  # None: linear growth by negative_increment per round
+    negative_increment: float = 0.06
+    negative_rule: str = "probability"
+    negative_threshold: float = 0.001
+    soft_labels: bool = False
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any] | None) -> "TrainingOptions":
         training = dict(training or {})
-        allowed = ["discrepancy_alpha", "negative_learning", "reweight"]
+        allowed = ["discrepancy_alpha", "negative_learning", "reweight", "soft_labels"]
         unknown = sorted(set(training) - set(allowed))
         if unknown:
             raise ValueError(f"training: unknown key(s) {unknown}; allowed: {allowed}")
         alpha = training.get("discrepancy_alpha")
         if alpha is not None and not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"training.discrepancy_alpha must lie in [0, 1], got {alpha!r}")
-        options: dict[str, Any] = {"discrepancy_alpha": None if alpha is None else float(alpha)}
+        options: dict[str, Any] = {"discrepancy_alpha": None if alpha is None else float(alpha),
+                                   "soft_labels": bool(training.get("soft_labels", False))}
         reweight = training.get("reweight")
         if reweight is not None:
             options["meta_size"] = int(reweight.get("meta_size", 32))
@@ -47,12 +60,20 @@ class TrainingOptions:
                 raise ValueError(f"training.reweight.meta_size must be >= 1, got {options['meta_size']!r}")
         negative = training.get("negative_learning")
         if negative is not None:
-            options["negative_weight"] = float(negative.get("weight", 0.1))
-            options["negative_growth"] = float(negative.get("growth", 1.5))
-            for key in ("weight", "growth"):
-                if not options[f"negative_{key}"] >= 0:
+            options["negative_weight"] = float(negative.get("weight", 0.4))
+            if negative.get("growth") is not None:
+                options["negative_growth"] = float(negative["growth"])
+            options["negative_increment"] = float(negative.get("increment", 0.06))
+            options["negative_rule"] = str(negative.get("rule", "probability"))
+            options["negative_threshold"] = float(negative.get("threshold", 0.001))
+            for key in ("weight", "growth", "increment", "threshold"):
+                value = options.get(f"negative_{key}")
+                if value is not None and not value >= 0:
                     raise ValueError(f"training.negative_learning.{key} must be >= 0, "
                                      f"got {negative.get(key)!r}")
+            if options["negative_rule"] not in NEGATIVE_RULES:
+                raise ValueError(f"training.negative_learning.rule must be one of {NEGATIVE_RULES}, "
+                                 f"got {options['negative_rule']!r}")
         return cls(**options)
 
     @property
@@ -64,10 +85,13 @@ class TrainingOptions:
         return self.negative_weight is not None
 
     def negative_weight_at(self, round_: int) -> float:
-        """weight * growth^round: the negative-learning loss weight of an AL round."""
+        """The negative-learning loss weight of an AL round: weight + increment * round (S1),
+        or weight * growth^round when growth is set."""
         if self.negative_weight is None:
             raise ValueError("negative learning is off")
-        return self.negative_weight * self.negative_growth ** round_
+        if self.negative_growth is not None:
+            return self.negative_weight * self.negative_growth ** round_
+        return self.negative_weight + self.negative_increment * round_
 
 
 def discrepancy_weights(labels: np.ndarray, predictions: np.ndarray, alpha: float) -> np.ndarray:
@@ -99,6 +123,64 @@ def rejected_classes(answers: str, label_names: Sequence[str], *, item: str) -> 
     mask = np.zeros(len(names), dtype=bool)
     mask[[names.index(r) for r in rejected]] = True
     return mask
+
+
+def member_distribution(answers: str, probs: str, label_names: Sequence[str]) -> np.ndarray | None:
+    """The label distribution S1's rule looks at: a mixture's mean member distribution
+    (`member_mean` in answers), else the annotator's recorded one (`probs`: label, then votes)."""
+    from llmal import label_probs
+
+    try:
+        mean = json.loads(answers or "{}").get("member_mean")
+    except (json.JSONDecodeError, AttributeError):
+        mean = None
+    dist = label_probs.distribution(mean, label_names)
+    if dist is None:
+        cell = label_probs.read_cell(probs)
+        dist = label_probs.distribution(cell.get("label"), label_names)
+        if dist is None:
+            dist = label_probs.distribution(cell.get("votes"), label_names)
+    return dist
+
+
+def negative_mask(answers: str, probs: str, label: int | None, label_names: Sequence[str],
+                  options: TrainingOptions, *, item: str) -> np.ndarray:
+    """The (K,) mask of an item's complementary labels under the options' rule (see module doc)."""
+    if options.negative_rule == "rejected_by_all":
+        if label is not None:
+            return np.zeros(len(label_names), dtype=bool)
+        return rejected_classes(answers, label_names, item=item)
+    dist = member_distribution(answers, probs, label_names)
+    if dist is None:
+        return np.zeros(len(label_names), dtype=bool)
+    mask = dist <= options.negative_threshold
+    if label is not None:
+        mask[int(label)] = False
+    return mask
+
+
+def soft_targets(ids: Sequence[str], labels: np.ndarray, table: Any, label_names: Sequence[str],
+                 weights: np.ndarray | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, labels, weights) with every item that has a label distribution (probs `label`, else
+    `votes`) expanded into one row per class of positive probability, weighted by it."""
+    from llmal import label_probs
+
+    cells = dict(zip(table["id"].astype(str), table["probs"].astype(str))) if "probs" in table else {}
+    w = np.ones(len(ids)) if weights is None else np.asarray(weights, dtype=float)
+    out_ids: list[str] = []
+    out_labels: list[int] = []
+    out_w: list[float] = []
+    for item, y, wi in zip(ids, labels, w):
+        cell = label_probs.read_cell(cells.get(str(item), "{}"))
+        dist = label_probs.distribution(cell.get("label"), label_names)
+        if dist is None:
+            dist = label_probs.distribution(cell.get("votes"), label_names)
+        if dist is None:
+            out_ids.append(item), out_labels.append(int(y)), out_w.append(float(wi))
+            continue
+        for c in np.flatnonzero(dist > 0):
+            out_ids.append(item), out_labels.append(int(c)), out_w.append(float(wi * dist[c]))
+    return out_ids, np.array(out_labels, dtype=np.int64), np.array(out_w)
 
 
 def draw_meta_ids(dev_ids: Sequence[str], *, size: int, seed: int) -> list[str]:

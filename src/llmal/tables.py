@@ -42,9 +42,12 @@ ANNOTATION_COLUMNS = [
     "reasoning_tokens",  # int, reasoning tokens of an LLM answer (part of output_tokens), 0 otherwise
     "request_id",     # the request this answer came from (LLM custom_id; "" for human/simulated):
                       # duplicate texts share one request, paid once (see annotation_cost)
+    "probs",          # JSON object, "{}" when unknown (llmal.label_probs): "choices" (question ->
+                      # choice -> probability, from logprobs), "label" (label name -> probability),
+                      # "votes" (label name -> share of the samples) with "n_samples", "agreement"
 ]
 # added after the first release: tables written before lack them and read as the default
-OPTIONAL_ANNOTATION_COLUMNS = {"reasoning_tokens": 0, "request_id": ""}
+OPTIONAL_ANNOTATION_COLUMNS = {"reasoning_tokens": 0, "request_id": "", "probs": "{}"}
 
 
 class ContractError(ValueError):
@@ -84,8 +87,8 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
             df[col] = default
     if "id" not in df.columns:
         raise ContractError("annotation rows need an 'id'")
-    df["answers"] = [a if isinstance(a, str) else json.dumps(a, ensure_ascii=False, sort_keys=True)
-                     for a in df["answers"]]
+    for col in ("answers", "probs"):
+        df[col] = [_json_cell(a) for a in df[col]]
     df = df[ANNOTATION_COLUMNS].copy()
     df["id"] = df["id"].astype(str)
     df["label"] = pd.array(df["label"], dtype="Int64")
@@ -98,6 +101,15 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     check_annotations(df)
     df.attrs = attrs   # e.g. an LLM annotator's run statistics (attrs["llm"]), kept in parquet
     return df
+
+
+def _json_cell(value: Any) -> str:
+    """A JSON object column's cell: strings as they are, mappings dumped, missing as "{}"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "{}"
 
 
 def annotation_cost(df: pd.DataFrame) -> float:

@@ -43,6 +43,8 @@ def annotate_inputs(wildcards):
     encoder = demonstration_encoder(config, spec)
     if encoder:
         inputs["embeddings"] = embeddings_file(encoder)
+    if spec["kind"] == "precomputed" and spec.get("file"):
+        inputs["source"] = spec["file"]   # recorded answers: a changed file reruns the job
     members = mixture_members(spec)
     if members:  # a mixture aggregates its members' annotation tables, in this order
         inputs["members"] = [annotation_file(m) for m in members]

@@ -5,14 +5,25 @@ The members' annotation tables are the inputs. Per item, only members with statu
   like every other annotator here) or, with `on_tie: invalid`, no label (status invalid);
 - dawid_skene: Dawid-Skene EM over hard labels: class priors and one confusion matrix per member,
   started from the majority vote shares, so a few accurate members outweigh many noisy ones;
-- mean: the mean of the members' label distributions. A member that is itself a mixture
-  contributes its posterior; any other member contributes its hard label as a one-hot vector,
-  so with hard-label members only `mean` gives the vote shares and the majority label.
+- mean: the mean of the members' label distributions. A member's distribution is its `probs`
+  label distribution where it has one (LLM logprobs, recorded probabilities), else its vote
+  shares over `samples`, else its posterior when it is itself a mixture, else its hard label as
+  a one-hot vector; so with hard-label members only `mean` gives the vote shares and the
+  majority label;
+- learned (S1's MoLAM): a multinomial logistic regression over the members' label
+  distributions, vote shares and whether they answered, fitted on a small gold set drawn from
+  the dev split (`gold_size` items; their gold labels are bought through the run's ledger).
+  Logistic regression rather than gradient-boosted trees: the gold set is tens of items, too
+  few for trees to split m x (2K + 1) features without overfitting, and trees give piecewise
+  constant, badly calibrated posteriors; the convex fit is deterministic, calibrated under the
+  log loss, and its weights read as member reliabilities. Items of the gold set are marked
+  (`gold_set` in answers) so that agreement scores leave them out.
 
 Every member was asked about the item, so the mixture's cost (and tokens) per item are the sum
 of its members'. The `answers` JSON keeps each member's label, the aggregated posterior, how many
 members agreed with the result and the labels no answering member chose (`rejected_by_all`,
-the candidates for S1's negative learning).
+the candidates for S1's negative learning) and the mean member label distribution
+(`member_mean`, S1's rule: classes whose mean member probability is at most a threshold).
 """
 from __future__ import annotations
 
@@ -23,11 +34,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llmal import label_probs
 from llmal.annotators.hashing import uniform_per_item
 from llmal.metrics import vote_counts
 from llmal.tables import make_annotations
 
-METHODS = ("majority", "dawid_skene", "mean")
+METHODS = ("majority", "dawid_skene", "mean", "learned")
+DEFAULT_GOLD_SIZE = 50
 NO_LABEL = -1
 TIE_RTOL = 1e-9
 
@@ -42,6 +55,7 @@ class MemberVotes:
     cost_usd: np.ndarray      # (n,) summed over members
     tokens: dict[str, np.ndarray]  # input/output/cached tokens, (n,) summed over members
     soft: np.ndarray          # (n, m, K) a member's label distribution (NaN where it gave none)
+    votes: np.ndarray | None = None  # (n, m, K) a member's vote shares over its samples (NaN: none)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ def member_votes(tables: Mapping[str, pd.DataFrame], label_names: Sequence[str])
     labels = np.full((n, m), NO_LABEL, dtype=np.int64)
     status = np.full((n, m), "missing", dtype=object)
     soft = np.full((n, m, k), np.nan)
+    shares = np.full((n, m, k), np.nan)
     cost = np.zeros(n)
     tokens = {c: np.zeros(n, dtype=np.int64) for c in ("input_tokens", "output_tokens", "cached_tokens")}
     pos = pd.Index(ids)
@@ -87,10 +102,18 @@ def member_votes(tables: Mapping[str, pd.DataFrame], label_names: Sequence[str])
                 dist = _posterior_of(answers, label_names)
                 if dist is not None:
                     soft[r, j] = dist
+        if "probs" in df.columns:
+            cells = df.loc[ok, "probs"].astype(str).tolist()
+            label_dist = label_probs.label_matrix(cells, label_names, "label")
+            vote_dist = label_probs.label_matrix(cells, label_names, "votes")
+            shares[rows[ok], j] = vote_dist
+            for dist in (vote_dist, label_dist):       # recorded probabilities first
+                known = ~np.isnan(dist[:, 0])
+                soft[rows[ok][known], j] = dist[known]
         cost[rows] += pd.to_numeric(df["cost_usd"], errors="coerce").fillna(0.0).to_numpy()
         for col, acc in tokens.items():
             acc[rows] += pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
-    return MemberVotes(ids, members, labels, status, cost, tokens, soft)
+    return MemberVotes(ids, members, labels, status, cost, tokens, soft, shares)
 
 
 def _posterior_of(answers: str, label_names: Sequence[str]) -> np.ndarray | None:
@@ -162,6 +185,58 @@ def dawid_skene(labels: np.ndarray, n_classes: int, *, max_iter: int = 100, tol:
     return DawidSkeneResult(posterior, priors, confusion, it, converged)
 
 
+def learned_gold_ids(spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
+    """The gold set of a `learned` mixture: `gold_size` dev items drawn with `gold_seed`, in dev
+    order (the same draw in the AL loop, which buys their gold labels, and in `annotate`)."""
+    if spec.get("method") != "learned":
+        return []
+    from llmal.noise_robust import draw_meta_ids
+
+    if not len(dev_ids):
+        raise ValueError("mixture method learned: the split has no dev item to draw the gold set from")
+    return draw_meta_ids(list(dev_ids), size=int(spec.get("gold_size", DEFAULT_GOLD_SIZE)),
+                         seed=int(spec.get("gold_seed", 0)))
+
+
+def learned_features(votes: MemberVotes) -> np.ndarray:
+    """(n, m * (2K + 1)) features: per member its label distribution, its vote shares (its label
+    distribution without samples) and whether it answered; zeros where it gave no label."""
+    answered = ~np.isnan(votes.soft[..., 0])
+    dist = np.where(answered[..., None], votes.soft, 0.0)
+    shares = votes.votes if votes.votes is not None else np.full_like(votes.soft, np.nan)
+    shares = np.where(np.isnan(shares), dist, shares)
+    n = len(votes.ids)
+    return np.concatenate([dist.reshape(n, -1), shares.reshape(n, -1),
+                           answered.astype(float)], axis=1)
+
+
+def learned_posterior(votes: MemberVotes, gold: Mapping[str, int], n_classes: int,
+                      spec: Mapping[str, Any], log: Callable[[str], None] = print) -> np.ndarray:
+    """Posterior of a multinomial logistic regression fitted on the gold items the members
+    answered (see the module doc); majority vote shares when the gold set holds fewer than two
+    classes. NaN rows for items no member labelled."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = learned_features(votes)
+    voted = (votes.labels != NO_LABEL).any(axis=1)
+    index = {i: n for n, i in enumerate(votes.ids)}
+    train = [(index[i], int(y)) for i, y in gold.items() if i in index and voted[index[i]] and 0 <= int(y) < n_classes]
+    classes = sorted({y for _, y in train})
+    if len(classes) < 2:
+        log(f"learned: {len(train)} gold item(s) answered by the members, {len(classes)} class(es); "
+            "falling back to majority vote")
+        return majority_posterior(votes.labels, n_classes)
+    rows, y = zip(*train)
+    model = LogisticRegression(C=float(spec.get("C", 1.0)), max_iter=2000)
+    model.fit(X[list(rows)], np.array(y))
+    posterior = np.full((len(votes.ids), n_classes), np.nan)
+    posterior[voted] = 0.0
+    posterior[np.ix_(voted, model.classes_)] = model.predict_proba(X[voted])
+    log(f"learned: logistic regression on {len(train)} gold items ({len(classes)} classes), "
+        f"training accuracy {float(np.mean(model.predict(X[list(rows)]) == np.array(y))):.3f}")
+    return posterior
+
+
 def pick_labels(posterior: np.ndarray, ids: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Argmax label per item, ties broken by a per-item hash; (labels, tied). NO_LABEL for NaN rows."""
     n = posterior.shape[0]
@@ -183,8 +258,13 @@ def pick_labels(posterior: np.ndarray, ids: Sequence[str], seed: int) -> tuple[n
 
 
 def aggregate_posterior(votes: MemberVotes, spec: Mapping[str, Any], n_classes: int,
-                        log: Callable[[str], None] = print) -> np.ndarray:
+                        log: Callable[[str], None] = print,
+                        gold: Mapping[str, int] | None = None) -> np.ndarray:
     method = spec.get("method", "majority")
+    if method == "learned":
+        if gold is None:
+            raise ValueError("mixture method learned needs the gold labels of its gold set")
+        return learned_posterior(votes, gold, n_classes, spec, log)
     if method == "majority":
         return majority_posterior(votes.labels, n_classes)
     if method == "mean":
@@ -200,13 +280,18 @@ def aggregate_posterior(votes: MemberVotes, spec: Mapping[str, Any], n_classes: 
 
 
 def annotate_mixture(tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any],
-                     label_names: Sequence[str], log: Callable[[str], None] = print) -> pd.DataFrame:
-    """The mixture's annotation table from its members' tables (name -> table, in member order)."""
+                     label_names: Sequence[str], log: Callable[[str], None] = print,
+                     gold: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """The mixture's annotation table from its members' tables (name -> table, in member order).
+
+    `gold`: id -> gold label of a `learned` mixture's gold set (dev items only)."""
     names = list(label_names)
     k = len(names)
     method = str(spec.get("method", "majority"))
     votes = member_votes(tables, names)
-    posterior = aggregate_posterior(votes, spec, k, log)
+    posterior = aggregate_posterior(votes, spec, k, log, gold=gold)
+    member_mean = mean_posterior(votes.soft)
+    gold_set = set(gold or {})
     labels, tied = pick_labels(posterior, votes.ids, int(spec.get("seed", 0)))
     n_votes = (votes.labels != NO_LABEL).sum(axis=1)
     enough = n_votes >= int(spec.get("min_votes", 1))
@@ -227,12 +312,17 @@ def annotate_mixture(tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any]
             "n_agree": int((given == final[i]).sum()) if final[i] != NO_LABEL else 0,
             "tie": bool(tied[i]),
             "rejected_by_all": [names[c] for c in range(k) if given.size and not (given == c).any()],
+            "member_mean": (None if np.isnan(member_mean[i]).any()
+                            else {name: round(float(p), 6) for name, p in zip(names, member_mean[i])}),
+            **({"gold_set": True} if votes.ids[i] in gold_set else {}),
         }, ensure_ascii=False, sort_keys=True))
     return make_annotations({
         "id": votes.ids,
         "label": pd.array(np.where(final == NO_LABEL, None, final).tolist(), dtype="Int64"),
         "status": status,
         "answers": answers,
+        "probs": [{} if np.isnan(posterior[i]).any() else {"label": label_probs.as_mapping(posterior[i], names)}
+                  for i in range(len(votes.ids))],
         "raw": "",
         **votes.tokens,
         "cost_usd": votes.cost_usd,

@@ -30,7 +30,8 @@ def build_oracle(name: str, *, annotators: Mapping[str, Any], mode: str, items: 
     human/simulated members' when lazy). `llm`: labels, prices and cache_dir. `embeddings`:
     features by encoder name, for k-NN demonstrations. `state_dir`: this run's Batch API state."""
     if mode == "precomputed":   # the table was made with the demonstrations its LLMs were shown
-        return TableOracle(name, _table(tables, name), demonstration_ids(annotators, name, items, split))
+        return TableOracle(name, _table(tables, name), demonstration_ids(annotators, name, items, split),
+                           gold=aggregator_gold_ids(annotators, name, split))
     built: dict[str, Oracle] = {}
 
     def make(who: str) -> Oracle:
@@ -43,11 +44,13 @@ def build_oracle(name: str, *, annotators: Mapping[str, Any], mode: str, items: 
         elif kind in LLM_KINDS:
             oracle = _llm_oracle(who, spec, items, split, llm, embeddings or {}, state_dir, log)
         elif kind == "mixture":
-            from llmal.annotators.mixture import annotate_mixture
+            from llmal.annotators.mixture import annotate_mixture, learned_gold_ids
 
             labels = llm["labels"]["names"]
-            oracle = MixtureOracle(who, {m: make(m) for m in spec["members"]},
-                                   lambda t, s=spec: annotate_mixture(t, s, labels, log=lambda _m: None))
+            oracle = MixtureOracle(
+                who, {m: make(m) for m in spec["members"]},
+                lambda t, s=spec, gold=None: annotate_mixture(t, s, labels, log=lambda _m: None, gold=gold),
+                gold=learned_gold_ids(spec, _dev_ids(split)))
         else:
             raise ValueError(f"annotators.{who}.kind: {kind!r} has no oracle")
         built[who] = oracle
@@ -68,6 +71,22 @@ def demonstration_ids(annotators: Mapping[str, Any], name: str, items: pd.DataFr
         if spec["kind"] in LLM_KINDS and spec.get("demonstrations"):
             pool = demonstration_pool(items, split, dict(spec["demonstrations"]))
             out += [i for i in pool["id"].astype(str) if i not in out]
+    return out
+
+
+def _dev_ids(split: pd.DataFrame) -> list[str]:
+    return split.loc[split["split"] == "dev", "id"].astype(str).tolist()
+
+
+def aggregator_gold_ids(annotators: Mapping[str, Any], name: str, split: pd.DataFrame) -> list[str]:
+    """The gold sets of every learned mixture in `name`'s tree, each item once (dev items)."""
+    from llmal.annotators.mixture import learned_gold_ids
+    from llmal.config import annotator_tree
+
+    out: list[str] = []
+    for who in annotator_tree(dict(annotators), name):
+        if annotators[who]["kind"] == "mixture":
+            out += [i for i in learned_gold_ids(annotators[who], _dev_ids(split)) if i not in out]
     return out
 
 

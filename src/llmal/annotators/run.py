@@ -39,7 +39,8 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
         visible = set(split.loc[split["split"].isin(["pool", "dev"]), "id"].astype(str))
         tables = {m: member_tables[m][member_tables[m]["id"].astype(str).isin(visible)]  # type: ignore[index]
                   for m in spec["members"]}
-        return make_annotations(annotate_mixture(tables, spec, labels["names"], log=log))
+        gold = mixture_gold(items, split, spec) if spec.get("method") == "learned" else None
+        return make_annotations(annotate_mixture(tables, spec, labels["names"], log=log, gold=gold))
     todo = items_to_annotate(items, split, spec)
     if kind == "human":
         from llmal.annotators.human import annotate_human
@@ -47,6 +48,9 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
     elif kind == "simulated":
         from llmal.annotators.simulated import annotate_simulated
         table = annotate_simulated(todo, spec, labels["names"])
+    elif kind == "precomputed":
+        from llmal.annotators.precomputed import annotate_precomputed
+        table = annotate_precomputed(todo, spec, labels["names"], name=name, log=log)
     elif kind in LLM_KINDS:
         from llmal.encoders import load_features
         from llmal.llm.annotate import annotate_with_llm
@@ -65,6 +69,17 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
     else:
         raise ValueError(f"unknown annotator kind {kind!r}")
     return make_annotations(table)
+
+
+def mixture_gold(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any]) -> dict[str, int]:
+    """The gold labels of a learned mixture's gold set: drawn from the dev split only (the same
+    draw the AL loop buys through its ledger), never a test item; items without gold are left out."""
+    from llmal.annotators.mixture import learned_gold_ids
+
+    dev_ids = split.loc[split["split"] == "dev", "id"].astype(str).tolist()
+    chosen = learned_gold_ids(spec, dev_ids)
+    gold = items.assign(id=items["id"].astype(str)).set_index("id").loc[chosen, "gold"].astype(int)
+    return {i: int(g) for i, g in gold.items() if g >= 0}
 
 
 def demonstration_pool(items: pd.DataFrame, split: pd.DataFrame, demos: dict[str, Any]) -> pd.DataFrame:

@@ -63,6 +63,15 @@ class Oracle:
         """Gold items this oracle's prompts show (charged to the run as demonstrations)."""
         return []
 
+    def gold_ids(self) -> list[str]:
+        """Dev items whose human gold a learned aggregation trains on (the run buys them in
+        round 0, purpose meta, with the members' answers on them, and hands them over with
+        `receive_gold`)."""
+        return []
+
+    def receive_gold(self, labels: Mapping[str, int]) -> None:
+        """The gold labels of `gold_ids()`, bought by the run (a no-op for most oracles)."""
+
     def stats(self) -> dict[str, Any]:
         """What run.json records about this oracle (requests sent, cache hits, ...)."""
         return {}
@@ -153,18 +162,24 @@ class AnswerOracle(Oracle):
 class TableOracle(AnswerOracle):
     """Replays an annotation table; an item's answer is revealed only when it is acquired."""
 
-    def __init__(self, name: str, table: pd.DataFrame, demonstrations: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, table: pd.DataFrame, demonstrations: Sequence[str] = (),
+                 gold: Sequence[str] = ()) -> None:
         super().__init__(name)
         table = make_annotations(table)   # tables written before optional columns existed
         self._table = table.set_index(table["id"], drop=False)
         self._visible = set(self._table.index)
         self._demos = [str(d) for d in demonstrations]
+        self._gold_ids = [str(g) for g in gold]
 
     def visible(self) -> set[str] | None:
         return self._visible
 
     def demonstration_ids(self) -> list[str]:
         return list(self._demos)
+
+    def gold_ids(self) -> list[str]:
+        """The gold set the table's learned aggregation was fitted on (charged to the run)."""
+        return list(self._gold_ids)
 
     def _lookup(self, ids: list[str]) -> pd.DataFrame:
         absent = [i for i in ids if i not in self._table.index]
@@ -237,13 +252,17 @@ class MixtureOracle(Oracle):
 
     `aggregate(tables) -> annotation table` is the mixture's aggregation over its members' rows
     (llmal.annotators.mixture.annotate_mixture); members shared with another mixture are the
-    same oracle objects, so each is asked, and paid, once per item."""
+    same oracle objects, so each is asked, and paid, once per item. A learned aggregation
+    names its gold set (`gold`: dev ids); it is called as `aggregate(tables, gold=labels)` with
+    the labels the run bought (`receive_gold`) and fitted on the acquired ones."""
 
     def __init__(self, name: str, members: Mapping[str, Oracle],
-                 aggregate: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]) -> None:
+                 aggregate: Callable[..., pd.DataFrame], gold: Sequence[str] = ()) -> None:
         self.name = name
         self.members = dict(members)
         self._aggregate = aggregate
+        self._gold_ids = [str(g) for g in gold]
+        self._gold: dict[str, int] | None = None
         self._acquired: list[str] = []
         self._have: set[str] = set()
         self._fit_ids: tuple[str, ...] = ()
@@ -296,8 +315,14 @@ class MixtureOracle(Oracle):
             for m, member in self.members.items():
                 asked = self._member_ids(member, self._acquired)
                 tables[m] = member.current(asked) if asked else make_annotations({"id": []})
-            fit = self._aggregate(tables)
-            self._fit = fit.set_index(fit["id"].astype(str), drop=False)
+            if self._gold_ids:
+                if self._gold is None:
+                    raise OracleError(f"annotator {self.name!r}: its learned aggregation has no gold "
+                                      "labels yet (the run buys them in round 0)")
+                fitted = self._aggregate(tables, gold=self._gold)
+            else:
+                fitted = self._aggregate(tables)
+            self._fit = fitted.set_index(fitted["id"].astype(str), drop=False)
             self._fit_ids = tuple(self._acquired)
             self.fits += 1
         return self._fit.loc[ids].reset_index(drop=True)
@@ -307,6 +332,19 @@ class MixtureOracle(Oracle):
         for member in self.members.values():
             out += [d for d in member.demonstration_ids() if d not in out]
         return out
+
+    def gold_ids(self) -> list[str]:
+        out = list(self._gold_ids)
+        for member in self.members.values():
+            out += [g for g in member.gold_ids() if g not in out]
+        return out
+
+    def receive_gold(self, labels: Mapping[str, int]) -> None:
+        if self._gold_ids:
+            self._gold = {i: int(labels[i]) for i in self._gold_ids if i in labels}
+            self._fit = None
+        for member in self.members.values():
+            member.receive_gold(labels)
 
     def stats(self) -> dict[str, Any]:
         return {"fits": self.fits, "members": {m: o.stats() for m, o in self.members.items()}}

@@ -28,9 +28,11 @@ from .executors import make_executor
 from .executors.base import Executor, RequestLine, ResponseLine, error_line
 from .executors.openai_common import api_key_from_env, mask_secrets
 from .inflight import InFlight
-from .parse import parse_chat_body, reasoning_tokens_of, usage_of
+from .logprobs import choice_probabilities
+from .parse import ParsedAnswer, parse_chat_body, parse_chat_choices, reasoning_tokens_of, usage_of
 from .prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
-from .requests import build_requests
+from .profiles import sample_specs
+from .requests import RequestPlan, build_requests
 
 
 class AnnotationError(ValueError):
@@ -129,7 +131,10 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     demos = None
     if spec.get("demonstrations"):
         demos = choose_demonstrations(items, spec["demonstrations"], embeddings, demo_pool, where)
-    plan = build_requests(items, template, spec, label_names, positive, demos, guidelines)
+    plans = [build_requests(items, template, s, label_names, positive, demos, guidelines)
+             for s in sample_specs(spec)]
+    plan = RequestPlan(list({line["custom_id"]: line for p in plans for line in p.lines}.values()),
+                       plans[0].item_ids, [cid for p in plans for cid in p.custom_ids])
     stats = LLMRunStats(items=len(plan.item_ids), requests=len(plan.lines))
     fresh: dict[str, ResponseLine] = {}
     say = lambda m: log(f"{name}: {redact(m)}")  # noqa: E731
@@ -161,7 +166,11 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
 
     rows = [_row(item_id, cid, responses[cid], template, label_names, positive, price,
                  is_batch(kind), model, redact)
-            for item_id, cid in zip(plan.item_ids, plan.custom_ids)]
+            for item_id, cid in zip(plan.item_ids, plans[0].custom_ids)]
+    if int(spec.get("samples") or 1) > 1:
+        rows = [_sampled_row(row, [responses[p.custom_ids[i]] for p in plans], template, label_names,
+                             positive, price, is_batch(kind), redact)
+                for i, row in enumerate(rows)]
     table = make_annotations(rows)
     stats.failed = int((table["status"] == "failed").sum())
     stats.reasoning_tokens = int(table["reasoning_tokens"].sum())
@@ -304,7 +313,76 @@ def _row(item_id: str, cid: str, line: ResponseLine, template: PromptTemplate,
         row.update(status="invalid", _reason="the answer maps to no label")
         return row
     row.update(status="ok", label=label)
+    row["probs"] = answer_probs(body["choices"][0], parsed.answers, template, label_names, positive)
     return row
+
+
+def answer_probs(choice: Any, answers: Mapping[str, str], template: PromptTemplate,
+                 label_names: Sequence[str], positive: str) -> dict[str, Any]:
+    """The probs cell of one parsed completion choice: per-question choice probabilities from its
+    logprobs and the label distribution they imply ({} without logprobs)."""
+    from ..label_probs import label_distribution
+
+    choices = choice_probabilities(choice, answers, template.questions)
+    if not choices:
+        return {}
+    label = label_distribution(choices, answers, template.questions,
+                               lambda a: template.label_of(a, label_names, positive), label_names)
+    return {"choices": choices, **({"label": label} if label else {})}
+
+
+def _sampled_row(first: dict[str, Any], lines: Sequence[ResponseLine], template: PromptTemplate,
+                 label_names: Sequence[str], positive: str, price: Any, batch: bool,
+                 redact: Callable[[str], str]) -> dict[str, Any]:
+    """One item asked N times (`samples`): the majority label over the samples that gave one
+    (a tie goes to the label sampled first), the vote shares and the agreement rate in `probs`,
+    tokens and cost summed over the item's requests (each priced in full, like any request)."""
+    from ..label_probs import sample_summary
+
+    row = dict(first)
+    success = [line for line in lines if is_success(line)]
+    if len(lines) > 1:
+        row["request_id"] = custom_id_group([str(line.get("custom_id")) for line in lines])
+        row.update(input_tokens=0, output_tokens=0, cached_tokens=0, reasoning_tokens=0, cost_usd=0.0)
+        for line in success:
+            body = line["response"]["body"]
+            n_in, n_out, n_cached = usage_of(body)
+            row["input_tokens"] += n_in
+            row["output_tokens"] += n_out
+            row["cached_tokens"] += n_cached
+            row["reasoning_tokens"] += reasoning_tokens_of(body)
+            row["cost_usd"] += price.cost(n_in, n_out, n_cached, batch=batch)
+    if not success:
+        return row
+    parsed: list[tuple[Any, ParsedAnswer]] = []
+    for line in success:
+        body = line["response"]["body"]
+        parsed += parse_chat_choices(body, template.questions) if len(lines) == 1 else \
+            [(body["choices"][0] if body.get("choices") else None, parse_chat_body(body, template.questions))]
+    labels = [template.label_of(p.answers, label_names, positive) if p.ok else None for _, p in parsed]
+    summary = sample_summary(labels, label_names)
+    valid = [(c, p, lab) for (c, p), lab in zip(parsed, labels) if lab is not None]
+    row["raw"] = redact(parsed[0][1].raw if parsed else "")
+    if not valid:
+        row.update(status="invalid", label=pd.NA, answers={}, probs=summary,
+                   _reason=row["_reason"] or "no sample maps to a label")
+        return row
+    counts = Counter(lab for _, _, lab in valid)
+    top = max(counts.values())
+    label = next(lab for _, _, lab in valid if counts[lab] == top)
+    choice, answer, _ = next(v for v in valid if v[2] == label)
+    probs = answer_probs(choice, answer.answers, template, label_names, positive)
+    row.update(status="ok", label=label, _reason="",
+               answers=answer.answers,
+               probs={**probs, **summary, "samples": [None if lab is None else label_names[lab] for lab in labels]})
+    return row
+
+
+def custom_id_group(custom_ids: Sequence[str]) -> str:
+    """One request id for an item asked in several requests (rows of duplicate texts share it)."""
+    import hashlib
+
+    return "samples:" + hashlib.sha256("|".join(custom_ids).encode()).hexdigest()
 
 
 def counts(table: pd.DataFrame) -> dict[str, Any]:

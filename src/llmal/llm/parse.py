@@ -77,7 +77,22 @@ def parse_chat_body(body: Mapping[str, Any] | None, questions: Sequence[Question
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
         return ParsedAnswer(False, "", {}, "response has no choices")
-    choice = choices[0]
+    return parse_choice(choices[0], questions)
+
+
+def parse_chat_choices(body: Mapping[str, Any] | None,
+                       questions: Sequence[Question]) -> list[tuple[Any, ParsedAnswer]]:
+    """(choice, parsed answer) for every choice of a body (`n` completions); one invalid entry
+    for a body without choices."""
+    choices = body.get("choices") if isinstance(body, Mapping) else None
+    if not isinstance(choices, list) or not choices:
+        return [(None, parse_chat_body(body, questions))]
+    return [(c, parse_choice(c, questions) if isinstance(c, Mapping)
+             else ParsedAnswer(False, "", {}, "choice is not an object")) for c in choices]
+
+
+def parse_choice(choice: Mapping[str, Any], questions: Sequence[Question]) -> ParsedAnswer:
+    """Parse one choice of a chat-completion body."""
     message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
     content = message.get("content")
     refusal = message.get("refusal")

@@ -27,7 +27,7 @@ from ..config import LLM_KINDS, annotation_targets
 from .cost import Price, is_batch, price_for
 from .demonstrations import demo_pool_of
 from .executors.base import compact_json
-from .profiles import output_allowance, reasoning_allowance
+from .profiles import output_allowance, reasoning_allowance, sample_specs
 from .prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
 from .requests import build_requests
 from .tokens import TokenCounter, make_counter
@@ -113,11 +113,16 @@ def estimate(name: str, spec: Mapping[str, Any], template: PromptTemplate, items
              demos: Sequence[Demonstration] = (), guidelines: str = "",
              targets: Sequence[str] = ()) -> PlanRow:
     demo_map = {str(i): list(demos) for i in items["id"]} if demos else None
-    plan = build_requests(items, template, spec, label_names, positive, demo_map, guidelines)
+    specs = sample_specs(spec)   # `samples: N`: n = N, or N seeded requests per item
+    lines = {line["custom_id"]: line for s in specs
+             for line in build_requests(items, template, s, label_names, positive, demo_map,
+                                        guidelines).lines}
+    plan = build_requests(items, template, specs[0], label_names, positive, demo_map, guidelines)
+    plan = type(plan)(list(lines.values()), plan.item_ids, plan.custom_ids)
     schema_tokens = counter.text(json.dumps(template.response_format(), separators=(",", ":")))
     input_tokens = sum(counter.messages(line["body"]["messages"]) + schema_tokens
                        for line in plan.lines)
-    n = int(spec.get("n") or 1)
+    n = int(specs[0].get("n") or 1)
     reasoning = reasoning_allowance(spec)
     per_answer = min(max_answer_tokens(template, counter) + reasoning, output_allowance(spec))
     output_tokens = per_answer * n * len(plan.lines)
@@ -175,7 +180,7 @@ def _plan_key(spec: Mapping[str, Any], interface: str) -> str:
     """Everything that decides the requests of an annotator, with `interface` as its prompt."""
     keys = ("kind", "model", "limit", "seed", "temperature", "max_tokens", "demonstrations",
             "guidelines", "request_profile", "max_completion_tokens", "reasoning_effort",
-            "reasoning_allowance", "n", "request")
+            "reasoning_allowance", "n", "samples", "request")
     return json.dumps({**{k: spec.get(k) for k in keys}, "prompt": interface}, sort_keys=True, default=str)
 
 

@@ -28,6 +28,9 @@ FORBIDDEN_IN_REASONING = {"max_tokens": None, "temperature": 1, "top_p": 1, "log
                           "top_logprobs": None}
 # body keys llmal writes itself; a `request:` block may not replace them
 RESERVED_BODY_KEYS = ("model", "messages", "response_format")
+# backends whose requests take `n` (several completions per request); the others get `samples:
+# N` as N requests with seeds seed, seed+1, ... (llama.cpp and the vLLM executors read one)
+N_KINDS = ("openai", "openai_batch")
 # assumed reasoning tokens per request for `llmal plan` when `reasoning_allowance` is not set
 EFFORT_ALLOWANCE = {"minimal": 0, "none": 0, "low": 256, "medium": 1024, "high": 4096}
 DEFAULT_EFFORT_ALLOWANCE = 1024
@@ -113,6 +116,14 @@ def request_problems(spec: Mapping[str, Any], explicit: set[str]) -> list[tuple[
                                              "set request_profile: reasoning to send it anyway"))
     if spec.get("top_logprobs") is not None and not spec.get("logprobs"):
         problems.append(("top_logprobs", "needs logprobs: true"))
+    samples = int(spec.get("samples") or 1)
+    if samples > 1:
+        if spec.get("n") is not None:
+            problems.append(("samples", "set either samples or n (samples sends n itself where "
+                                        "the backend has it)"))
+        if request_profile(spec) == "chat" and float(spec.get("temperature", DEFAULT_TEMPERATURE)) <= 0:
+            problems.append(("samples", f"{samples} samples at temperature 0 would all give the "
+                                        "same answer: set temperature > 0 (S1 uses 0.7)"))
     for key in request:
         if key in RESERVED_BODY_KEYS:
             problems.append((f"request.{key}", "llmal writes this body key itself"))
@@ -120,3 +131,15 @@ def request_problems(spec: Mapping[str, Any], explicit: set[str]) -> list[tuple[
                                          "max_completion_tokens", "seed", "reasoning_effort"):
             problems.append((f"request.{key}", f"also set as annotator key {key!r}; set it once"))
     return problems
+
+
+def sample_specs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The request specs of one annotator: itself, or for `samples: N` one spec with n: N (where
+    the backend has `n`) or N specs with seeds seed .. seed+N-1."""
+    n = int(spec.get("samples") or 1)
+    if n <= 1:
+        return [dict(spec)]
+    if str(spec.get("kind")) in N_KINDS:
+        return [{**spec, "n": n}]
+    seed = int(spec.get("seed", 0))
+    return [{**spec, "seed": seed + i} for i in range(n)]

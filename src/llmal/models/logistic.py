@@ -26,9 +26,6 @@ class LogisticHead:
             dev: tuple[Sequence[str], np.ndarray] | None = None,
             meta: tuple[Sequence[str], np.ndarray] | None = None,
             negatives: tuple[Sequence[str], np.ndarray, float] | None = None) -> "LogisticHead":
-        if negatives is not None:
-            raise ValueError("training.negative_learning needs a recipe of kind finetune; the "
-                             "logistic recipe cannot train on complementary labels")
         if meta is not None:
             raise ValueError("training.reweight (learning to reweight with a gold meta set) needs "
                              "a recipe of kind finetune; the logistic recipe cannot use it")
@@ -37,12 +34,25 @@ class LogisticHead:
         start = time.perf_counter()
         labels = np.asarray(labels, dtype=np.int64)
         present = np.unique(labels)
-        if present.size < 2:
+        cw = self.recipe.get("class_weight", "balanced")
+        if negatives is not None and len(negatives[0]) and present.size >= 1:
+            # S1's negative learning: scikit-learn has no complementary-label term, so a small
+            # softmax regression fitted with L-BFGS (llmal.models.softmax) takes its place
+            from llmal.models.softmax import SoftmaxRegression
+
+            neg_ids, mask, weight = negatives
+            self._model = SoftmaxRegression(
+                self.n_classes, C=float(self.recipe.get("C", 1.0)),
+                class_weight=None if cw == "none" else cw, max_iter=int(self.recipe.get("max_iter", 1000)))
+            self._model.fit(self.features.rows(ids), labels, sample_weight=sample_weight,
+                            negatives=(self.features.rows(list(neg_ids)), np.asarray(mask, dtype=bool),
+                                       float(weight)))
+            self._prior = None
+        elif present.size < 2:
             # one class seen so far: predict the (smoothed) label frequencies
             counts = np.bincount(labels, minlength=self.n_classes).astype(float) + 1.0
             self._model, self._prior = None, counts / counts.sum()
         else:
-            cw = self.recipe.get("class_weight", "balanced")
             self._model = LogisticRegression(
                 C=float(self.recipe.get("C", 1.0)), class_weight=None if cw == "none" else cw,
                 max_iter=int(self.recipe.get("max_iter", 1000)), random_state=self.seed)
