@@ -44,7 +44,7 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
     demo_features = {e: load_features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
     labels = spec["labels"]
     task = make_task(spec, items, split)
-    llm = {"labels": labels, **(spec.get("llm") or {})}
+    llm = {"labels": labels, **({"task": "ner"} if spec.get("task") == "ner" else {}), **(spec.get("llm") or {})}
     state_dir = (Path(llm.get("cache_dir") or ".llmal-cache") / "batches" / "runs" / dataset
                  / spec["condition"] / spec["encoder"] / f"seed{seed}")
     oracle = build_oracle(spec["annotator"], annotators=spec["annotators"], mode=spec["annotation"],

@@ -1,0 +1,136 @@
+"""task: ner — readers, spans, strict span parsing through the loopback server, seqeval
+metrics, the CRF on MasakhaNER tsn, and the NER demo through real Snakemake."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, snakemake, write_config
+from llmal.data.validate import DatasetError
+from llmal.ner.data import prepare_ner, sentences_to_items
+from llmal.ner.readers import NerDataError, Sentence, read_sentences
+from llmal.ner.spans import find_span, spans_to_tags, tags_to_spans
+
+TYPES = ["PER", "ORG", "LOC", "DATE"]
+MASAKHANER = ROOT.parent / "shared" / "data" / "masakhaner2" / "tsn"
+
+
+# ---------------------------------------------------------------- readers and spans
+def test_conll_errors_name_file_and_line(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("-DOCSTART- O\n\nAnna B-PER\nSchmidt I-PER\nlives O\nin O\nBerlin B-LOC\n\nHi O\n")
+    sents = read_sentences(good, TYPES)
+    assert [s.tokens for s in sents] == [("Anna", "Schmidt", "lives", "in", "Berlin"), ("Hi",)]
+    assert tags_to_spans(sents[0].tags) == [(0, 2, "PER"), (4, 5, "LOC")]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Anna B-PER\nlives O\nin I-LOC\n")
+    with pytest.raises(NerDataError, match=r"bad.txt:3: .*I- tag must continue"):
+        read_sentences(bad, TYPES)
+    bad.write_text("x O\n\nAnna B-PERSON\n")
+    with pytest.raises(NerDataError, match=r"bad.txt:3: unknown entity type 'PERSON'"):
+        read_sentences(bad, TYPES)
+    bad.write_text("Anna\n")
+    with pytest.raises(NerDataError, match=r"bad.txt:1: expected a token and its tag"):
+        read_sentences(bad, TYPES)
+
+
+def test_jsonl_spans_and_errors(tmp_path):
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"id": "a", "tokens": ["Kofi", "met", "Acme", "Corp"],
+                             "spans": [{"start": 2, "end": 4, "type": "ORG"}, [0, 1, "PER"]]}) + "\n")
+    (s,) = read_sentences(f, TYPES)
+    assert s.id == "a" and s.tags == ("B-PER", "O", "B-ORG", "I-ORG")
+    f.write_text('{"tokens": ["a"]}\n' + json.dumps({"tokens": ["a", "b"], "spans": [[0, 2, "PER"], [1, 2, "LOC"]]}) + "\n")
+    with pytest.raises(NerDataError, match=r"s.jsonl:2: .*overlaps"):
+        read_sentences(f, TYPES)
+    f.write_text(json.dumps({"tokens": ["a"], "spans": [[0, 1, "MISC"]]}) + "\n")
+    with pytest.raises(NerDataError, match=r"s.jsonl:1: unknown entity type 'MISC'"):
+        read_sentences(f, TYPES)
+
+
+def test_conll_files_each_with_its_split(tmp_path):
+    for name, n in (("train", 6), ("test", 3)):
+        (tmp_path / f"{name}.txt").write_text("".join(f"W{i} B-PER\nx O\n\n" for i in range(n)))
+    items, split = prepare_ner({"kind": "conll", "name": "x", "files": [
+        {"path": str(tmp_path / "train.txt"), "split": "train"},
+        {"path": str(tmp_path / "test.txt"), "split": "test"}]}, {"names": TYPES}, {"dev": 0.34}, cache_dir=tmp_path)
+    assert split["split"].value_counts().to_dict() == {"pool": 3, "test": 3, "dev": 3}
+    assert items["id"].iloc[0] == "train:0" and json.loads(items["meta_tags"].iloc[0]) == ["B-PER", "O"]
+    (tmp_path / "test.txt").write_text("a I-PER\n")
+    with pytest.raises(DatasetError, match="test.txt:1"):
+        prepare_ner({"kind": "conll", "name": "x", "path": str(tmp_path / "test.txt")}, {"names": TYPES}, {},
+                    cache_dir=tmp_path)
+
+
+def test_repeated_strings_take_the_leftmost_free_occurrence():
+    tokens = "the Red Cross and the Red Cross".split()
+    assert find_span(tokens, ["Red", "Cross"], []) == (1, 3)
+    assert find_span(tokens, ["Red", "Cross"], [(1, 3, "ORG")]) == (5, 7)
+    assert find_span(tokens, ["Red", "Cross"], [(1, 3, "ORG"), (5, 7, "ORG")]) is None
+    assert spans_to_tags([(5, 7, "ORG")], 7)[5:] == ["B-ORG", "I-ORG"]
+
+
+# ---------------------------------------------------------------- LLM annotators, strict parsing
+def _sentences(texts: list[str]) -> pd.DataFrame:
+    return sentences_to_items([Sentence(f"s{n}", tuple(t.split()), ("O",) * len(t.split()), n)
+                               for n, t in enumerate(texts)], "test")
+
+
+def _annotate(server, tmp_path, items, **extra):
+    from llmal.ner.llm import annotate_ner_with_llm
+
+    spec = {"kind": "openai", "model": "gpt-test", "prompt": "ner", "base_url": server.base_url,
+            "max_retries": 1, "backoff_base": 0.01, **extra}
+    return annotate_ner_with_llm(items, spec=spec, types=TYPES, prices={"gpt-test": {"input": 1.0, "output": 2.0}},
+                                 cache_path=tmp_path / "cache.sqlite", state_dir=tmp_path / "state",
+                                 log=lambda m: None)
+
+
+def test_planted_malformed_answers_become_invalid_spans_and_items(tmp_path):
+    from openai_server import Faults, OpenAITestServer
+
+    texts = ["Kofi met Acme Corp in Lagos .", "Sara left Oslo .", "Peter joined Delta .",
+             "Yesterday Mei visited Kyoto and Kyoto ."]
+    planted = {
+        texts[0]: json.dumps({"entities": [
+            {"span": "Kofi", "type": "PER"}, {"span": "Nairobi", "type": "LOC"},       # not in it
+            {"span": "Acme Corp", "type": "COMPANY"},                                    # unknown type
+            {"span": "Acme Corp", "type": "ORG"}, {"span": "Corp in", "type": "LOC"},  # overlap
+            {"span": "Lagos", "type": "LOC", "confidence": 1}]}),                      # extra key
+        texts[1]: "Sure! The entities are: Sara (PER), Oslo (LOC).",                   # not JSON
+        texts[2]: json.dumps({"entities": "Peter"}),                                   # not a list
+        texts[3]: json.dumps({"entities": [{"span": "Kyoto", "type": "LOC"}, {"span": "Kyoto", "type": "LOC"},
+                                           {"span": "Kyoto", "type": "LOC"}]}),        # a third Kyoto
+    }
+    with OpenAITestServer(tmp_path / "server", Faults(planted=json.dumps(planted))) as server:
+        table = _annotate(server, tmp_path, _sentences(texts)).set_index("id")
+        billed = server.ledger()["billed"]
+    assert len(billed) == 4
+    assert table.loc["s0", "status"] == "ok" and table.loc["s0", "invalid_spans"] == 4
+    assert json.loads(table.loc["s0", "spans"]) == [[0, 1, "PER"], [2, 4, "ORG"]]
+    assert table.loc["s0", "raw"] == planted[texts[0]]            # the raw answer is kept
+    for item in ("s1", "s2"):
+        assert table.loc[item, "status"] == "invalid" and pd.isna(table.loc[item, "label"])
+        assert table.loc[item, "spans"] == "" and table.loc[item, "raw"] == planted[texts[int(item[1])]]
+    assert json.loads(table.loc["s3", "spans"]) == [[3, 4, "LOC"], [5, 6, "LOC"]]
+    assert table.loc["s3", "invalid_spans"] == 1
+    assert (table["cost_usd"] > 0).all()
+
+
+def test_two_sentences_per_prompt_share_one_request(tmp_path):
+    from openai_server import Faults, OpenAITestServer, ner_entities
+
+    texts = ["Kofi met Acme Corp .", "Then Sara left Oslo .", "Peter joined Delta .", "Nobody came ."]
+    planted = {"[1] Peter joined Delta .": json.dumps({"sentences": [{"entities": []}]})}  # 1 of 2
+    with OpenAITestServer(tmp_path / "server", Faults(planted=json.dumps(planted))) as server:
+        table = _annotate(server, tmp_path, _sentences(texts), sentences_per_prompt=2).set_index("id")
+        assert len(server.ledger()["billed"]) == 2
+    assert table.loc["s0", "request_id"] == table.loc["s1", "request_id"] != table.loc["s2", "request_id"]
+    assert list(table["status"]) == ["ok", "ok", "invalid", "invalid"]
+    want = [[n, n + 1, e["type"]] for e in ner_entities(texts[1].split(), TYPES)
+            for n, tok in enumerate(texts[1].split()) if tok == e["span"]]
+    assert json.loads(table.loc["s1", "spans"]) == want and want
