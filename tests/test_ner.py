@@ -134,3 +134,93 @@ def test_two_sentences_per_prompt_share_one_request(tmp_path):
     want = [[n, n + 1, e["type"]] for e in ner_entities(texts[1].split(), TYPES)
             for n, tok in enumerate(texts[1].split()) if tok == e["span"]]
     assert json.loads(table.loc["s1", "spans"]) == want and want
+
+
+# ---------------------------------------------------------------- metrics, CRF on MasakhaNER
+def test_entity_rows_count_what_seqeval_counts():
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from llmal.ner.metrics import entity_rows, seqeval_scores
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O"], ["B-DATE", "O"]]
+    pred = [["B-PER", "O", "O", "B-PER"], ["O", "B-ORG", "O"], ["O", "B-LOC"]]
+    m = seqeval_scores(gold, pred, TYPES)
+    assert m["f1_micro"] == pytest.approx(f1_score(gold, pred, mode="strict", scheme=IOB2))
+    rows = entity_rows(["a", "b", "c"], gold, pred, TYPES)
+    none = len(TYPES)
+    for k, t in enumerate(TYPES):   # FP = predicted t where gold is not t, FN = gold t not predicted t
+        assert ((rows["pred"] == k) & (rows["gold"] != k)).sum() == m[f"fp_{t}"]
+        assert ((rows["gold"] == k) & (rows["pred"] != k)).sum() == m[f"fn_{t}"]
+    assert m["fn_PER"] == 1 and m["fp_PER"] == 2 and m["fn_DATE"] == 1 and m["fp_LOC"] == 1
+    assert set(rows.loc[rows["gold"] == none, "topic"]) == {"PER", "LOC"}   # spurious: the predicted type
+
+
+@pytest.mark.skipif(not MASAKHANER.is_dir(), reason="MasakhaNER 2.0 tsn not in ../shared/data")
+def test_crf_on_the_gold_full_pool_of_masakhaner_tsn():
+    """The official test file is the test set; its F1 recomputed with seqeval from predictions."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from llmal.al import simulate
+    from llmal.engine.oracle import GoldSource, TableOracle
+    from llmal.engine.schedule import Schedule
+    from llmal.ner.annotators import annotate_ner_human
+    from llmal.ner.crf import CRFTagger
+    from llmal.ner.task import NERTask
+
+    items, split = prepare_ner({"kind": "masakhaner", "path": str(MASAKHANER)}, {"names": TYPES}, {},
+                               cache_dir="unused")
+    official = (MASAKHANER / "test.txt").read_text().split("\n\n")
+    assert (split["split"] == "test").sum() == len([s for s in official if s.strip()]) == 996
+    task = NERTask(items, split, TYPES)
+    table = annotate_ner_human(items[split["split"].isin(["pool", "dev"]).to_numpy()], {"mode": "gold"})
+    result = simulate(task=task, oracle=TableOracle("human", table), gold=GoldSource({}, 0.0),
+                      classifier=CRFTagger(task.tokens, task.tag_names, recipe={"max_iterations": 50}, seed=0),
+                      sampler="full", schedule=Schedule(50, 50, 0, full=True), seed=0, buy_dev=False,
+                      log=lambda m: None)
+    final = result.rounds.iloc[-1]
+    assert final["n_train"] == 3489 and 0.75 < final["f1_micro"] < 0.95
+    preds = result.predictions
+    by_sentence = preds.drop_duplicates("sentence")
+    assert set(by_sentence["sentence"]) <= set(task.ids["test"])
+    recomputed = f1_score([json.loads(t) for t in by_sentence["gold_tags"]],
+                          [json.loads(t) for t in by_sentence["pred_tags"]], mode="strict", scheme=IOB2)
+    assert recomputed == pytest.approx(final["f1_micro"], abs=1e-12)
+    print(f"CRF on the gold full pool of MasakhaNER tsn: entity F1 (micro) {final['f1_micro']:.4f}")
+
+
+# ---------------------------------------------------------------- the NER demo through Snakemake
+def tiny_ner_config() -> dict:
+    import yaml
+    config = yaml.safe_load((ROOT / "config" / "ner_demo.yaml").read_text())
+    config["dataset"].update(name="tiny_ner", n_items=300)
+    config["al"] = {"initial": 15, "batch": 15, "rounds": 2}
+    config["seeds"] = [0]
+    return config
+
+
+def test_ner_demo_end_to_end(tmp_path):
+    config = tiny_ner_config()
+    write_config(tmp_path, config)
+    snakemake(tmp_path)
+    res = tmp_path / "results" / "tiny_ner"
+    summary = pd.read_csv(res / "tables" / "summary.csv")
+    assert list(summary["condition"]) == list(config["conditions"])
+    assert summary["f1_micro_mean"].between(0.3, 1.0).all()
+    human = pd.read_parquet(res / "annotations" / "human.parquet")
+    items = pd.read_parquet(res / "data" / "items.parquet").set_index("id")
+    row = human.iloc[0]
+    assert json.loads(row["spans"]) == [list(s) for s in tags_to_spans(json.loads(items.loc[row["id"], "meta_tags"]))]
+    assert row["cost_usd"] == pytest.approx(0.01 * len(json.loads(items.loc[row["id"], "meta_tokens"])))
+    for cond in config["conditions"]:
+        run_dir = res / "runs" / cond / "tfidf" / "seed0"
+        rounds = pd.read_csv(run_dir / "rounds.csv")
+        assert len(rounds) == 3 and rounds["n_labels"].tolist() == [15, 30, 45]
+        run = json.loads((run_dir / "run.json").read_text())
+        assert run["label_names"] == TYPES + ["O"] and run["spec"]["task"] == "ner"
+    fpfn = pd.read_csv(res / "tables" / "fpfn.csv")
+    assert set(fpfn["class"]) == set(TYPES)
+    assert (res / "figures" / "learning_curve.png").stat().st_size > 1000
+    report = (res / "report.html").read_text().lower()
+    assert "entity f1 (micro)" in report and "synthetic" in report
