@@ -5,16 +5,19 @@ import pandas as pd
 
 from llmal.agreement import annotator_agreement, write_agreement
 from llmal.config import reference_annotator
+from llmal.ner.agreement import ner_agreement
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):
     config = sm.params.config
     annotations = {Path(p).stem: pd.read_parquet(p) for p in sm.input.annotations}
-    report = annotator_agreement(annotations, pd.read_parquet(sm.input.item_table),
-                                 pd.read_parquet(sm.input.split_table), config["annotators"],
-                                 config["labels"]["names"], reference=reference_annotator(config),
-                                 splits=(config.get("agreement") or {}).get("splits") or ("pool", "dev"))
+    # task ner: the same table at token level (token-level Fleiss' kappa, S2) plus entity F1
+    agree = ner_agreement if sm.config.get("task") == "ner" else annotator_agreement
+    report = agree(annotations, pd.read_parquet(sm.input.item_table),
+                   pd.read_parquet(sm.input.split_table), config["annotators"],
+                   config["labels"]["names"], reference=reference_annotator(config),
+                   splits=(config.get("agreement") or {}).get("splits") or ("pool", "dev"))
     paths = write_agreement(report, Path(sm.output[0]).parent)
     missing = [o for o in sm.output if not Path(o).exists()]
     if missing:

@@ -222,5 +222,10 @@ def test_ner_demo_end_to_end(tmp_path):
     fpfn = pd.read_csv(res / "tables" / "fpfn.csv")
     assert set(fpfn["class"]) == set(TYPES)
     assert (res / "figures" / "learning_curve.png").stat().st_size > 1000
+    agreement = json.loads((res / "tables" / "agreement.json").read_text())
+    assert agreement["unit"] == "tokens" and agreement["fleiss_annotators"] == ["llm_sim", "llm_sim_b"]
+    assert 0.3 < agreement["fleiss_kappa"] < 1.0        # token-level Fleiss' kappa (S2)
+    table = pd.read_csv(res / "tables" / "annotators.csv").set_index("annotator")
+    assert table.loc["human", "entity_f1"] == 1.0 and table.loc["llm_sim", "entity_f1"] < 1.0
     report = (res / "report.html").read_text().lower()
     assert "entity f1 (micro)" in report and "synthetic" in report
