@@ -7,7 +7,7 @@ the file's split where files carry one. `labels.names` are the declared entity t
 
 dataset.kind:
   demo        the SYNTHETIC NER demo (llmal.ner.demo); keys task: ner, n_items, seed
-  file        CoNLL-style or JSONL files (llmal.ner.readers): `path`, or `files: [{path,
+  conll       CoNLL-style or JSONL files (llmal.ner.readers): `path`, or `files: [{path,
               split}]`; `format: conll | jsonl` (default by suffix: .jsonl/.json -> jsonl)
   masakhaner  MasakhaNER 2.0 (Adelani et al. 2022, CC BY-NC 4.0): `language` (tsn), `path`
               (a directory with train/dev/test.txt) or downloaded by URL and sha256 into the
