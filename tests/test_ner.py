@@ -229,3 +229,39 @@ def test_ner_demo_end_to_end(tmp_path):
     assert table.loc["human", "entity_f1"] == 1.0 and table.loc["llm_sim", "entity_f1"] < 1.0
     report = (res / "report.html").read_text().lower()
     assert "entity f1 (micro)" in report and "synthetic" in report
+
+
+def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
+    """An NER LLM annotator asked during an AL run (annotation: lazy) through the loopback server:
+    only the sentences bought are sent, and the ledger holds what the server billed."""
+    from openai_server import Faults, OpenAITestServer
+
+    from llmal.al import simulate
+    from llmal.annotators.oracles import build_oracle
+    from llmal.engine.oracle import GoldSource
+    from llmal.engine.schedule import Schedule
+    from llmal.ner.crf import CRFTagger
+    from llmal.ner.task import NERTask
+
+    items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 3}, {"names": TYPES}, {},
+                               cache_dir=tmp_path)
+    task = NERTask(items, split, TYPES)
+    spec = {"kind": "openai", "model": "gpt-test", "prompt": "ner", "max_retries": 1, "backoff_base": 0.01}
+    prices = {"gpt-test": {"input": 1.0, "output": 2.0}}
+    with OpenAITestServer(tmp_path / "server", Faults()) as server:
+        spec["base_url"] = server.base_url
+        oracle = build_oracle("llm", annotators={"llm": spec}, mode="lazy", items=items, split=split, tables={},
+                              llm={"labels": {"names": TYPES}, "task": "ner", "prices": prices,
+                                   "cache_dir": str(tmp_path / "cache")}, log=lambda m: None)
+        result = simulate(task=task, oracle=oracle, gold=GoldSource({}, 0.0),
+                          classifier=CRFTagger(task.tokens, task.tag_names, recipe={"max_iterations": 20}, seed=0),
+                          sampler="mean_token_entropy", schedule=Schedule(20, 10, 2), seed=0, buy_dev=False,
+                          log=lambda m: None)
+        billed = server.ledger()["billed"]
+    rows = oracle.current(result.queried["id"].tolist())
+    # duplicate sentences share one request, sent and paid once
+    assert len(result.queried) == 40 and len(billed) == rows["request_id"].nunique() and oracle.stats()["calls"] == 3
+    assert (result.queried["cost_usd"] == 0).sum() == 40 - len(billed)
+    assert result.rounds["cost_total"].iloc[-1] == pytest.approx(result.ledger["cost_usd"].sum())
+    assert result.ledger["cost_usd"].sum() > 0
+    assert result.rounds["f1_micro"].notna().all()
