@@ -13,7 +13,8 @@ with logged(sm.log[0]):
     members = dict(zip(sm.params.spec.get("members", []), map(pd.read_parquet, sm.input.get("members", []))))
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
                      sm.params.spec, sm.params.config, name=sm.wildcards.annotator,
-                     embeddings_path=sm.input.get("embeddings"), member_tables=members)
+                     embeddings_path=sm.input.get("embeddings"), member_tables=members,
+                     task=sm.config.get("task"))
     counts = table["status"].value_counts().to_dict()
     print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "
           f"cost ${annotation_cost(table):.4f}")

@@ -79,6 +79,8 @@ class Faults:
     batch_rate_500: float = 0.0    # transient per (custom_id, attempt): 500 line in error file
     prefix_cache_min_tokens: int = 64  # a repeated prefix this long is cached (OpenAI: 1024) ...
     prefix_cache_block: int = 16       # ... in blocks of this many tokens (OpenAI: 128)
+    planted: str = ""              # JSON {substring: content}: a request whose last user message
+                                   # contains the substring is answered with that content verbatim
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> "Faults":
@@ -101,6 +103,7 @@ FAULT_HELP = {
     'batch_rate_500': 'transient per (custom_id, attempt): 500 line in error file',
     'prefix_cache_min_tokens': 'a repeated prefix this long is cached (OpenAI: 1024) ...',
     'prefix_cache_block': '... in blocks of this many tokens (OpenAI: 128)',
+    'planted': 'JSON {substring: content}: answers planted verbatim for matching requests',
 }
 
 
@@ -157,14 +160,36 @@ def sampling(body: JsonDict) -> bool:
     return isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0
 
 
+def ner_inputs(text: str) -> list[list[str]]:
+    """The sentences of an NER prompt (llmal.ner.llm): the text after the last "Input:" up to
+    "Output:", one sentence, or several numbered "[1] ..." lines; split on whitespace."""
+    part = text.rsplit("Input:", 1)[-1].split("Output:", 1)[0].strip()
+    lines = [ln.strip() for ln in part.splitlines() if ln.strip()]
+    if lines and all(re.match(r"^\[\d+\] ", ln) for ln in lines):
+        return [ln.split("] ", 1)[1].split() for ln in lines]
+    return [part.split()]
+
+
+def ner_entities(tokens: list[str], types: list[str]) -> list[JsonDict]:
+    """The "model's" entities: every capitalised token after the first, its type by hash."""
+    return [{"span": tok, "type": types[int(uniform(0, "ner", tok) * len(types))]}
+            for n, tok in enumerate(tokens) if n > 0 and tok[:1].isupper()]
+
+
 def expected_answer(body: JsonDict, index: int = 0) -> JsonDict | str:
     """The deterministic well-formed answer: a JSON object for a json_schema request, else text.
 
     At temperature 0 (or none) the argmax of each question's distribution; at temperature > 0
     choice `index` is a draw seeded by (text, request seed, index), so `n` choices and requests
-    with other seeds differ."""
+    with other seeds differ. An NER schema (`entities`, or `sentences` of entities) gets
+    ner_entities of each sentence."""
     text = last_user_text(body)
     properties = schema_properties(body)
+    if properties is not None and set(properties) in ({"entities"}, {"sentences"}):
+        ents = properties.get("entities") or properties["sentences"]["items"]["properties"]["entities"]
+        types = list(ents["items"]["properties"]["type"]["enum"])
+        found = [{"entities": ner_entities(tokens, types)} for tokens in ner_inputs(text)]
+        return found[0] if "entities" in properties else {"sentences": found}
     if properties is None:
         return "yes" if uniform(0, "text", text) < 0.5 else "no"
     answer: JsonDict = {}
@@ -380,6 +405,11 @@ class ServerState:
         """(content, malformed kind, usage) of one billed answer; a repeated prefix is cached."""
         malformed = malformed_kind(self.faults, body_hash)
         content = answer_content(body, malformed)
+        user = last_user_text(body)
+        for key, planted in (json.loads(self.faults.planted) if self.faults.planted else {}).items():
+            if key in user:
+                content, malformed = planted, "planted"
+                break
         prefix = prefix_text(body)
         key = (str(body.get("model")), prefix)
         with self.lock:

@@ -500,16 +500,21 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
         topics = errors_by_topic_table(preds, finals, settings)
         fpfn_fig, topics_fig, fig_conditions = fpfn, topics, conditions
     else:  # any number of classes: FP/FN and topic errors per class, one against the rest
-        metrics = confusion.summary_metrics(label_names)
+        # task ner: the classes are the entity types (the last label, "O", is no entity), and the
+        # rows of predictions.parquet are entities (FP = spurious, FN = missed, per type)
+        classes = label_names[:-1] if config.get("task") == "ner" else label_names
+        metrics = ner_summary_metrics(classes) if config.get("task") == "ner" else \
+            confusion.summary_metrics(label_names)
         summary = fair["summary_marks"](summary_table(finals, settings, metrics))
-        fpfn = confusion.per_class_fpfn(finals, preds, settings, label_names)
-        topics = confusion.per_class_topics(preds, finals, settings, label_names)
+        fpfn = confusion.per_class_fpfn(finals, preds, settings, classes)
+        topics = confusion.per_class_topics(preds, finals, settings, classes)
         fpfn_fig, fig_conditions = confusion.flatten_classes(fpfn)
         topics_fig, _ = confusion.flatten_classes(topics)
     curve = learning_curve_table(rounds, settings)
     sig = significance_table(finals, settings)
     conf = confusion.confusion_table(preds, settings, label_names)
-    per_class = confusion.per_class_table(finals, settings, label_names)
+    per_class = confusion.per_class_table(
+        finals, settings, label_names[:-1] if config.get("task") == "ner" else label_names)
     with_topics = confusion.has_topics(preds)
 
     written: dict[str, Path] = {}
@@ -585,6 +590,18 @@ def fair_comparisons(rounds: pd.DataFrame, finals: pd.DataFrame, preds: pd.DataF
 
 
 NO_TOPIC_NOTE = "No topic column in the dataset: no errors-by-topic view."
+
+
+def ner_summary_metrics(types: Sequence[str]) -> tuple[Metric, ...]:
+    """The summary columns of task ner: entity-level strict micro P/R/F1, macro F1, F1 per type."""
+    return (Metric("f1_micro", "Entity F1 (micro)", 3, "max"),
+            Metric("precision_micro", "Precision (micro)", 3, "max"),
+            Metric("recall_micro", "Recall (micro)", 3, "max"),
+            Metric("f1_macro", "Entity F1 (macro)", 3, "max"),
+            *(Metric(f"f1_{t}", f"F1 ({t})", 3, "max") for t in types),
+            Metric("fp", "FP (spurious)", 1, "min"), Metric("fn", "FN (missed)", 1, "min"),
+            Metric("n_labels", "Sentences", 0, None), Metric("n_train", "Trained on", 0, None),
+            Metric("cost_total", "Cost ($)", None, "min"))
 
 
 # --------------------------------------------------------------------------------------------

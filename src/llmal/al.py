@@ -25,8 +25,6 @@ from llmal.engine.task import ClassificationTask
 from llmal.models.base import Classifier
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
                                 draw_meta_ids, negative_mask, soft_targets)
-from llmal.strategies import make_strategy
-from llmal.strategies.model_context import ModelContext
 
 # what a classifier's info() may report about one round's training, copied into rounds.csv
 ROUND_TRAINING_KEYS = ("epochs_run", "best_dev_f1", "stopped_early", "train_seconds")
@@ -174,7 +172,7 @@ class _Run:
     def query(self, strategy: Any, candidates: list[str], k: int, rng: np.random.Generator,
               seed: int) -> list[str]:
         """The strategy's picks among the unlabelled candidates, in priority order."""
-        ctx = ModelContext(self.classifier, candidates, self.train_ids, rng=rng, seed=seed)
+        ctx = self.task.query_context(self.classifier, candidates, self.train_ids, rng=rng, seed=seed)
         return [candidates[int(p)] for p in strategy.query(ctx, k)]
 
     def finish(self, reason: str, rnd: int, detail: str = "") -> str:
@@ -197,7 +195,7 @@ def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, clas
     the dev F1 per round that a real study would watch); charged whatever their status."""
     rng = np.random.default_rng(seed)
     options = TrainingOptions.from_config(training)
-    strategy = None if schedule.full else make_strategy(sampler)
+    strategy = None if schedule.full else task.make_strategy(sampler)
     run = _Run(task, oracle, gold, classifier, schedule, options, log)
     visible = oracle.visible()
     run.pool = [i for i in task.ids["pool"] if visible is None or i in visible]

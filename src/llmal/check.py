@@ -142,6 +142,8 @@ def metric_names(config: Mapping[str, Any]) -> list[str]:
     names += [f"{m}_{n}" for n in config["labels"]["names"] for m in PER_LABEL_METRICS]
     if config["labels"].get("positive"):
         names += [f"{m}_pos" for m in PER_LABEL_METRICS]
+    if config.get("task") == "ner":
+        names += ["f1_micro", "precision_micro", "recall_micro", "dev_f1_macro"]
     return names
 
 
@@ -180,7 +182,7 @@ def settings_problems(config: Mapping[str, Any]) -> list[str]:
 def expected_classes(ds: Mapping[str, Any]) -> int | None:
     if ds["kind"] == "gahd":
         return 2
-    if ds["kind"] == "demo":
+    if ds["kind"] == "demo" and ds.get("task") != "ner":   # ner: entity types, checked by llmal.ner.data
         return 4 if ds.get("task") == "relation" else int(ds.get("classes", 2))
     return None
 
@@ -252,6 +254,8 @@ def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
 def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """The data checks' result: errors, warnings, n_items, split_counts, topics (cached)."""
     ds = config["dataset"]
+    if config.get("task") == "ner":
+        return ner_summary(config)
     if ds["kind"] == "demo":
         return demo_summary(config)
     if ds["kind"] == "gahd" and not ds.get("path"):
@@ -278,6 +282,24 @@ def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     except OSError:
         pass  # a read-only cache only costs speed
     return summary
+
+
+def ner_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    """task ner: the sentences read and split as the prepare rule will (files named at fault)."""
+    from llmal.data.validate import DatasetError
+    from llmal.ner.data import prepare_ner
+
+    ds = config["dataset"]
+    if ds["kind"] == "masakhaner" and not ds.get("path"):
+        return {}  # downloaded by the prepare rule; checked there
+    try:
+        items, split = prepare_ner(ds, config["labels"], config.get("split") or {},
+                                   cache_dir=Path(config.get("cache_dir") or ".llmal-cache") / "datasets")
+    except DatasetError as e:
+        return {"where": "dataset", "errors": [str(e)], "warnings": []}
+    counts = split["split"].value_counts()
+    return {"where": "dataset", "errors": [], "warnings": [], "n_items": int(len(items)),
+            "split_counts": {s: int(counts.get(s, 0)) for s in ("pool", "dev", "test")}}
 
 
 def _dataset_paths(ds: Mapping[str, Any]) -> list[str]:

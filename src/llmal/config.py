@@ -25,7 +25,11 @@ FEATURE_ENCODERS = ("tfidf", "sentence_transformer")
 LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
 TABLE_KINDS = ("human", "simulated", "precomputed")   # replayed from their tables in every mode
 LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
-RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",)}
+# crf: a tagger on token features; its encoder gives the sentence embeddings of kmeans
+RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",), "crf": FEATURE_ENCODERS}
+NER_SAMPLERS = ("full", "random", "mean_token_entropy", "total_token_entropy", "least_confidence",
+                "mnlp", "kmeans")
+NER_ONLY_SAMPLERS = ("mean_token_entropy", "total_token_entropy", "mnlp")
 
 
 class ConfigError(ValueError):
@@ -154,12 +158,14 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
                 bad_encoder = True
         if not bad_encoder and not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
-        _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
+        if recipes[recipe]["kind"] != "crf":   # crf: task_problems checks the sequence samplers
+            _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
         for option, what in (("reweight", "learning to reweight"),):
             if option in (cond.get("training") or {}) and recipes[recipe]["kind"] != "finetune":
                 fail(f"{key}.training.{option}",
                      f"{what} needs a recipe of kind finetune; recipe {recipe!r} is "
                      f"{recipes[recipe]['kind']!r}")
+    problems += task_problems(config, recipes)
     ref = (config.get("aggregate") or {}).get("reference")
     if ref is not None and ref not in config["conditions"]:
         fail("aggregate.reference", f"{ref!r} is not a condition")
@@ -170,6 +176,42 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
         if listed not in annotators:
             fail("agreement.annotators", f"{listed!r} is not an annotator (known: {sorted(annotators)})")
     return problems
+
+
+def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple[str, str]]:
+    """What `task` allows: with ner, crf recipes, sequence samplers, NER datasets and the
+    human/simulated/LLM annotators of llmal.ner; without it, none of those."""
+    out: list[tuple[str, str]] = []
+    ner = config.get("task") == "ner"
+    kind = config["dataset"]["kind"]
+    ner_data = kind in ("conll", "masakhaner") or (kind == "demo" and config["dataset"].get("task") == "ner")
+    if ner != ner_data:
+        out.append(("task" if ner else "dataset.kind",
+                    f"dataset {kind!r}{' (task ' + str(config['dataset'].get('task')) + ')' if kind == 'demo' else ''} "
+                    + ("holds no sentences with entity tags (use demo with task: ner, conll or masakhaner)"
+                       if ner else "is sequence labelling: set the top-level task: ner")))
+    for cname, cond in config["conditions"].items():
+        rname = cond.get("recipe", next(iter(recipes)))
+        rkind = (recipes.get(rname) or {}).get("kind")
+        if ner and rkind is not None and rkind != "crf":
+            out.append((f"conditions.{cname}.recipe", f"task ner trains a tagger: recipe {rname!r} is "
+                        f"{rkind!r}, not crf"))
+        if not ner and rkind == "crf":
+            out.append((f"conditions.{cname}.recipe", f"recipe {rname!r} (crf) tags sentences: it needs task: ner"))
+        if ner and cond["sampler"] not in NER_SAMPLERS:
+            out.append((f"conditions.{cname}.sampler", f"{cond['sampler']!r} is not a strategy for "
+                        f"sequence labelling (task ner: {list(NER_SAMPLERS)})"))
+        if not ner and cond["sampler"] in NER_ONLY_SAMPLERS:
+            out.append((f"conditions.{cname}.sampler", f"{cond['sampler']!r} scores tag sequences: it needs task: ner"))
+    if ner:
+        for name, spec in config["annotators"].items():
+            if spec["kind"] == "mixture":
+                out.append((f"annotators.{name}.kind", "task ner has no mixture annotators yet"))
+            for typ in spec.get("entity_error") or {}:
+                if typ not in config["labels"]["names"]:
+                    out.append((f"annotators.{name}.entity_error.{typ}",
+                                f"unknown entity type (labels.names: {config['labels']['names']})"))
+    return out
 
 
 def _check_strategy(key: str, sampler: str, recipe: str, kind: str, fail: Any) -> None:
@@ -482,6 +524,7 @@ def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, 
         "encoder": encoder,
         "encoder_spec": config["encoders"][encoder],
         "labels": config["labels"],
+        **({"task": "ner"} if config.get("task") == "ner" else {}),
     }
 
 

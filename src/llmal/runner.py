@@ -15,7 +15,7 @@ from llmal.config import spec_hash
 from llmal.encoders import load_features
 from llmal.engine.oracle import GoldSource, oracles_in
 from llmal.engine.schedule import Schedule
-from llmal.engine.task import ClassificationTask
+from llmal.engine.task import make_task
 from llmal.models import build_classifier
 from llmal.tables import check_annotations, write_json, write_parquet, write_text
 from llmal.workflow import versions
@@ -43,8 +43,8 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
     features = load_features(inputs["embeddings"]) if inputs.get("embeddings") else None
     demo_features = {e: load_features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
     labels = spec["labels"]
-    task = ClassificationTask(items, split, labels["names"], labels.get("positive"))
-    llm = {"labels": labels, **(spec.get("llm") or {})}
+    task = make_task(spec, items, split)
+    llm = {"labels": labels, **({"task": "ner"} if spec.get("task") == "ner" else {}), **(spec.get("llm") or {})}
     state_dir = (Path(llm.get("cache_dir") or ".llmal-cache") / "batches" / "runs" / dataset
                  / spec["condition"] / spec["encoder"] / f"seed{seed}")
     oracle = build_oracle(spec["annotator"], annotators=spec["annotators"], mode=spec["annotation"],
@@ -53,7 +53,7 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
     gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), float(spec.get("gold_cost_per_label", 0.0)))
     classifier = build_classifier(
         spec["recipe_spec"], spec["encoder_spec"], texts=dict(zip(items["id"], items["text"])),
-        features=features, n_classes=len(labels["names"]), seed=seed)
+        features=features, n_classes=len(labels["names"]), seed=seed, task=task)
     loaded = time.perf_counter()
     result = simulate(task=task, oracle=oracle, gold=gold, classifier=classifier,
                       sampler=spec["sampler"], seed=seed, training=spec.get("training"),
@@ -68,7 +68,7 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
         "condition": spec["condition"], "encoder": spec["encoder"], "seed": seed,
         "dataset": dataset, "annotator": spec["annotator"], "annotation": spec["annotation"],
         "sampler": spec["sampler"], "recipe": spec["recipe"], "config_hash": spec_hash(spec),
-        "spec": spec, "label_names": labels["names"], "positive": labels.get("positive"),
+        "spec": spec, "label_names": task.label_names, "positive": labels.get("positive"),
         "device": info.get("device", "cpu"), "training": info, "data": result.info,
         "stop_reason": result.info["stop_reason"], "stop_message": result.info["stop_message"],
         "costs": {k: result.info[k] for k in ("cost_al", "cost_dev", "cost_gold", "cost_total")},

@@ -45,9 +45,15 @@ ANNOTATION_COLUMNS = [
     "probs",          # JSON object, "{}" when unknown (llmal.label_probs): "choices" (question ->
                       # choice -> probability, from logprobs), "label" (label name -> probability),
                       # "votes" (label name -> share of the samples) with "n_samples", "agreement"
+    "spans",          # task: ner only: JSON list of [start, end, type] over token positions (end
+                      # exclusive) of an ok answer, "" otherwise; `label` is then 0 (labelled) or
+                      # <NA> (no usable answer), so status and label keep their meaning
+    "invalid_spans",  # task: ner only: spans of the answer dropped as invalid (not in the sentence,
+                      # unknown type, overlapping), 0 otherwise; the raw answer stays in `raw`
 ]
 # added after the first release: tables written before lack them and read as the default
-OPTIONAL_ANNOTATION_COLUMNS = {"reasoning_tokens": 0, "request_id": "", "probs": "{}"}
+OPTIONAL_ANNOTATION_COLUMNS = {"reasoning_tokens": 0, "request_id": "", "probs": "{}", "spans": "",
+                               "invalid_spans": 0}
 
 
 class ContractError(ValueError):
@@ -93,10 +99,10 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     df["id"] = df["id"].astype(str)
     df["label"] = pd.array(df["label"], dtype="Int64")
     df["status"] = df["status"].astype(str)
-    for col in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"):
+    for col in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "invalid_spans"):
         df[col] = df[col].fillna(0).astype("int64")
     df["cost_usd"] = df["cost_usd"].fillna(0.0).astype("float64")
-    for col in ("raw", "model", "prompt_hash", "request_id"):
+    for col in ("raw", "model", "prompt_hash", "request_id", "spans"):
         df[col] = df[col].fillna("").astype(str)
     check_annotations(df)
     df.attrs = attrs   # e.g. an LLM annotator's run statistics (attrs["llm"]), kept in parquet

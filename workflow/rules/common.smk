@@ -30,7 +30,9 @@ def dataset_inputs(wildcards):
     """Local dataset files are real inputs (`path`, or every file of `files`): a missing or
     changed file fails the plan or reruns prepare."""
     ds = config["dataset"]
-    if ds["kind"] not in ("file", "gahd"):
+    if ds["kind"] == "masakhaner":   # a directory of train/dev/test.txt, or a download
+        return [f"{ds['path']}/{n}.txt" for n in ("train", "dev", "test")] if ds.get("path") else []
+    if ds["kind"] not in ("file", "gahd", "conll"):
         return []
     if ds.get("path"):
         return [ds["path"]]

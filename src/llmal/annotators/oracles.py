@@ -116,6 +116,9 @@ def _llm_oracle(name: str, spec: Mapping[str, Any], items: pd.DataFrame, split: 
     cache_dir = Path(llm.get("cache_dir") or ".llmal-cache")
     state = Path(state_dir) / name if state_dir is not None else cache_dir / "batches" / name
 
+    if llm.get("task") == "ner":
+        return _ner_llm_oracle(name, spec, by_id, visible, llm, feats, demo_pool, cache_dir, state, log)
+
     def fetch(ids: list[str]) -> pd.DataFrame:
         return annotate_with_llm(
             by_id.loc[ids].reset_index(drop=True), spec=asked, label_names=labels["names"],
@@ -126,6 +129,33 @@ def _llm_oracle(name: str, spec: Mapping[str, Any], items: pd.DataFrame, split: 
     def quote(ids: list[str]) -> np.ndarray:
         return np.full(len(ids), _price_per_item(name, spec, by_id.loc[ids[:QUOTE_SAMPLE]], labels, llm,
                                                  demo_pool))
+
+    return LazyOracle(name, fetch, quote, visible=set(visible["id"].astype(str)),
+                      demonstrations=[] if demo_pool is None else demo_pool["id"].astype(str).tolist())
+
+
+def _ner_llm_oracle(name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, visible: pd.DataFrame,
+                    llm: Mapping[str, Any], feats: Any, demo_pool: pd.DataFrame | None,
+                    cache_dir: Path, state: Path, log: Callable[[str], None]) -> LazyOracle:
+    """An LLM annotator of sentences (task ner), asked about the acquired sentences only. Its
+    price per sentence before anything is bought: the sentence's characters / 4 as input tokens
+    plus max_tokens of output (afterwards the mean of what was paid)."""
+    from llmal.llm.cost import price_for
+    from llmal.ner.llm import annotate_ner_with_llm
+
+    types = [str(t) for t in llm["labels"]["names"]]
+    asked = {k: v for k, v in spec.items() if k != "limit"}
+    price = price_for(str(spec["model"]), str(spec["kind"]), llm.get("prices"))
+
+    def fetch(ids: list[str]) -> pd.DataFrame:
+        return annotate_ner_with_llm(by_id.loc[ids].reset_index(drop=True), spec=asked, types=types,
+                                     prices=llm.get("prices") or {}, cache_path=cache_dir / "responses.sqlite",
+                                     state_dir=state, embeddings=feats, demo_pool=demo_pool, log=log, name=name)
+
+    def quote(ids: list[str]) -> np.ndarray:
+        out = int(spec.get("max_tokens") or 256)
+        return np.array([price.cost(400 + len(str(by_id.loc[i, "text"])) // 4, out, 0,
+                                    batch=str(spec["kind"]) == "openai_batch") for i in ids])
 
     return LazyOracle(name, fetch, quote, visible=set(visible["id"].astype(str)),
                       demonstrations=[] if demo_pool is None else demo_pool["id"].astype(str).tolist())

@@ -26,10 +26,13 @@ def items_to_annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, 
 def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], config: dict[str, Any],
              *, name: str, embeddings_path: str | Path | None = None,
              member_tables: Mapping[str, pd.DataFrame] | None = None,
-             log: Callable[[str], None] = print) -> pd.DataFrame:
-    """`member_tables` (member name -> annotation table) are a mixture's inputs; other kinds ignore them."""
+             log: Callable[[str], None] = print, task: str | None = None) -> pd.DataFrame:
+    """`member_tables` (member name -> annotation table) are a mixture's inputs; other kinds
+    ignore them. `task`: ner annotates sentences with entity spans (llmal.ner)."""
     labels = config["labels"]
     kind = spec["kind"]
+    if task == "ner":
+        return annotate_ner(items, split, spec, config, name=name, embeddings_path=embeddings_path, log=log)
     if kind == "mixture":
         from llmal.annotators.mixture import annotate_mixture
 
@@ -80,6 +83,35 @@ def mixture_gold(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any])
     chosen = learned_gold_ids(spec, dev_ids)
     gold = items.assign(id=items["id"].astype(str)).set_index("id").loc[chosen, "gold"].astype(int)
     return {i: int(g) for i, g in gold.items() if g >= 0}
+
+
+def annotate_ner(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], config: dict[str, Any],
+                 *, name: str, embeddings_path: str | Path | None = None,
+                 log: Callable[[str], None] = print) -> pd.DataFrame:
+    """One annotator of task ner over the sentences it may see (pool and dev)."""
+    from llmal.ner import annotators as ner
+
+    todo = items_to_annotate(items, split, spec)
+    types = [str(t) for t in config["labels"]["names"]]
+    if spec["kind"] == "human":
+        return ner.annotate_ner_human(todo, spec)
+    if spec["kind"] == "simulated":
+        return ner.annotate_ner_simulated(todo, spec, types)
+    if spec["kind"] in LLM_KINDS:
+        from llmal.ner.llm import annotate_ner_with_llm
+
+        embeddings = demo_pool = None
+        if spec.get("demonstrations"):
+            from llmal.encoders import load_features
+            feats = load_features(embeddings_path)
+            embeddings = (feats.ids, feats.dense)
+            demo_pool = demonstration_pool(items, split, spec["demonstrations"])
+        cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
+        return annotate_ner_with_llm(
+            todo, spec=spec, types=types, prices=config.get("prices") or {},
+            cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
+            embeddings=embeddings, demo_pool=demo_pool, log=log, name=name)
+    raise ValueError(f"annotators.{name}.kind: {spec['kind']!r} cannot annotate sentences (task ner)")
 
 
 def demonstration_pool(items: pd.DataFrame, split: pd.DataFrame, demos: dict[str, Any]) -> pd.DataFrame:

@@ -1,9 +1,11 @@
 """The task seam of the AL engine: items, the label structure per item, the cost unit per item,
 and how test predictions are scored.
 
-Text classification is the one task today: an item's label is one class index, every item is
-one label, and the test split is scored against human gold (F1, FP/FN, soft-label metrics).
-Sequence labelling will implement the same methods with a label structure per token.
+Text classification: an item's label is one class index, every item is one label, and the
+test split is scored against human gold (F1, FP/FN, soft-label metrics). Sequence labelling
+(`task: ner`, llmal.ner.task.NERTask) implements the same methods with a tag sequence per
+sentence. `make_task` picks one from a run spec; the AL loop also asks the task for its query
+strategies and their context (`make_strategy`, `query_context`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ class TaskError(ValueError):
 
 
 class ClassificationTask:
+    kind = "classification"
+
     def __init__(self, items: pd.DataFrame, split: pd.DataFrame, label_names: Sequence[str],
                  positive: str | None) -> None:
         self.label_names = list(label_names)
@@ -81,3 +85,24 @@ class ClassificationTask:
             "gold": self._gold_test,
             "topic": test["topic"].astype(str).to_numpy() if "topic" in test else "",
         })
+
+    # --- the AL loop's hooks ------------------------------------------------------------------
+    @staticmethod
+    def make_strategy(name: str) -> Any:
+        from llmal.strategies import make_strategy
+        return make_strategy(name)
+
+    @staticmethod
+    def query_context(classifier: Any, candidates: Sequence[str], labelled: Sequence[str], *,
+                      rng: np.random.Generator, seed: int) -> Any:
+        from llmal.strategies.model_context import ModelContext
+        return ModelContext(classifier, candidates, labelled, rng=rng, seed=seed)
+
+
+def make_task(spec: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame) -> Any:
+    """The task of a run spec: `task: ner` (run_spec sets it only then), else classification."""
+    labels = spec["labels"]
+    if spec.get("task") == "ner":
+        from llmal.ner.task import NERTask
+        return NERTask(items, split, labels["names"])
+    return ClassificationTask(items, split, labels["names"], labels.get("positive"))

@@ -136,33 +136,10 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     plan = RequestPlan(list({line["custom_id"]: line for p in plans for line in p.lines}.values()),
                        plans[0].item_ids, [cid for p in plans for cid in p.custom_ids])
     stats = LLMRunStats(items=len(plan.item_ids), requests=len(plan.lines))
-    fresh: dict[str, ResponseLine] = {}
-    say = lambda m: log(f"{name}: {redact(m)}")  # noqa: E731
-
-    cache = ResponseCache(cache_path, **({"lease_s": lease_s} if lease_s else {}))
-    try:
-        backend = backend_identity(spec, cache.file_hash)
-        stats.backend = backend
-        cached = {cid: c.line for cid, c in cache.get_many(plan.custom_ids, backend).items()}
-        stats.cached = len(cached)
-        pending = [line for line in plan.lines if line["custom_id"] not in cached]
-        log(f"{name}: {len(plan.item_ids)} items, {len(plan.lines)} distinct requests, "
-            f"{len(cached)} cached, {len(pending)} to send ({kind}, {model}, prompt "
-            f"{template.name}@{template.hash}, backend {redact(backend)})")
-        if pending:
-            ex = executor or make_executor(spec, state_dir=Path(state_dir))
-            with InFlight(cache, backend, log=say) as flight:
-                send_once(ex, pending, cache, backend, flight, cached, fresh, stats, say)
-        stats.maybe_billed_lost_in_flight = cache.lost_in_flight
-        stats.legacy_adopted = cache.adopted_legacy
-    finally:
-        cache.close()
-
-    responses: dict[str, ResponseLine] = dict(cached)
-    for line in plan.lines:
-        cid = line["custom_id"]
-        if cid not in responses:
-            responses[cid] = fresh.get(cid) or error_line(cid, "missing", "the executor returned no response")
+    responses = fetch_responses(plan.lines, plan.custom_ids, spec, stats, cache_path=cache_path,
+                                state_dir=state_dir, name=name, what=f"{len(plan.item_ids)} items",
+                                prompt=f"{template.name}@{template.hash}", log=log,
+                                executor=executor, lease_s=lease_s)
 
     rows = [_row(item_id, cid, responses[cid], template, label_names, positive, price,
                  is_batch(kind), model, redact)
@@ -188,6 +165,42 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     if stats.failed:
         log(f"{name}: {stats.failed} rows failed; a plain rerun retries exactly these")
     return table
+
+
+def fetch_responses(lines: Sequence[RequestLine], custom_ids: Sequence[str], spec: Mapping[str, Any],
+                    stats: LLMRunStats, *, cache_path: Path, state_dir: Path, name: str, what: str,
+                    prompt: str, log: Callable[[str], None], executor: Executor | None = None,
+                    lease_s: float | None = None) -> dict[str, ResponseLine]:
+    """The response line of every request: from the cache, or sent once through the executor
+    (every answer cached the moment it arrives); a request without one gets an error line.
+    Fills in `stats` (cached, sent, waited, possibly billed, backend)."""
+    redact = _redactor(spec)
+    say = lambda m: log(f"{name}: {redact(m)}")  # noqa: E731
+    fresh: dict[str, ResponseLine] = {}
+    cache = ResponseCache(cache_path, **({"lease_s": lease_s} if lease_s else {}))
+    try:
+        backend = backend_identity(spec, cache.file_hash)
+        stats.backend = backend
+        cached = {cid: c.line for cid, c in cache.get_many(list(custom_ids), backend).items()}
+        stats.cached = len(cached)
+        pending = [line for line in lines if line["custom_id"] not in cached]
+        log(f"{name}: {what}, {len(lines)} distinct requests, {len(cached)} cached, "
+            f"{len(pending)} to send ({spec.get('kind')}, {spec.get('model')}, prompt {prompt}, "
+            f"backend {redact(backend)})")
+        if pending:
+            ex = executor or make_executor(spec, state_dir=Path(state_dir))
+            with InFlight(cache, backend, log=say) as flight:
+                send_once(ex, pending, cache, backend, flight, cached, fresh, stats, say)
+        stats.maybe_billed_lost_in_flight = cache.lost_in_flight
+        stats.legacy_adopted = cache.adopted_legacy
+    finally:
+        cache.close()
+    responses: dict[str, ResponseLine] = dict(cached)
+    for line in lines:
+        cid = line["custom_id"]
+        if cid not in responses:
+            responses[cid] = fresh.get(cid) or error_line(cid, "missing", "the executor returned no response")
+    return responses
 
 
 def send_once(executor: Executor, pending: Sequence[RequestLine], cache: ResponseCache, backend: str,

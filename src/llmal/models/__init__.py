@@ -8,8 +8,14 @@ from llmal.models.base import Classifier
 
 
 def build_classifier(recipe: dict[str, Any], encoder: dict[str, Any], *, texts: Mapping[str, str],
-                     features: Features | None, n_classes: int, seed: int) -> Classifier:
+                     features: Features | None, n_classes: int, seed: int, task: Any = None) -> Classifier:
+    """`task`: the run's task; a sequence tagger (kind crf) reads the sentences' tokens from it."""
     kind = recipe["kind"]
+    if kind == "crf":
+        from llmal.ner.crf import CRFTagger
+        if getattr(task, "kind", None) != "ner":
+            raise ValueError("the crf recipe tags sentences: it needs task: ner")
+        return CRFTagger(task.tokens, task.tag_names, recipe=recipe, seed=seed, features=features)
     if kind == "logistic":
         if features is None:
             raise ValueError("the logistic recipe needs frozen features (an embeddings file)")

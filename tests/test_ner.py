@@ -1,0 +1,267 @@
+"""task: ner — readers, spans, strict span parsing through the loopback server, seqeval
+metrics, the CRF on MasakhaNER tsn, and the NER demo through real Snakemake."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, snakemake, write_config
+from llmal.data.validate import DatasetError
+from llmal.ner.data import prepare_ner, sentences_to_items
+from llmal.ner.readers import NerDataError, Sentence, read_sentences
+from llmal.ner.spans import find_span, spans_to_tags, tags_to_spans
+
+TYPES = ["PER", "ORG", "LOC", "DATE"]
+MASAKHANER = ROOT.parent / "shared" / "data" / "masakhaner2" / "tsn"
+
+
+# ---------------------------------------------------------------- readers and spans
+def test_conll_errors_name_file_and_line(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("-DOCSTART- O\n\nAnna B-PER\nSchmidt I-PER\nlives O\nin O\nBerlin B-LOC\n\nHi O\n")
+    sents = read_sentences(good, TYPES)
+    assert [s.tokens for s in sents] == [("Anna", "Schmidt", "lives", "in", "Berlin"), ("Hi",)]
+    assert tags_to_spans(sents[0].tags) == [(0, 2, "PER"), (4, 5, "LOC")]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Anna B-PER\nlives O\nin I-LOC\n")
+    with pytest.raises(NerDataError, match=r"bad.txt:3: .*I- tag must continue"):
+        read_sentences(bad, TYPES)
+    bad.write_text("x O\n\nAnna B-PERSON\n")
+    with pytest.raises(NerDataError, match=r"bad.txt:3: unknown entity type 'PERSON'"):
+        read_sentences(bad, TYPES)
+    bad.write_text("Anna\n")
+    with pytest.raises(NerDataError, match=r"bad.txt:1: expected a token and its tag"):
+        read_sentences(bad, TYPES)
+
+
+def test_jsonl_spans_and_errors(tmp_path):
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"id": "a", "tokens": ["Kofi", "met", "Acme", "Corp"],
+                             "spans": [{"start": 2, "end": 4, "type": "ORG"}, [0, 1, "PER"]]}) + "\n")
+    (s,) = read_sentences(f, TYPES)
+    assert s.id == "a" and s.tags == ("B-PER", "O", "B-ORG", "I-ORG")
+    f.write_text('{"tokens": ["a"]}\n' + json.dumps({"tokens": ["a", "b"], "spans": [[0, 2, "PER"], [1, 2, "LOC"]]}) + "\n")
+    with pytest.raises(NerDataError, match=r"s.jsonl:2: .*overlaps"):
+        read_sentences(f, TYPES)
+    f.write_text(json.dumps({"tokens": ["a"], "spans": [[0, 1, "MISC"]]}) + "\n")
+    with pytest.raises(NerDataError, match=r"s.jsonl:1: unknown entity type 'MISC'"):
+        read_sentences(f, TYPES)
+
+
+def test_conll_files_each_with_its_split(tmp_path):
+    for name, n in (("train", 6), ("test", 3)):
+        (tmp_path / f"{name}.txt").write_text("".join(f"W{i} B-PER\nx O\n\n" for i in range(n)))
+    items, split = prepare_ner({"kind": "conll", "name": "x", "files": [
+        {"path": str(tmp_path / "train.txt"), "split": "train"},
+        {"path": str(tmp_path / "test.txt"), "split": "test"}]}, {"names": TYPES}, {"dev": 0.34}, cache_dir=tmp_path)
+    assert split["split"].value_counts().to_dict() == {"pool": 3, "test": 3, "dev": 3}
+    assert items["id"].iloc[0] == "train:0" and json.loads(items["meta_tags"].iloc[0]) == ["B-PER", "O"]
+    (tmp_path / "test.txt").write_text("a I-PER\n")
+    with pytest.raises(DatasetError, match="test.txt:1"):
+        prepare_ner({"kind": "conll", "name": "x", "path": str(tmp_path / "test.txt")}, {"names": TYPES}, {},
+                    cache_dir=tmp_path)
+
+
+def test_repeated_strings_take_the_leftmost_free_occurrence():
+    tokens = "the Red Cross and the Red Cross".split()
+    assert find_span(tokens, ["Red", "Cross"], []) == (1, 3)
+    assert find_span(tokens, ["Red", "Cross"], [(1, 3, "ORG")]) == (5, 7)
+    assert find_span(tokens, ["Red", "Cross"], [(1, 3, "ORG"), (5, 7, "ORG")]) is None
+    assert spans_to_tags([(5, 7, "ORG")], 7)[5:] == ["B-ORG", "I-ORG"]
+
+
+# ---------------------------------------------------------------- LLM annotators, strict parsing
+def _sentences(texts: list[str]) -> pd.DataFrame:
+    return sentences_to_items([Sentence(f"s{n}", tuple(t.split()), ("O",) * len(t.split()), n)
+                               for n, t in enumerate(texts)], "test")
+
+
+def _annotate(server, tmp_path, items, **extra):
+    from llmal.ner.llm import annotate_ner_with_llm
+
+    spec = {"kind": "openai", "model": "gpt-test", "prompt": "ner", "base_url": server.base_url,
+            "max_retries": 1, "backoff_base": 0.01, **extra}
+    return annotate_ner_with_llm(items, spec=spec, types=TYPES, prices={"gpt-test": {"input": 1.0, "output": 2.0}},
+                                 cache_path=tmp_path / "cache.sqlite", state_dir=tmp_path / "state",
+                                 log=lambda m: None)
+
+
+def test_planted_malformed_answers_become_invalid_spans_and_items(tmp_path):
+    from openai_server import Faults, OpenAITestServer
+
+    texts = ["Kofi met Acme Corp in Lagos .", "Sara left Oslo .", "Peter joined Delta .",
+             "Yesterday Mei visited Kyoto and Kyoto ."]
+    planted = {
+        texts[0]: json.dumps({"entities": [
+            {"span": "Kofi", "type": "PER"}, {"span": "Nairobi", "type": "LOC"},       # not in it
+            {"span": "Acme Corp", "type": "COMPANY"},                                    # unknown type
+            {"span": "Acme Corp", "type": "ORG"}, {"span": "Corp in", "type": "LOC"},  # overlap
+            {"span": "Lagos", "type": "LOC", "confidence": 1}]}),                      # extra key
+        texts[1]: "Sure! The entities are: Sara (PER), Oslo (LOC).",                   # not JSON
+        texts[2]: json.dumps({"entities": "Peter"}),                                   # not a list
+        texts[3]: json.dumps({"entities": [{"span": "Kyoto", "type": "LOC"}, {"span": "Kyoto", "type": "LOC"},
+                                           {"span": "Kyoto", "type": "LOC"}]}),        # a third Kyoto
+    }
+    with OpenAITestServer(tmp_path / "server", Faults(planted=json.dumps(planted))) as server:
+        table = _annotate(server, tmp_path, _sentences(texts)).set_index("id")
+        billed = server.ledger()["billed"]
+    assert len(billed) == 4
+    assert table.loc["s0", "status"] == "ok" and table.loc["s0", "invalid_spans"] == 4
+    assert json.loads(table.loc["s0", "spans"]) == [[0, 1, "PER"], [2, 4, "ORG"]]
+    assert table.loc["s0", "raw"] == planted[texts[0]]            # the raw answer is kept
+    for item in ("s1", "s2"):
+        assert table.loc[item, "status"] == "invalid" and pd.isna(table.loc[item, "label"])
+        assert table.loc[item, "spans"] == "" and table.loc[item, "raw"] == planted[texts[int(item[1])]]
+    assert json.loads(table.loc["s3", "spans"]) == [[3, 4, "LOC"], [5, 6, "LOC"]]
+    assert table.loc["s3", "invalid_spans"] == 1
+    assert (table["cost_usd"] > 0).all()
+
+
+def test_two_sentences_per_prompt_share_one_request(tmp_path):
+    from openai_server import Faults, OpenAITestServer, ner_entities
+
+    texts = ["Kofi met Acme Corp .", "Then Sara left Oslo .", "Peter joined Delta .", "Nobody came ."]
+    planted = {"[1] Peter joined Delta .": json.dumps({"sentences": [{"entities": []}]})}  # 1 of 2
+    with OpenAITestServer(tmp_path / "server", Faults(planted=json.dumps(planted))) as server:
+        table = _annotate(server, tmp_path, _sentences(texts), sentences_per_prompt=2).set_index("id")
+        assert len(server.ledger()["billed"]) == 2
+    assert table.loc["s0", "request_id"] == table.loc["s1", "request_id"] != table.loc["s2", "request_id"]
+    assert list(table["status"]) == ["ok", "ok", "invalid", "invalid"]
+    want = [[n, n + 1, e["type"]] for e in ner_entities(texts[1].split(), TYPES)
+            for n, tok in enumerate(texts[1].split()) if tok == e["span"]]
+    assert json.loads(table.loc["s1", "spans"]) == want and want
+
+
+# ---------------------------------------------------------------- metrics, CRF on MasakhaNER
+def test_entity_rows_count_what_seqeval_counts():
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from llmal.ner.metrics import entity_rows, seqeval_scores
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O"], ["B-DATE", "O"]]
+    pred = [["B-PER", "O", "O", "B-PER"], ["O", "B-ORG", "O"], ["O", "B-LOC"]]
+    m = seqeval_scores(gold, pred, TYPES)
+    assert m["f1_micro"] == pytest.approx(f1_score(gold, pred, mode="strict", scheme=IOB2))
+    rows = entity_rows(["a", "b", "c"], gold, pred, TYPES)
+    none = len(TYPES)
+    for k, t in enumerate(TYPES):   # FP = predicted t where gold is not t, FN = gold t not predicted t
+        assert ((rows["pred"] == k) & (rows["gold"] != k)).sum() == m[f"fp_{t}"]
+        assert ((rows["gold"] == k) & (rows["pred"] != k)).sum() == m[f"fn_{t}"]
+    assert m["fn_PER"] == 1 and m["fp_PER"] == 2 and m["fn_DATE"] == 1 and m["fp_LOC"] == 1
+    assert set(rows.loc[rows["gold"] == none, "topic"]) == {"PER", "LOC"}   # spurious: the predicted type
+
+
+@pytest.mark.skipif(not MASAKHANER.is_dir(), reason="MasakhaNER 2.0 tsn not in ../shared/data")
+def test_crf_on_the_gold_full_pool_of_masakhaner_tsn():
+    """The official test file is the test set; its F1 recomputed with seqeval from predictions."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from llmal.al import simulate
+    from llmal.engine.oracle import GoldSource, TableOracle
+    from llmal.engine.schedule import Schedule
+    from llmal.ner.annotators import annotate_ner_human
+    from llmal.ner.crf import CRFTagger
+    from llmal.ner.task import NERTask
+
+    items, split = prepare_ner({"kind": "masakhaner", "path": str(MASAKHANER)}, {"names": TYPES}, {},
+                               cache_dir="unused")
+    official = (MASAKHANER / "test.txt").read_text().split("\n\n")
+    assert (split["split"] == "test").sum() == len([s for s in official if s.strip()]) == 996
+    task = NERTask(items, split, TYPES)
+    table = annotate_ner_human(items[split["split"].isin(["pool", "dev"]).to_numpy()], {"mode": "gold"})
+    result = simulate(task=task, oracle=TableOracle("human", table), gold=GoldSource({}, 0.0),
+                      classifier=CRFTagger(task.tokens, task.tag_names, recipe={"max_iterations": 50}, seed=0),
+                      sampler="full", schedule=Schedule(50, 50, 0, full=True), seed=0, buy_dev=False,
+                      log=lambda m: None)
+    final = result.rounds.iloc[-1]
+    assert final["n_train"] == 3489 and 0.75 < final["f1_micro"] < 0.95
+    preds = result.predictions
+    by_sentence = preds.drop_duplicates("sentence")
+    assert set(by_sentence["sentence"]) <= set(task.ids["test"])
+    recomputed = f1_score([json.loads(t) for t in by_sentence["gold_tags"]],
+                          [json.loads(t) for t in by_sentence["pred_tags"]], mode="strict", scheme=IOB2)
+    assert recomputed == pytest.approx(final["f1_micro"], abs=1e-12)
+    print(f"CRF on the gold full pool of MasakhaNER tsn: entity F1 (micro) {final['f1_micro']:.4f}")
+
+
+# ---------------------------------------------------------------- the NER demo through Snakemake
+def tiny_ner_config() -> dict:
+    import yaml
+    config = yaml.safe_load((ROOT / "config" / "ner_demo.yaml").read_text())
+    config["dataset"].update(name="tiny_ner", n_items=300)
+    config["al"] = {"initial": 15, "batch": 15, "rounds": 2}
+    config["seeds"] = [0]
+    return config
+
+
+def test_ner_demo_end_to_end(tmp_path):
+    config = tiny_ner_config()
+    write_config(tmp_path, config)
+    snakemake(tmp_path)
+    res = tmp_path / "results" / "tiny_ner"
+    summary = pd.read_csv(res / "tables" / "summary.csv")
+    assert list(summary["condition"]) == list(config["conditions"])
+    assert summary["f1_micro_mean"].between(0.3, 1.0).all()
+    human = pd.read_parquet(res / "annotations" / "human.parquet")
+    items = pd.read_parquet(res / "data" / "items.parquet").set_index("id")
+    row = human.iloc[0]
+    assert json.loads(row["spans"]) == [list(s) for s in tags_to_spans(json.loads(items.loc[row["id"], "meta_tags"]))]
+    assert row["cost_usd"] == pytest.approx(0.01 * len(json.loads(items.loc[row["id"], "meta_tokens"])))
+    for cond in config["conditions"]:
+        run_dir = res / "runs" / cond / "tfidf" / "seed0"
+        rounds = pd.read_csv(run_dir / "rounds.csv")
+        assert len(rounds) == 3 and rounds["n_labels"].tolist() == [15, 30, 45]
+        run = json.loads((run_dir / "run.json").read_text())
+        assert run["label_names"] == TYPES + ["O"] and run["spec"]["task"] == "ner"
+    fpfn = pd.read_csv(res / "tables" / "fpfn.csv")
+    assert set(fpfn["class"]) == set(TYPES)
+    assert (res / "figures" / "learning_curve.png").stat().st_size > 1000
+    agreement = json.loads((res / "tables" / "agreement.json").read_text())
+    assert agreement["unit"] == "tokens" and agreement["fleiss_annotators"] == ["llm_sim", "llm_sim_b"]
+    assert 0.3 < agreement["fleiss_kappa"] < 1.0        # token-level Fleiss' kappa (S2)
+    table = pd.read_csv(res / "tables" / "annotators.csv").set_index("annotator")
+    assert table.loc["human", "entity_f1"] == 1.0 and table.loc["llm_sim", "entity_f1"] < 1.0
+    report = (res / "report.html").read_text().lower()
+    assert "entity f1 (micro)" in report and "synthetic" in report
+
+
+def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
+    """An NER LLM annotator asked during an AL run (annotation: lazy) through the loopback server:
+    only the sentences bought are sent, and the ledger holds what the server billed."""
+    from openai_server import Faults, OpenAITestServer
+
+    from llmal.al import simulate
+    from llmal.annotators.oracles import build_oracle
+    from llmal.engine.oracle import GoldSource
+    from llmal.engine.schedule import Schedule
+    from llmal.ner.crf import CRFTagger
+    from llmal.ner.task import NERTask
+
+    items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 3}, {"names": TYPES}, {},
+                               cache_dir=tmp_path)
+    task = NERTask(items, split, TYPES)
+    spec = {"kind": "openai", "model": "gpt-test", "prompt": "ner", "max_retries": 1, "backoff_base": 0.01}
+    prices = {"gpt-test": {"input": 1.0, "output": 2.0}}
+    with OpenAITestServer(tmp_path / "server", Faults()) as server:
+        spec["base_url"] = server.base_url
+        oracle = build_oracle("llm", annotators={"llm": spec}, mode="lazy", items=items, split=split, tables={},
+                              llm={"labels": {"names": TYPES}, "task": "ner", "prices": prices,
+                                   "cache_dir": str(tmp_path / "cache")}, log=lambda m: None)
+        result = simulate(task=task, oracle=oracle, gold=GoldSource({}, 0.0),
+                          classifier=CRFTagger(task.tokens, task.tag_names, recipe={"max_iterations": 20}, seed=0),
+                          sampler="mean_token_entropy", schedule=Schedule(20, 10, 2), seed=0, buy_dev=False,
+                          log=lambda m: None)
+        billed = server.ledger()["billed"]
+    rows = oracle.current(result.queried["id"].tolist())
+    # duplicate sentences share one request, sent and paid once
+    assert len(result.queried) == 40 and len(billed) == rows["request_id"].nunique() and oracle.stats()["calls"] == 3
+    assert (result.queried["cost_usd"] == 0).sum() == 40 - len(billed)
+    assert result.rounds["cost_total"].iloc[-1] == pytest.approx(result.ledger["cost_usd"].sum())
+    assert result.ledger["cost_usd"].sum() > 0
+    assert result.rounds["f1_micro"].notna().all()
