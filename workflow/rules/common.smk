@@ -59,6 +59,8 @@ def annotate_config(wildcards):
         prices = config.get("prices") or {}
         out["prices"] = {m: p for m, p in prices.items() if m == str(spec["model"])}
         out["cache_dir"] = config.get("cache_dir", ".llmal-cache")
+        if config.get("cache_mode", "local") != "local":
+            out["cache_mode"] = config["cache_mode"]
     return out
 
 

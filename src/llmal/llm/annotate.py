@@ -103,7 +103,7 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
                       embeddings: tuple[np.ndarray, np.ndarray] | None = None,
                       demo_pool: pd.DataFrame | None = None, log: Callable[[str], None] = print,
                       name: str | None = None, executor: Executor | None = None,
-                      lease_s: float | None = None) -> pd.DataFrame:
+                      lease_s: float | None = None, cache_mode: str = "local") -> pd.DataFrame:
     """The annotation table of `items` (columns id, text) by the LLM annotator `spec`.
 
     `executor` replaces the one `spec['kind']` names (for tests and custom backends). Costs are
@@ -134,7 +134,7 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     fresh: dict[str, ResponseLine] = {}
     say = lambda m: log(f"{name}: {redact(m)}")  # noqa: E731
 
-    cache = ResponseCache(cache_path, **({"lease_s": lease_s} if lease_s else {}))
+    cache = ResponseCache(cache_path, mode=cache_mode, **({"lease_s": lease_s} if lease_s else {}))
     try:
         backend = backend_identity(spec, cache.file_hash)
         stats.backend = backend
