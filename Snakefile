@@ -11,7 +11,7 @@ min_version("8.0")
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # rule scripts run in processes of their own (in conda environments too): they import llmal from src/
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 from llmal.check import plan_check  # noqa: E402
 from llmal.config import ConfigError, expand_runs, validate_config  # noqa: E402
 
@@ -47,3 +47,5 @@ rule all:
         AGREEMENT_OUTPUTS,
         f"{RESULTS}/report.html",
     default_target: True
+localrules:
+    all,

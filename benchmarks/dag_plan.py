@@ -31,8 +31,8 @@ def plan(config: Path) -> tuple[float, int]:
                               "-n", "--quiet", "rules"], capture_output=True, text=True, check=True,
                              env=env)
         seconds = time.perf_counter() - start
-    match = re.search(r"al_run\s+(\d+)", res.stdout)
-    return seconds, int(match.group(1)) if match else 0
+    # al_run and al_run_api (lazy API conditions with a linear head run on the submit host)
+    return seconds, sum(int(n) for n in re.findall(r"^al_run(?:_api)?\s+(\d+)", res.stdout, re.M))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -288,3 +289,19 @@ def test_finetune_perturbed_proba_grows_with_the_noise_scale(corpus, tiny_bert):
     np.testing.assert_array_equal(big, clf.perturbed_proba(test_ids, passes=3, scale=0.5, seed=0))
     with pytest.raises(RuntimeError, match="before fit"):
         classifier(corpus, tiny_bert).embed(test_ids)
+
+
+def test_deterministic_recipe_turns_on_deterministic_algorithms(corpus, tiny_bert):
+    ids, y = corpus["train"]
+    assert not torch.are_deterministic_algorithms_enabled()
+    try:
+        runs = []
+        for _ in range(2):
+            clf = classifier(corpus, tiny_bert, seed=5, epochs=2, recipe={"deterministic": True})
+            runs.append(clf.fit(ids, y).predict_proba(corpus["test"][0]))
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert clf.info()["deterministic"] is True
+        np.testing.assert_array_equal(runs[0], runs[1])
+    finally:
+        torch.use_deterministic_algorithms(False)

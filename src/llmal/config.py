@@ -507,6 +507,7 @@ def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, 
         models = {str(annotators[a]["model"]) for a in llms}
         lazy = {"prices": {m: p for m, p in (config.get("prices") or {}).items() if m in models},
                 "cache_dir": config.get("cache_dir", ".llmal-cache"),
+                **({"cache_mode": config["cache_mode"]} if config.get("cache_mode", "local") != "local" else {}),
                 "demo_encoders": {e: config["encoders"][e] for e in run_demo_encoders(config, condition)}}
     return {
         **training,

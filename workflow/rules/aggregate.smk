@@ -14,7 +14,7 @@ rule aggregate:
     output:
         AGGREGATE_OUTPUTS,
     params:
-        config=config,
+        config=summary_config(),
         run_dirs=[run.path(DATASET) for run in RUNS],
     log:
         f"{RESULTS}/logs/aggregate.log",
@@ -35,7 +35,7 @@ rule report:
     output:
         f"{RESULTS}/report.html",
     params:
-        config=config,
+        config=summary_config(),
         run_dirs=[run.path(DATASET) for run in RUNS],
     log:
         f"{RESULTS}/logs/report.log",
@@ -43,3 +43,9 @@ rule report:
         "../../envs/core.yaml"
     script:
         "../../scripts/report.py"
+
+
+# tables, figures and the report read small files: they run on the submit host
+localrules:
+    aggregate,
+    report,

@@ -9,10 +9,14 @@ rule agreement:
     output:
         AGREEMENT_OUTPUTS,
     params:
-        config=lambda wc: {k: config.get(k) for k in ("annotators", "labels", "agreement")},
+        config=AGREEMENT_CONFIG,
     log:
         f"{RESULTS}/logs/agreement.log",
     conda:
         "../../envs/core.yaml"
     script:
         "../../scripts/agreement.py"
+
+
+localrules:
+    agreement,

@@ -1,22 +1,55 @@
 rule al_run:
-    """One AL simulation: condition x encoder x seed. Name its run.json to rerun just it."""
+    """One AL simulation: condition x encoder x seed. Name its run.json to rerun just it.
+
+    Resources from what the run is (llmal.cluster): a linear head takes one core on the CPU
+    partition with memory from its input size and joins the `al_cpu` job group (packed into
+    group jobs by the cluster profile's group-components); fine-tuning takes GPUs on the GPU
+    partition, one job per run.
+    """
     input:
         unpack(al_inputs),
     output:
-        rounds=RUN_DIR + "/rounds.csv",
-        queried=RUN_DIR + "/queried.parquet",
-        predictions=RUN_DIR + "/predictions.parquet",
-        ledger=RUN_DIR + "/ledger.parquet",
-        run=RUN_DIR + "/run.json",
+        rounds=f"{RUN_DIR}/rounds.csv",
+        queried=f"{RUN_DIR}/queried.parquet",
+        predictions=f"{RUN_DIR}/predictions.parquet",
+        ledger=f"{RUN_DIR}/ledger.parquet",
+        run=f"{RUN_DIR}/run.json",
     params:
         spec=lambda wc: run_spec(config, wc.condition, wc.encoder),
         dataset=DATASET,
+    wildcard_constraints:
+        # conditions that ask an API LLM during the run have a rule of their own (al_run_api)
+        condition=rf"(?!(?:{NETWORK_CONDITION_RE})/){NAME}",
     threads: al_threads
     resources:
+        **SITE_RESOURCES,
         gpu=al_gpus,
+        gpu_slots=al_gpu_slots,
+        slurm_partition=al_partition,
+        gpu_model=al_gpu_model,
+        cpus_per_gpu=al_cpus_per_gpu,
+        mem_mb=al_mem_mb,
+        runtime=al_runtime,
+    group:
+        al_group
     log:
-        RUN_DIR + "/log.txt",
+        f"{RUN_DIR}/log.txt",
     conda:
         "../../envs/torch.yaml"
     script:
         "../../scripts/al_run.py"
+
+
+# An AL run of a lazy condition whose annotators include an API LLM (openai, openai_batch) asks
+# the API from inside the run, and compute nodes often have no internet: with a linear head it
+# runs on the submit host (a local rule), unless the site names a `network_partition` whose nodes
+# reach the API (llmal.cluster explains where fine-tuning ones go).
+use rule al_run as al_run_api with:
+    wildcard_constraints:
+        condition=NETWORK_CONDITION_RE,
+    group:
+        None
+
+
+localrules:
+    al_run_api,

@@ -1,12 +1,13 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
-from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, recipe_of,
-                          run_demo_encoders, run_spec, run_tables)
+from llmal import cluster
+from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, run_demo_encoders,
+                          run_spec, run_tables)
 
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
 RUNS = list(expand_runs(config))
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
-RUN_DIR = RESULTS + "/runs/{condition}/{encoder}/seed{seed}"
+RUN_DIR = f"{RESULTS}/runs/{{condition}}/{{encoder}}/seed{{seed}}"
 RUN_FILES = ["rounds.csv", "queried.parquet", "predictions.parquet", "ledger.parquet", "run.json"]
 ITEMS = f"{RESULTS}/data/items.parquet"
 SPLIT = f"{RESULTS}/data/split.parquet"
@@ -53,6 +54,20 @@ def annotate_inputs(wildcards):
     return inputs
 
 
+def annotate_config(wildcards):
+    """What annotation reads of the config, and nothing else (a param: its rerun trigger): the
+    labels; for an LLM, the price of its own model and the cache directory."""
+    spec = config["annotators"][wildcards.annotator]
+    out = {"labels": config["labels"]}
+    if "model" in spec and spec["kind"] not in ("human", "simulated", "mixture"):
+        prices = config.get("prices") or {}
+        out["prices"] = {m: p for m, p in prices.items() if m == str(spec["model"])}
+        out["cache_dir"] = config.get("cache_dir", ".llmal-cache")
+        if config.get("cache_mode", "local") != "local":
+            out["cache_mode"] = config["cache_mode"]
+    return out
+
+
 def annotate_retry_token(wildcards):
     """Grows when the last job left transiently failed rows: a changed param reruns the job."""
     from llmal.llm.retry import read_token
@@ -74,16 +89,70 @@ def al_inputs(wildcards):
     return inputs
 
 
+# --- resources: what each job asks a scheduler for (llmal.cluster; SLURM site settings from
+# profiles/slurm/site.yaml or LLMAL_SLURM_* variables, see profiles/slurm/README.md)
+try:
+    SITE = cluster.site_settings(workflow.basedir)
+except cluster.SiteError as e:
+    raise WorkflowError(str(e)) from None
+SITE_RESOURCES = cluster.static_resources(SITE)
+
+
 def al_gpus(wildcards):
-    """Fine-tuning asks the scheduler for GPUs; a linear head on frozen features needs none."""
-    _, recipe = recipe_of(config, wildcards.condition)
-    return int(recipe.get("gpus", 1)) if recipe["kind"] == "finetune" else 0
+    """Fine-tuning (or an in-process vLLM) asks the scheduler for GPUs; a linear head needs none."""
+    return cluster.al_gpus(config, wildcards.condition)
+
+
+def al_gpu_slots(wildcards):
+    """The workstation's GPU share (profiles/default caps `gpu_slots` per GPU); never a cap on a
+    cluster, where the scheduler hands out whole GPUs."""
+    return 0 if workflow.non_local_exec else al_gpus(wildcards)
 
 
 def al_threads(wildcards):
-    """A linear head needs one core; fine-tuning on a CPU uses two (capped by --cores)."""
-    _, recipe = recipe_of(config, wildcards.condition)
-    return 2 if recipe["kind"] == "finetune" else 1
+    return cluster.al_threads(config, wildcards.condition)
+
+
+def al_partition(wildcards):
+    return cluster.al_partition(config, wildcards.condition, SITE)
+
+
+def al_gpu_model(wildcards):
+    return cluster.gpu_model(SITE, al_gpus(wildcards))
+
+
+def al_cpus_per_gpu(wildcards):
+    return cluster.cpus_per_gpu(SITE, al_gpus(wildcards))
+
+
+def al_mem_mb(wildcards, input):
+    return cluster.mem_mb(input.size_mb, al_gpus(wildcards))
+
+
+def al_runtime(wildcards):
+    return cluster.DEFAULT_RUNTIME["finetune" if al_gpus(wildcards) else "linear"]
+
+
+def al_group(wildcards):
+    return cluster.al_group(config, wildcards.condition, SITE)
+
+
+def annotate_gpus(wildcards):
+    return cluster.annotate_gpus(config["annotators"][wildcards.annotator])
+
+
+def annotate_partition(wildcards):
+    return SITE.get("gpu_partition" if annotate_gpus(wildcards) else "cpu_partition", "")
+
+
+# conditions whose AL runs ask an API LLM from inside the run, and annotators that need compute
+NETWORK_CONDITIONS = [c for c in config["conditions"] if cluster.runs_on_submit_host(config, c, SITE)]
+if workflow.non_local_exec:
+    for warning in cluster.placement_warnings(config, SITE):
+        print(f"SLURM: {warning}", file=sys.stderr)
+NETWORK_CONDITION_RE = cluster.names_regex(NETWORK_CONDITIONS)
+COMPUTE_ANNOTATORS = [a for a, s in config["annotators"].items() if cluster.annotator_needs_compute(s)]
+COMPUTE_ANNOTATOR_RE = cluster.names_regex(COMPUTE_ANNOTATORS)
 
 
 def run_outputs(run, names=RUN_FILES):
@@ -91,6 +160,18 @@ def run_outputs(run, names=RUN_FILES):
 
 
 ALL_RUN_FILES = [f for run in RUNS for f in run_outputs(run)]
+
+
+def summary_config():
+    """What aggregate and report read of the config (their params, so their rerun trigger): an
+    encoder no run uses, an annotator no condition names or a price are not part of it."""
+    used_encoders = {run.encoder for run in RUNS}
+    named = {c["annotator"] for c in config["conditions"].values()}
+    return {
+        **{k: config[k] for k in ("dataset", "labels", "seeds", "conditions", "aggregate") if k in config},
+        "encoders": {e: s for e, s in config["encoders"].items() if e in used_encoders},
+        "annotators": {a: s for a, s in config["annotators"].items() if a in named},
+    }
 # the annotation tables made up front: those the runs replay (lazy LLM annotators are asked
 # during the runs, about the items they query only)
 ALL_ANNOTATIONS = sorted({annotation_file(a) for c in config["conditions"] for a in run_tables(config, c)})
@@ -99,6 +180,10 @@ ALL_ANNOTATIONS = sorted({annotation_file(a) for c in config["conditions"] for a
 # mixture members), the reference and the candidates `agreement.annotators` lists (S2); an
 # annotator in none of these is never annotated
 ANNOTATED = list(annotation_targets(config))
+AGREEMENT_CONFIG = {
+    "annotators": {a: s for a, s in config["annotators"].items() if a in ANNOTATED},
+    **{k: config.get(k) for k in ("labels", "agreement")},
+}
 CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in ANNOTATED]
 AGREEMENT_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")]

@@ -7,8 +7,13 @@ rule embed:
         embeddings_file("{encoder}"),
     params:
         spec=lambda wc: config["encoders"][wc.encoder],
+    resources:
+        **SITE_RESOURCES,
+        slurm_partition=SITE.get("cpu_partition", ""),
+        mem_mb=lambda wc, input: cluster.mem_mb(input.size_mb, 0),
+        runtime=cluster.DEFAULT_RUNTIME["embed"],
     log:
-        RESULTS + "/logs/embed/{encoder}.log",
+        f"{RESULTS}/logs/embed/{{encoder}}.log",
     conda:
         "../../envs/torch.yaml"
     script:

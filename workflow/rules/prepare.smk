@@ -16,3 +16,8 @@ rule prepare:
         "../../envs/core.yaml"
     script:
         "../../scripts/prepare.py"
+
+
+# reading (or downloading) the dataset needs the network and little compute: the submit host
+localrules:
+    prepare,

@@ -124,7 +124,7 @@ def _llm_oracle(name: str, spec: Mapping[str, Any], items: pd.DataFrame, split: 
             by_id.loc[ids].reset_index(drop=True), spec=asked, label_names=labels["names"],
             positive=labels.get("positive"), prompts_dir=PROMPTS_DIR, prices=llm.get("prices") or {},
             cache_path=cache_dir / "responses.sqlite", state_dir=state, embeddings=feats,
-            demo_pool=demo_pool, log=log, name=name)
+            demo_pool=demo_pool, log=log, name=name, cache_mode=str(llm.get("cache_mode") or "local"))
 
     def quote(ids: list[str]) -> np.ndarray:
         return np.full(len(ids), _price_per_item(name, spec, by_id.loc[ids[:QUOTE_SAMPLE]], labels, llm,

@@ -68,7 +68,8 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
             todo, spec=spec, label_names=labels["names"], positive=labels.get("positive"),
             prompts_dir=PROMPTS_DIR, prices=config.get("prices") or {},
             cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
-            embeddings=embeddings, demo_pool=demo_pool, log=log, name=name)
+            embeddings=embeddings, demo_pool=demo_pool, log=log, name=name,
+            cache_mode=str(config.get("cache_mode") or "local"))
     else:
         raise ValueError(f"unknown annotator kind {kind!r}")
     return make_annotations(table)

@@ -105,7 +105,7 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
                       embeddings: tuple[np.ndarray, np.ndarray] | None = None,
                       demo_pool: pd.DataFrame | None = None, log: Callable[[str], None] = print,
                       name: str | None = None, executor: Executor | None = None,
-                      lease_s: float | None = None) -> pd.DataFrame:
+                      lease_s: float | None = None, cache_mode: str = "local") -> pd.DataFrame:
     """The annotation table of `items` (columns id, text) by the LLM annotator `spec`.
 
     `executor` replaces the one `spec['kind']` names (for tests and custom backends). Costs are
@@ -139,7 +139,8 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
     responses = fetch_responses(plan.lines, plan.custom_ids, spec, stats, cache_path=cache_path,
                                 state_dir=state_dir, name=name, what=f"{len(plan.item_ids)} items",
                                 prompt=f"{template.name}@{template.hash}", log=log,
-                                executor=executor, lease_s=lease_s)
+                                executor=executor, lease_s=lease_s,
+                                cache_mode=cache_mode)
 
     rows = [_row(item_id, cid, responses[cid], template, label_names, positive, price,
                  is_batch(kind), model, redact)
@@ -170,14 +171,14 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
 def fetch_responses(lines: Sequence[RequestLine], custom_ids: Sequence[str], spec: Mapping[str, Any],
                     stats: LLMRunStats, *, cache_path: Path, state_dir: Path, name: str, what: str,
                     prompt: str, log: Callable[[str], None], executor: Executor | None = None,
-                    lease_s: float | None = None) -> dict[str, ResponseLine]:
+                    lease_s: float | None = None, cache_mode: str = "local") -> dict[str, ResponseLine]:
     """The response line of every request: from the cache, or sent once through the executor
     (every answer cached the moment it arrives); a request without one gets an error line.
     Fills in `stats` (cached, sent, waited, possibly billed, backend)."""
     redact = _redactor(spec)
     say = lambda m: log(f"{name}: {redact(m)}")  # noqa: E731
     fresh: dict[str, ResponseLine] = {}
-    cache = ResponseCache(cache_path, **({"lease_s": lease_s} if lease_s else {}))
+    cache = ResponseCache(cache_path, mode=cache_mode, **({"lease_s": lease_s} if lease_s else {}))
     try:
         backend = backend_identity(spec, cache.file_hash)
         stats.backend = backend

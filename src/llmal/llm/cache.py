@@ -19,6 +19,15 @@ request waits for it and reads the answer. A reservation whose job died (its pro
 its heartbeat older than the lease) is cleared; the ones it had already sent are counted as
 possibly billed (`lost_in_flight`).
 
+Cluster filesystems (`cache_mode: network`): SQLite's WAL needs shared memory between the
+processes that open the file, so it is unsafe where jobs on several nodes share a `cache_dir` on
+NFS or Lustre, and the POSIX locks SQLite's rollback journal relies on are unreliable there. In
+network mode the file uses a rollback journal (`journal_mode = DELETE`), and every read and
+write runs under a directory lock (netlock.py: `mkdir` is atomic on NFS and Lustre) on a
+connection opened for it and closed after it: NFS's close-to-open consistency then shows each
+job what the previous holder committed. Slower per call (milliseconds), safe across nodes.
+All jobs sharing one cache must use the same mode.
+
 Migration: caches of llmal versions before backend identities have a table `responses` keyed by
 custom_id alone, with the executor kind that filled it. Such a legacy answer is adopted by the
 first backend of the same family (openai/openai_batch, vllm, local) that asks for it, moved into
@@ -39,6 +48,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .backend import FAMILY, file_sha256
 from .executors.base import ResponseLine, compact_json
+from .netlock import DirLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -71,6 +81,7 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 );
 """
 LEGACY_TABLE = "responses"
+CACHE_MODES = ("local", "network")
 LOOKUP_CHUNK = 500
 LEASE_S = 120.0            # a job whose heartbeat is older than this is taken for dead
 HOST = socket.gethostname()
@@ -106,18 +117,20 @@ def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
 class ResponseCache:
     """One connection per process; thread-safe for executors that store from worker threads."""
 
-    def __init__(self, path: str | Path, timeout_s: float = 120.0, lease_s: float = LEASE_S) -> None:
+    def __init__(self, path: str | Path, timeout_s: float = 120.0, lease_s: float = LEASE_S,
+                 mode: str = "local") -> None:
+        if mode not in CACHE_MODES:
+            raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {mode!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lease_s = lease_s
+        self.mode = mode
+        self.timeout_s = timeout_s
         self.lost_in_flight = 0      # sent requests of dead jobs this process cleared
         self.adopted_legacy = 0      # answers moved over from a pre-backend cache
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
+        self._dirlock = DirLock(self.path.with_name(self.path.name + ".lock"), timeout_s=timeout_s)
+        self._conn: sqlite3.Connection | None = None if mode == "network" else self._connect("WAL")
         with self._transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -125,15 +138,38 @@ class ResponseCache:
             self._legacy = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                       (LEGACY_TABLE,)).fetchone() is not None
 
+    def _connect(self, journal: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+        conn.execute(f"PRAGMA journal_mode = {journal}")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """The connection to use, held alone: this process's one connection under a thread lock
+        (local mode), or a fresh one under the directory lock, closed after (network mode)."""
+        with self._lock:
+            if self._conn is not None:
+                yield self._conn
+                return
+            with self._dirlock:
+                conn = self._connect("DELETE")
+                try:
+                    yield conn
+                finally:
+                    conn.close()
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._guard() as db:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
+                yield db
+                db.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
 
     # ------------------------------------------------------------------ answers
@@ -169,10 +205,10 @@ class ResponseCache:
         """The cached answers of `backend` among `custom_ids` (legacy answers adopted first)."""
         ids = list(dict.fromkeys(custom_ids))
         out: dict[str, CachedResponse] = {}
-        with self._lock:
+        with self._guard() as db:
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                for cid, text in self._conn.execute(
+                for cid, text in db.execute(
                         f"SELECT custom_id, line FROM answers WHERE backend = ? AND custom_id IN ({marks})",
                         [backend, *chunk]).fetchall():
                     out[cid] = CachedResponse(json.loads(text), backend)
@@ -204,14 +240,14 @@ class ResponseCache:
 
     def __contains__(self, custom_id: object) -> bool:
         """Whether any backend has an answer for `custom_id`."""
-        with self._lock:
-            row = self._conn.execute("SELECT 1 FROM answers WHERE custom_id = ?",
+        with self._guard() as db:
+            row = db.execute("SELECT 1 FROM answers WHERE custom_id = ?",
                                      (custom_id,)).fetchone()
         return row is not None
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        with self._guard() as db:
+            return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     # ------------------------------------------------------------------ reservations
     def register(self, owner: str) -> None:
@@ -286,8 +322,8 @@ class ResponseCache:
         """sha256 of a (large) model file, computed once per (path, size, mtime)."""
         real = os.path.realpath(path)
         st = os.stat(real)
-        with self._lock:
-            row = self._conn.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path = ?",
+        with self._guard() as db:
+            row = db.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path = ?",
                                      (real,)).fetchone()
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return str(row[2])
@@ -298,12 +334,17 @@ class ResponseCache:
         return digest
 
     def integrity_ok(self) -> bool:
-        with self._lock:
-            return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with self._guard() as db:
+            return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def journal_mode(self) -> str:
+        with self._guard() as db:
+            return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
     def __enter__(self) -> "ResponseCache":
         return self

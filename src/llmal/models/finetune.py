@@ -20,7 +20,7 @@ from llmal.models.finetune_config import parse_encoder, parse_recipe
 from llmal.models.hf_loading import count_parameters, load_sequence_classifier, max_positions
 from llmal.models.perturb import perturbed_linear_proba
 from llmal.models.torch_runtime import (autocast, autocast_dtype, device_description, maybe_compile,
-                                        seed_everything, select_device)
+                                        seed_everything, select_device, use_deterministic)
 from llmal.models.training import (BatchPlan, NegativeBatches, TrainingOutcome,
                                    balanced_class_weights, make_train_step,
                                    predict_probabilities, train_epochs)
@@ -41,6 +41,7 @@ class FineTuneClassifier:
         self.seed = seed
         self.device = select_device(device)
         self.amp_dtype = autocast_dtype(self.device, self.recipe.bf16)
+        use_deterministic(self.recipe.deterministic)
         seed_everything(seed)
         self.tokenizer, self.model = load_sequence_classifier(self.encoder.model, n_classes)
         limit = max_positions(self.model)
@@ -235,6 +236,7 @@ class FineTuneClassifier:
             "device_name": device_description(self.device),
             "dtype": "bfloat16" if self.amp_dtype == torch.bfloat16 else "float32",
             "compiled": self.recipe.compile,
+            "deterministic": self.recipe.deterministic,
             "warm_start": self.recipe.warm_start,
             "max_epochs": self.encoder.epochs,
             "fits": self._fits,

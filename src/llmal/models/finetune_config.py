@@ -32,12 +32,13 @@ class FineTuneRecipe:
     grad_clip: float | None = 1.0
     bf16: Any = "auto"
     compile: bool = False
+    deterministic: bool = False
     gpus: int = 1  # read by the Snakemake rule (resources: gpu), not by the classifier
 
 
 _POSITIVE_INTS = {"max_length", "batch_size", "eval_batch_size", "epochs", "patience"}
 _FLOATS = {"lr", "warmup_ratio", "weight_decay", "grad_clip"}
-_BOOLS = {"warm_start", "compile"}
+_BOOLS = {"warm_start", "compile", "deterministic"}
 _CHOICES = {"class_weight": ("none", "balanced"), "bf16": ("auto", True, False)}
 
 

@@ -14,7 +14,14 @@ def select_device(requested: str | None = None) -> torch.device:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {requested!r} was requested but CUDA is not available")
         return device
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if torch.cuda.device_count() > 1:
+        # several jobs share the GPUs of a workstation (profiles/default's gpu_slots): each
+        # takes the visible GPU with the most free memory when it starts
+        free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+        return torch.device(f"cuda:{free.index(max(free))}")
+    return torch.device("cuda")
 
 
 def autocast_dtype(device: torch.device, bf16: Any = "auto") -> torch.dtype | None:
@@ -42,6 +49,23 @@ def seed_everything(seed: int) -> None:
     """Seed torch's global generators (CPU and all CUDA devices): head init and dropout
     draw from them."""
     torch.manual_seed(seed)
+
+
+def use_deterministic(enabled: bool) -> None:
+    """Deterministic kernels (recipe key `deterministic`): the same seed and data give the same
+    weights on a GPU, at some speed. cuBLAS needs its workspace size fixed before its first
+    call, so this runs before the model is built; an op without a deterministic kernel raises
+    instead of silently differing run to run."""
+    if not enabled:
+        return
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
