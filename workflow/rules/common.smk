@@ -168,7 +168,7 @@ def summary_config():
     used_encoders = {run.encoder for run in RUNS}
     named = {c["annotator"] for c in config["conditions"].values()}
     return {
-        **{k: config[k] for k in ("dataset", "labels", "seeds", "conditions", "aggregate") if k in config},
+        **{k: config[k] for k in ("task", "dataset", "labels", "seeds", "conditions", "aggregate") if k in config},
         "encoders": {e: s for e, s in config["encoders"].items() if e in used_encoders},
         "annotators": {a: s for a, s in config["annotators"].items() if a in named},
     }
