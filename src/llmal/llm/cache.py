@@ -142,7 +142,18 @@ class ResponseCache:
         conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-        conn.execute(f"PRAGMA journal_mode = {journal}")
+        # switching the journal mode ignores the busy timeout: two jobs opening a new cache at
+        # once can get "database is locked" here, so retry until the timeout
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                conn.execute(f"PRAGMA journal_mode = {journal}")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.02)
         conn.execute("PRAGMA synchronous = FULL")
         return conn
 
