@@ -55,14 +55,9 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
         from llmal.annotators.precomputed import annotate_precomputed
         table = annotate_precomputed(todo, spec, labels["names"], name=name, log=log)
     elif kind in LLM_KINDS:
-        from llmal.encoders import load_features
         from llmal.llm.annotate import annotate_with_llm
 
-        embeddings = demo_pool = None
-        if spec.get("demonstrations"):
-            feats = load_features(embeddings_path)
-            embeddings = (feats.ids, feats.dense)
-            demo_pool = demonstration_pool(items, split, spec["demonstrations"])
+        embeddings, demo_pool = demonstration_inputs(items, split, spec, embeddings_path)
         cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
         table = annotate_with_llm(
             todo, spec=spec, label_names=labels["names"], positive=labels.get("positive"),
@@ -101,18 +96,25 @@ def annotate_ner(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any],
     if spec["kind"] in LLM_KINDS:
         from llmal.ner.llm import annotate_ner_with_llm
 
-        embeddings = demo_pool = None
-        if spec.get("demonstrations"):
-            from llmal.encoders import load_features
-            feats = load_features(embeddings_path)
-            embeddings = (feats.ids, feats.dense)
-            demo_pool = demonstration_pool(items, split, spec["demonstrations"])
+        embeddings, demo_pool = demonstration_inputs(items, split, spec, embeddings_path)
         cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
         return annotate_ner_with_llm(
             todo, spec=spec, types=types, prices=config.get("prices") or {},
             cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
             embeddings=embeddings, demo_pool=demo_pool, log=log, name=name)
     raise ValueError(f"annotators.{name}.kind: {spec['kind']!r} cannot annotate sentences (task ner)")
+
+
+def demonstration_inputs(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any],
+                         embeddings_path: str | Path | None) -> tuple[Any, pd.DataFrame | None]:
+    """An LLM annotator's k-NN demonstration inputs: (ids, dense embeddings) and its gold pool,
+    or (None, None) without `demonstrations`."""
+    if not spec.get("demonstrations"):
+        return None, None
+    from llmal.encoders import load_features
+
+    feats = load_features(embeddings_path)
+    return (feats.ids, feats.dense), demonstration_pool(items, split, spec["demonstrations"])
 
 
 def demonstration_pool(items: pd.DataFrame, split: pd.DataFrame, demos: dict[str, Any]) -> pd.DataFrame:

@@ -55,10 +55,3 @@ class Ledger:
         df["cost_usd"] = df["cost_usd"].astype("float64")
         return df
 
-
-def ledger_costs(df: pd.DataFrame) -> dict[str, float]:
-    """The cost columns of a ledger file (as Ledger.costs gives them while the run goes on)."""
-    out = {col: float(df.loc[df["purpose"].isin(purposes), "cost_usd"].sum())
-           for col, purposes in COST_GROUPS.items()}
-    out["cost_total"] = float(df["cost_usd"].sum())
-    return out
