@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from llmal.models.losses import IGNORE_INDEX
+
 
 class TokenCache:
     """Token ids per item id, computed on first use and kept for later AL rounds."""
@@ -89,7 +91,10 @@ class Batch:
 def collate(sequences: Sequence[np.ndarray], *, pad_id: int,
             labels: np.ndarray | None = None, weights: np.ndarray | None = None,
             pad_to_multiple_of: int = 1, pin_memory: bool = False) -> Batch:
-    """Right-pad `sequences` to the longest one (rounded up to `pad_to_multiple_of`)."""
+    """Right-pad `sequences` to the longest one (rounded up to `pad_to_multiple_of`).
+
+    `labels` holds one class per sequence, or (a tagger's) one array per sequence with a label
+    per token id, padded here with IGNORE_INDEX."""
     longest = max(len(s) for s in sequences)
     width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
     input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
@@ -97,6 +102,14 @@ def collate(sequences: Sequence[np.ndarray], *, pad_id: int,
     for row, seq in enumerate(sequences):
         input_ids[row, :len(seq)] = seq
         mask[row, :len(seq)] = 1
+    if labels is not None and len(labels) and np.ndim(labels[0]) == 1:
+        per_token = np.full((len(sequences), width), IGNORE_INDEX, dtype=np.int64)
+        for row, tags in enumerate(labels):
+            if len(tags) != len(sequences[row]):
+                raise ValueError(f"token labels of row {row}: {len(tags)} for "
+                                 f"{len(sequences[row])} token ids")
+            per_token[row, :len(tags)] = tags
+        labels = per_token
     batch = Batch(torch.from_numpy(input_ids), torch.from_numpy(mask),
                   None if labels is None else torch.as_tensor(labels, dtype=torch.long),
                   None if weights is None else torch.as_tensor(weights, dtype=torch.float32))

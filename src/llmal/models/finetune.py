@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,27 +36,15 @@ class FineTuneClassifier:
     def __init__(self, texts: Mapping[str, str], *, encoder: Mapping[str, Any],
                  recipe: Mapping[str, Any], n_classes: int, seed: int,
                  device: str | None = None) -> None:
-        self.encoder = parse_encoder(encoder)
-        self.recipe = parse_recipe(recipe)
         self.n_classes = n_classes
         self.seed = seed
-        self.device = select_device(device)
-        self.amp_dtype = autocast_dtype(self.device, self.recipe.bf16)
-        use_deterministic(self.recipe.deterministic)
-        seed_everything(seed)
-        self.tokenizer, self.model = load_sequence_classifier(self.encoder.model, n_classes)
-        limit = max_positions(self.model)
-        if limit is not None and self.encoder.max_length > limit:
-            raise ValueError(f"encoder config: max_length {self.encoder.max_length} exceeds the "
-                             f"{limit} positions of model {self.encoder.model!r}")
-        self.model.to(self.device)
-        # the weights every non-warm-start fit begins from (pretrained body + seeded head)
-        self._initial_state = {k: v.detach().to("cpu", copy=True)
-                               for k, v in self.model.state_dict().items()}
-        self._forward = maybe_compile(self.model, self.recipe.compile)
+        setup = FineTuneSetup.load(encoder, recipe, load_sequence_classifier, n_classes, seed,
+                                   device)
+        self.encoder, self.recipe, self.device = setup.encoder, setup.recipe, setup.device
+        self.amp_dtype, self.tokenizer, self.model = setup.amp_dtype, setup.tokenizer, setup.model
+        self._initial_state, self._forward, self.plan = (setup.initial_state, setup.forward,
+                                                         setup.plan)
         self.tokens = TokenCache(self.tokenizer, texts, max_length=self.encoder.max_length)
-        self.plan = BatchPlan(pad_id=int(self.tokenizer.pad_token_id), device=self.device,
-                              pad_to_multiple_of=8 if self.device.type == "cuda" else 1)
         self._fits = 0
         self._last: dict[str, Any] = {}
         # learning to reweight: the last fit's mean meta weight per training example (1 = uniform)
@@ -106,10 +95,8 @@ class FineTuneClassifier:
         self.last_meta_weights = None
         self._last["n_negative"] = 0 if step.negatives is None else len(negatives[0])  # type: ignore[index]
         if step.meta is not None:
-            self.last_meta_weights = _mean_weight_per_example(step.meta_weight_log, len(ids))
-            shares = [float((w == 0).float().mean()) for _, w in step.meta_weight_log]
-            self._last.update({"n_meta": len(meta[0]),  # type: ignore[index]
-                               "meta_zero_weight_share": round(float(np.mean(shares)), 4)})
+            self.last_meta_weights, recorded = meta_weight_info(step, len(ids), len(meta[0]))  # type: ignore[index]
+            self._last.update(recorded)
         return self
 
     def _negative_batches(self, negatives: tuple[Sequence[str], np.ndarray, float]
@@ -226,25 +213,8 @@ class FineTuneClassifier:
             raise RuntimeError(f"FineTuneClassifier.{what} called before fit")
 
     def info(self) -> dict[str, Any]:
-        import transformers
-        return {
-            "recipe": "finetune",
-            "model": self.encoder.model,
-            "model_class": type(self.model).__name__,
-            "n_params": count_parameters(self.model),
-            "device": str(self.device),
-            "device_name": device_description(self.device),
-            "dtype": "bfloat16" if self.amp_dtype == torch.bfloat16 else "float32",
-            "compiled": self.recipe.compile,
-            "deterministic": self.recipe.deterministic,
-            "warm_start": self.recipe.warm_start,
-            "max_epochs": self.encoder.epochs,
-            "fits": self._fits,
-            "tokenized_items": len(self.tokens),
-            "torch_version": torch.__version__,
-            "transformers_version": transformers.__version__,
-            **self._last,
-        }
+        return {"recipe": "finetune", **model_info(self, self._fits), "tokenized_items": len(self.tokens),
+                **self._last}
 
     def _dev_scorer(self, dev_ids: Sequence[str], dev_labels: np.ndarray):
         dev_labels = self._check_labels(dev_labels, len(dev_ids), "dev labels")
@@ -260,19 +230,8 @@ class FineTuneClassifier:
 
     def _record(self, outcome: TrainingOutcome, *, n_train: int, n_dev: int,
                 seconds: float) -> None:
-        self._last = {
-            "n_train": n_train,
-            "n_dev": n_dev,
-            "epochs_run": outcome.epochs_run,
-            "steps": outcome.steps,
-            "stopped_early": outcome.stopped_early,
-            "best_epoch": outcome.best_epoch,
-            "dev_metric": "macro_f1" if n_dev else None,
-            "best_dev_f1": outcome.best_dev_score,
-            "dev_f1_per_epoch": outcome.dev_scores,
-            "train_loss_per_epoch": outcome.epoch_losses,
-            "train_seconds": round(seconds, 3),
-        }
+        self._last = outcome_info(outcome, n_train=n_train, n_dev=n_dev, seconds=seconds,
+                                  metric="macro_f1")
         log.info("fine-tuned %s on %d items (%s): %d epochs, best dev F1 %s, %.1fs",
                  self.encoder.model, n_train, self.device, outcome.epochs_run,
                  outcome.best_dev_score, seconds)
@@ -307,6 +266,87 @@ def _mean_weight_per_example(log: list, n: int) -> np.ndarray:
         np.add.at(total, positions, weights.float().cpu().numpy() * len(positions))
         np.add.at(count, positions, 1)
     return np.divide(total, count, out=np.full(n, np.nan), where=count > 0)
+
+
+def meta_weight_info(step: Any, n_train: int, n_meta: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """A reweighted fit's mean meta weight per training example, and what run.json records."""
+    shares = [float((w == 0).float().mean()) for _, w in step.meta_weight_log]
+    return (_mean_weight_per_example(step.meta_weight_log, n_train),
+            {"n_meta": n_meta, "meta_zero_weight_share": round(float(np.mean(shares)), 4)})
+
+
+@dataclass
+class FineTuneSetup:
+    """What every fine-tuned model starts from: the parsed encoder and recipe, the device and
+    autocast dtype, the tokenizer and model (with a head of n outputs), the weights every
+    non-warm-start fit begins from, the (maybe compiled) forward and the batch plan."""
+    encoder: Any
+    recipe: Any
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    tokenizer: Any
+    model: torch.nn.Module
+    initial_state: dict[str, torch.Tensor]
+    forward: torch.nn.Module
+    plan: BatchPlan
+
+    @classmethod
+    def load(cls, encoder: Mapping[str, Any], recipe: Mapping[str, Any],
+             loader: Callable[[str, int], tuple[Any, Any]], n_outputs: int, seed: int,
+             device: str | None) -> "FineTuneSetup":
+        enc, rec = parse_encoder(encoder), parse_recipe(recipe)
+        dev = select_device(device)
+        use_deterministic(rec.deterministic)
+        seed_everything(seed)
+        tokenizer, model = loader(enc.model, n_outputs)
+        limit = max_positions(model)
+        if limit is not None and enc.max_length > limit:
+            raise ValueError(f"encoder config: max_length {enc.max_length} exceeds the "
+                             f"{limit} positions of model {enc.model!r}")
+        model.to(dev)
+        initial = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        plan = BatchPlan(pad_id=int(tokenizer.pad_token_id), device=dev,
+                         pad_to_multiple_of=8 if dev.type == "cuda" else 1)
+        return cls(enc, rec, dev, autocast_dtype(dev, rec.bf16), tokenizer, model, initial,
+                   maybe_compile(model, rec.compile), plan)
+
+
+def model_info(m: Any, fits: int) -> dict[str, Any]:
+    """run.json's description of a fine-tuned model `m` (encoder, recipe, model, device)."""
+    import transformers
+    return {
+        "model": m.encoder.model,
+        "model_class": type(m.model).__name__,
+        "n_params": count_parameters(m.model),
+        "device": str(m.device),
+        "device_name": device_description(m.device),
+        "dtype": "bfloat16" if m.amp_dtype == torch.bfloat16 else "float32",
+        "compiled": m.recipe.compile,
+        "deterministic": m.recipe.deterministic,
+        "warm_start": m.recipe.warm_start,
+        "max_epochs": m.encoder.epochs,
+        "fits": fits,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+    }
+
+
+def outcome_info(outcome: TrainingOutcome, *, n_train: int, n_dev: int, seconds: float,
+                 metric: str) -> dict[str, Any]:
+    """rounds.csv/run.json fields of one fit (epochs, early stopping, dev scores, time)."""
+    return {
+        "n_train": n_train,
+        "n_dev": n_dev,
+        "epochs_run": outcome.epochs_run,
+        "steps": outcome.steps,
+        "stopped_early": outcome.stopped_early,
+        "best_epoch": outcome.best_epoch,
+        "dev_metric": metric if n_dev else None,
+        "best_dev_f1": outcome.best_dev_score,
+        "dev_f1_per_epoch": outcome.dev_scores,
+        "train_loss_per_epoch": outcome.epoch_losses,
+        "train_seconds": round(seconds, 3),
+    }
 
 
 def build_finetune(recipe: Mapping[str, Any], encoder: Mapping[str, Any], *,

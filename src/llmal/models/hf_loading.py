@@ -1,4 +1,4 @@
-"""Load a Hugging Face encoder with a sequence-classification head, offline-friendly."""
+"""Load a Hugging Face encoder with a sequence- or token-classification head, offline-friendly."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +16,24 @@ def load_sequence_classifier(name: str, n_classes: int, *,
     replaced); its random init draws from torch's global generator, so seed before calling.
     SDPA attention is requested and silently dropped for architectures that lack it.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
+
+    return _load_with_head(AutoModelForSequenceClassification, "sequence classifier", name,
+                           n_classes, attn_implementation)
+
+
+def load_token_classifier(name: str, n_tags: int, *,
+                          attn_implementation: str | None = "sdpa") -> tuple[Any, Any]:
+    """(tokenizer, model) with a token-classification head of `n_tags` outputs (as above)."""
+    from transformers import AutoModelForTokenClassification
+
+    return _load_with_head(AutoModelForTokenClassification, "token classifier", name, n_tags,
+                           attn_implementation)
+
+
+def _load_with_head(auto_class: Any, what: str, name: str, n_classes: int,
+                    attn_implementation: str | None) -> tuple[Any, Any]:
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     path = resolve_model(name)
@@ -30,15 +47,15 @@ def load_sequence_classifier(name: str, n_classes: int, *,
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected here
     try:
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, attn_implementation=attn_implementation, **kwargs)
+            model = auto_class.from_pretrained(path, attn_implementation=attn_implementation,
+                                               **kwargs)
         except (ValueError, ImportError):
             if attn_implementation is None:
                 raise
-            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+            model = auto_class.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as err:
         raise OSError(f"cannot load encoder model {name!r} (resolved to {path!r}) as a "
-                      f"sequence classifier: {err}") from err
+                      f"{what}: {err}") from err
     finally:
         hf_logging.set_verbosity(verbosity)
     ensure_pad_token(tokenizer, model)

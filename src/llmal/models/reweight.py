@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call
+
+from llmal.models.losses import ExampleLosses, classification_losses
 
 LOOKAHEAD_LR = 1.0
 
@@ -28,23 +29,26 @@ def _logits(output: Any) -> torch.Tensor:
 
 def meta_example_weights(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor],
                          labels: torch.Tensor, meta_inputs: Mapping[str, torch.Tensor],
-                         meta_labels: torch.Tensor) -> torch.Tensor:
+                         meta_labels: torch.Tensor, *,
+                         example_losses: ExampleLosses = classification_losses) -> torch.Tensor:
     """Per-example weights (≥ 0, summing to 1 or all 0) of a training batch, from the meta batch.
 
     `inputs`/`meta_inputs` are keyword arguments of `model` (e.g. input_ids, attention_mask); its
-    output is logits or has `.logits`. The model's parameters and gradients are left untouched.
+    output is logits or has `.logits`. `example_losses(logits, labels)` gives one loss per
+    example (cross-entropy by default; a tagger's is per sentence, over its tokens), the meta
+    loss is their mean. The model's parameters and gradients are left untouched.
     """
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     names = list(params)
     eps = torch.zeros(len(labels), device=labels.device, requires_grad=True)
     train_logits = _logits(functional_call(model, params, args=(), kwargs=dict(inputs)))
-    losses = F.cross_entropy(train_logits.float(), labels, reduction="none")
+    losses = example_losses(train_logits, labels)
     grads = torch.autograd.grad((eps * losses).sum(), [params[n] for n in names],
                                 create_graph=True, allow_unused=True)
     lookahead = {n: (params[n] if g is None else params[n] - LOOKAHEAD_LR * g)
                  for n, g in zip(names, grads)}
     meta_logits = _logits(functional_call(model, lookahead, args=(), kwargs=dict(meta_inputs)))
-    meta_loss = F.cross_entropy(meta_logits.float(), meta_labels)
+    meta_loss = example_losses(meta_logits, meta_labels).mean()
     (grad_eps,) = torch.autograd.grad(meta_loss, eps)
     weights = torch.clamp(-grad_eps.detach(), min=0.0)
     total = weights.sum()

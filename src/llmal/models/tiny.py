@@ -13,17 +13,34 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], *, vocab_size: int):
-    """A BERT-style (lower-casing, WordPiece) fast tokenizer trained on `texts`."""
+    """A BERT-style (lower-casing, WordPiece) fast tokenizer built from `texts`, deterministically:
+    the special tokens, every character (alone and as a ##continuation), then the most frequent
+    words (ties by the word) up to `vocab_size`; rarer words split into characters. (The
+    `tokenizers` WordPiece trainer breaks frequency ties in hash order, so two builds from the
+    same texts could differ, and with them every test number.)"""
+    from collections import Counter
+
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in counts for c in w})
+    vocab = list(SPECIAL_TOKENS) + chars + [f"##{c}" for c in chars]
+    known = set(vocab)
+    for word, _ in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if word not in known:
+            vocab.append(word)
+            known.add(word)
+    backend = Tokenizer(models.WordPiece({t: n for n, t in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
     backend.decoder = decoders.WordPiece()
-    backend.train_from_iterator(list(texts), WordPieceTrainer(vocab_size=vocab_size,
-                                                              special_tokens=SPECIAL_TOKENS))
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

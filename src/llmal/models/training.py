@@ -12,9 +12,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from llmal.models.batching import Batch, collate, length_sorted_batches
+from llmal.models.losses import ExampleLosses, classification_losses
 from llmal.models.reweight import meta_example_weights
 from llmal.models.torch_runtime import autocast
 
@@ -58,13 +58,16 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
                            weights: torch.Tensor | None = None,
-                           class_weights: torch.Tensor | None = None) -> torch.Tensor:
+                           class_weights: torch.Tensor | None = None,
+                           example_losses: ExampleLosses | None = None) -> torch.Tensor:
     """Mean over the batch of weight_i * class_weight[y_i] * CE_i (in fp32).
 
     Weights scale each example's contribution (they are not renormalised per batch), so a
     weight of 0 removes an example and 0.5 halves its pull, as scikit-learn's sample_weight does.
+    `example_losses` gives CE_i (default: one class per example; token_example_losses for
+    taggers, where class weights do not apply).
     """
-    losses = F.cross_entropy(logits.float(), labels, reduction="none")
+    losses = (example_losses or classification_losses)(logits, labels)
     if class_weights is not None:
         losses = losses * class_weights[labels]
     if weights is not None:
@@ -120,6 +123,8 @@ class TrainStep:
     # negative learning: a complementary-label batch per step, its loss scaled by negative_weight
     negatives: NegativeBatches | None = None
     negative_weight: float = 0.0
+    # per-example losses (classification by default; token_example_losses for a tagger)
+    example_losses: ExampleLosses = classification_losses
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         """Run the step on a batch already on `device`; return the detached loss (no host sync)."""
@@ -133,7 +138,8 @@ class TrainStep:
         with autocast(self.device, self.amp_dtype):
             logits = self.model(input_ids=batch.input_ids,
                                 attention_mask=batch.attention_mask).logits
-        loss = weighted_cross_entropy(logits, batch.labels, weights, self.class_weights)
+        loss = weighted_cross_entropy(logits, batch.labels, weights, self.class_weights,
+                                      self.example_losses)
         if self.negatives is not None:
             negative, rejected = self.negatives()
             with autocast(self.device, self.amp_dtype):
@@ -161,7 +167,7 @@ class TrainStep:
                 model, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
                 batch.labels,
                 {"input_ids": self.meta.input_ids, "attention_mask": self.meta.attention_mask},
-                self.meta.labels)  # type: ignore[arg-type]
+                self.meta.labels, example_losses=self.example_losses)  # type: ignore[arg-type]
         self.meta_weight_log.append((batch.positions, meta_weights))
         weights = meta_weights * len(batch.labels)
         return weights if batch.weights is None else weights * batch.weights
@@ -171,13 +177,15 @@ def make_train_step(model: torch.nn.Module, *, device: torch.device, lr: float,
                     weight_decay: float, total_steps: int, warmup_ratio: float,
                     amp_dtype: torch.dtype | None, grad_clip: float | None,
                     class_weights: np.ndarray | None = None,
-                    meta: Batch | None = None) -> TrainStep:
+                    meta: Batch | None = None,
+                    example_losses: ExampleLosses = classification_losses) -> TrainStep:
     optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay, device=device)
     scheduler = linear_warmup_schedule(optimizer, total_steps=total_steps,
                                        warmup_steps=math.ceil(warmup_ratio * total_steps))
     cw = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32,
                                                              device=device)
-    return TrainStep(model, optimizer, scheduler, device, amp_dtype, grad_clip, cw, meta=meta)
+    return TrainStep(model, optimizer, scheduler, device, amp_dtype, grad_clip, cw, meta=meta,
+                     example_losses=example_losses)
 
 
 @dataclass
