@@ -204,8 +204,7 @@ def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, clas
     # round 0, before any training label: the gold sets, and the dev labels (bought from the
     # condition's annotator with the initial set, in one oracle call)
     fixed_gold = list(dict.fromkeys(oracle.demonstration_ids()))
-    meta_ids = (draw_meta_ids(task.ids["dev"], size=int(options.meta_size), seed=options.meta_seed)
-                if options.reweight else [])
+    meta_ids = _meta_ids(task, options, fixed_gold)
     aggregator_gold = list(dict.fromkeys(oracle.gold_ids()))   # a learned mixture's gold set
     aggregator_asked = [i for i in aggregator_gold if visible is None or i in visible]
     dev = [i for i in task.ids["dev"] if visible is None or i in visible] if buy_dev else []
@@ -219,9 +218,9 @@ def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, clas
         return _result(run, BUDGET_USD, message)
     if fixed_gold:
         run.buy_gold(fixed_gold, 0, "demonstrations")
-    if meta_ids:
+    if meta_ids:   # gold is bought once: a demonstration pool as meta set costs nothing more
         labels = run.buy_gold(meta_ids, 0, "meta")
-        run.meta = (meta_ids, np.array([labels[i] for i in meta_ids], dtype=np.int64))
+        run.meta = (meta_ids, task.gold_targets(meta_ids, labels))
     if aggregator_gold:
         run.buy_aggregator_gold(aggregator_gold, aggregator_asked)
 
@@ -273,6 +272,19 @@ def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, clas
         reason = cut or COMPLETED
     message = run.finish(reason, int(run.rows[-1]["round"]))
     return _result(run, reason, message)
+
+
+def _meta_ids(task: Any, options: TrainingOptions, demonstrations: Sequence[str]) -> list[str]:
+    """The gold meta set of learning to reweight (none without it): drawn from dev, or the
+    condition's demonstration pool (`meta_set: demonstrations`)."""
+    if not options.reweight:
+        return []
+    if options.meta_set == "demonstrations":
+        if not demonstrations:
+            raise ValueError("training.reweight.meta_set demonstrations: the condition's annotator "
+                             "has no k-NN demonstration pool (annotators.<name>.demonstrations)")
+        return list(demonstrations)
+    return draw_meta_ids(task.ids["dev"], size=int(options.meta_size), seed=options.meta_seed)
 
 
 def _result(run: _Run, reason: str, message: str) -> ALResult:

@@ -26,6 +26,7 @@ LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
 TABLE_KINDS = ("human", "simulated", "precomputed")   # replayed from their tables in every mode
 LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
 # crf: a tagger on token features; its encoder gives the sentence embeddings of kmeans
+NER_RECIPES = ("crf", "finetune")   # a tagger on token features; token classification
 RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",), "crf": FEATURE_ENCODERS}
 NER_SAMPLERS = ("full", "random", "mean_token_entropy", "total_token_entropy", "least_confidence",
                 "mnlp", "kmeans")
@@ -158,13 +159,18 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
                 bad_encoder = True
         if not bad_encoder and not condition_encoders(config, cname):
             fail(key, f"no encoder fits recipe {recipe!r} (needs one of {list(usable)})")
-        if recipes[recipe]["kind"] != "crf":   # crf: task_problems checks the sequence samplers
+        if config.get("task") != "ner":   # ner: task_problems checks the sequence samplers
             _check_strategy(key, cond["sampler"], recipe, recipes[recipe]["kind"], fail)
         for option, what in (("reweight", "learning to reweight"),):
             if option in (cond.get("training") or {}) and recipes[recipe]["kind"] != "finetune":
                 fail(f"{key}.training.{option}",
                      f"{what} needs a recipe of kind finetune; recipe {recipe!r} is "
                      f"{recipes[recipe]['kind']!r}")
+        reweight = (cond.get("training") or {}).get("reweight") or {}
+        if (reweight.get("meta_set") == "demonstrations" and cond["annotator"] in annotators
+                and not annotators[cond["annotator"]].get("demonstrations")):
+            fail(f"{key}.training.reweight.meta_set",
+                 f"annotator {cond['annotator']!r} has no demonstrations pool to serve as the meta set")
     problems += task_problems(config, recipes)
     ref = (config.get("aggregate") or {}).get("reference")
     if ref is not None and ref not in config["conditions"]:
@@ -193,9 +199,16 @@ def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple
     for cname, cond in config["conditions"].items():
         rname = cond.get("recipe", next(iter(recipes)))
         rkind = (recipes.get(rname) or {}).get("kind")
-        if ner and rkind is not None and rkind != "crf":
+        if ner and rkind is not None and rkind not in NER_RECIPES:
             out.append((f"conditions.{cname}.recipe", f"task ner trains a tagger: recipe {rname!r} is "
-                        f"{rkind!r}, not crf"))
+                        f"{rkind!r}, not one of {list(NER_RECIPES)}"))
+        if ner and rkind == "finetune" and (recipes[rname].get("class_weight") or "none") != "none":
+            out.append((f"recipes.{rname}.class_weight", "class weights are for text classification; "
+                        "a tagger (task ner) trains without them"))
+        unsupported = sorted(set(cond.get("training") or {}) - {"reweight"}) if ner else []
+        if unsupported:
+            out.append((f"conditions.{cname}.training.{unsupported[0]}",
+                        "task ner supports learning to reweight only (training.reweight)"))
         if not ner and rkind == "crf":
             out.append((f"conditions.{cname}.recipe", f"recipe {rname!r} (crf) tags sentences: it needs task: ner"))
         if ner and cond["sampler"] not in NER_SAMPLERS:

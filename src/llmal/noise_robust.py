@@ -13,7 +13,8 @@
   mixture's posterior) trains on every class c with weight q_c (times its sample weight), which
   is cross-entropy against the distribution; items without one keep their hard label.
 - Learning to reweight (S3, LLMaAA after Ren et al. 2018): a small gold-labelled meta set drawn
-  from the dev split steers per-example weights inside the fine-tuning loop
+  from the dev split (or, `meta_set: demonstrations`, the LLM annotator's k-NN demonstration
+  pool, as S3 does) steers per-example weights inside the fine-tuning loop
   (llmal.models.reweight).
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 NO_PREDICTION = -1  # the item was queried before any classifier existed (round 0)
 NEGATIVE_RULES = ("probability", "rejected_by_all")
+META_SETS = ("dev", "demonstrations")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class TrainingOptions:
     discrepancy_alpha: float | None = None
     meta_size: int | None = None   # None: no learning to reweight
     meta_seed: int = 0
+    meta_set: str = "dev"          # dev: drawn from the dev split; demonstrations: the LLM's pool
     negative_weight: float | None = None  # None: no negative learning
     negative_growth: float | None = None  # None: linear growth by negative_increment per round
     negative_increment: float = 0.06
@@ -56,6 +59,10 @@ class TrainingOptions:
         if reweight is not None:
             options["meta_size"] = int(reweight.get("meta_size", 32))
             options["meta_seed"] = int(reweight.get("seed", 0))
+            options["meta_set"] = str(reweight.get("meta_set", "dev"))
+            if options["meta_set"] not in META_SETS:
+                raise ValueError(f"training.reweight.meta_set must be one of {list(META_SETS)}, "
+                                 f"got {options['meta_set']!r}")
             if options["meta_size"] < 1:
                 raise ValueError(f"training.reweight.meta_size must be >= 1, got {options['meta_size']!r}")
         negative = training.get("negative_learning")

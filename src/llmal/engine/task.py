@@ -51,6 +51,11 @@ class ClassificationTask:
         return dict(zip(map(str, ids), self.items.loc[list(ids), "gold"].astype(int)))
 
     @staticmethod
+    def gold_targets(ids: Sequence[str], gold: dict[str, int]) -> np.ndarray:
+        """Training targets of bought gold labels (a meta set): the class indices."""
+        return np.array([gold[str(i)] for i in ids], dtype=np.int64)
+
+    @staticmethod
     def usable(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
         """The items of an annotation table that can be trained on (status ok) and their labels."""
         ok = table[table["status"] == "ok"]

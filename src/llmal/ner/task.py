@@ -60,6 +60,16 @@ class NERTask:
     def gold_tags(self, ids: Sequence[str]) -> list[list[str]]:
         return [list(self._gold_tags[str(i)]) for i in ids]
 
+    def gold_targets(self, ids: Sequence[str], gold: dict[str, int]) -> np.ndarray:
+        """Training targets of bought gold sentences (a meta set): their gold tag sequences."""
+        missing = [i for i in ids if str(i) not in gold]
+        if missing:
+            raise TaskError(f"sentence {missing[0]!r} was not bought as gold")
+        out = np.empty(len(ids), dtype=object)
+        for n, tags in enumerate(self.gold_tags(ids)):
+            out[n] = tags
+        return out
+
     def size(self, ids: Sequence[str]) -> np.ndarray:
         """Tokens per sentence (the cost unit of token budgets)."""
         return np.array([len(self.tokens[str(i)]) for i in ids], dtype=np.int64)
