@@ -237,8 +237,11 @@ def _decimals(m: Metric, mean: float) -> int | None:
 
 def learning_curve_table(rounds: pd.DataFrame, settings: AggregateSettings) -> pd.DataFrame:
     """Per condition × encoder × round: n_seeds and mean/sd of n_labels, cost_total, f1_macro
-    (and of the configured metric when it is another column)."""
+    (and of the configured metric when it is another column, and of n_tokens where the runs
+    count tokens: task ner)."""
     cols = ["n_labels", "cost_total", "f1_macro"]
+    if "n_tokens" in rounds.columns:
+        cols.insert(1, "n_tokens")
     if settings.metric not in cols:
         _require_metric(rounds, settings.metric, "rounds.csv")
         cols.append(settings.metric)
@@ -600,7 +603,8 @@ def ner_summary_metrics(types: Sequence[str]) -> tuple[Metric, ...]:
             Metric("f1_macro", "Entity F1 (macro)", 3, "max"),
             *(Metric(f"f1_{t}", f"F1 ({t})", 3, "max") for t in types),
             Metric("fp", "FP (spurious)", 1, "min"), Metric("fn", "FN (missed)", 1, "min"),
-            Metric("n_labels", "Sentences", 0, None), Metric("n_train", "Trained on", 0, None),
+            Metric("n_labels", "Sentences", 0, None), Metric("n_tokens", "Tokens", 0, None),
+            Metric("n_train", "Trained on", 0, None),
             Metric("cost_total", "Cost ($)", None, "min"))
 
 

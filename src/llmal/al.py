@@ -19,8 +19,8 @@ import pandas as pd
 
 from llmal.engine.ledger import Ledger
 from llmal.engine.oracle import GoldSource, Oracle
-from llmal.engine.schedule import (BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_EXHAUSTED, Schedule,
-                                   stop_message)
+from llmal.engine.schedule import (BUDGET_TOKENS, BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_EXHAUSTED,
+                                   Schedule, stop_message)
 from llmal.engine.task import ClassificationTask
 from llmal.models.base import Classifier
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
@@ -60,6 +60,7 @@ class _Run:
         self.n_usable = 0
         self.n_aggregator_gold = 0
         self.probs_test = task.uniform(len(task.ids["test"]))
+        self.token_cut = ""                      # the sentence budget_tokens left out, for the log
 
     # --- buying ----------------------------------------------------------------------------
     def buy(self, ids: Sequence[str], rnd: int, purpose: str, dev: Sequence[str] = ()) -> pd.DataFrame:
@@ -100,10 +101,22 @@ class _Run:
     def spent(self) -> float:
         return self.ledger.total
 
+    def n_tokens(self) -> int | None:
+        """Tokens of the training sentences bought (tasks with a size per item: ner)."""
+        size = getattr(self.task, "size", None)
+        return None if size is None else int(size(self.train_ids).sum())
+
     def affordable(self, ids: Sequence[str], committed: float = 0.0) -> tuple[list[str], str | None]:
-        """The prefix of `ids` both budgets allow, after `committed` dollars not yet spent."""
+        """The prefix of `ids` the budgets allow, after `committed` dollars not yet spent."""
+        tokens = {}
+        if self.schedule.budget_tokens is not None:
+            tokens = {"sizes": self.task.size(list(ids)), "n_tokens": self.n_tokens() or 0}
         n, cut = self.schedule.affordable(self.oracle.estimate(list(ids)), len(self.train_ids),
-                                          self.spent + committed, len(self.pool))
+                                          self.spent + committed, len(self.pool), **tokens)
+        if cut == BUDGET_TOKENS:
+            sizes = tokens["sizes"]
+            left = int(self.schedule.budget_tokens) - tokens["n_tokens"] - int(sizes[:n].sum())
+            self.token_cut = f"the next sentence, {ids[n]!r}, has {int(sizes[n])} tokens, {left} are left"
         return list(ids[:n]), cut
 
     # --- training and evaluation ----------------------------------------------------------
@@ -142,7 +155,9 @@ class _Run:
         if dev is not None:   # what a real study can watch: F1 against the annotator's dev labels
             metrics["dev_f1_macro"] = (self.task.f1_macro(dev[1], self.classifier.predict_proba(dev[0]))
                                        if self.fitted else float("nan"))
-        self.rows.append({"round": rnd, "n_labels": len(self.train_ids), "n_train": len(ok_ids),
+        tokens = self.n_tokens()
+        self.rows.append({"round": rnd, "n_labels": len(self.train_ids),
+                          **({} if tokens is None else {"n_tokens": tokens}), "n_train": len(ok_ids),
                           **self.ledger.costs(), **metrics, **trained,
                           "seconds": round(time.perf_counter() - seconds_from, 4), "stop": stop})
         self.log(f"round {rnd}: {len(self.train_ids)} labels ({len(ok_ids)} usable), "
@@ -176,8 +191,10 @@ class _Run:
         return [candidates[int(p)] for p in strategy.query(ctx, k)]
 
     def finish(self, reason: str, rnd: int, detail: str = "") -> str:
+        if reason == BUDGET_TOKENS and not detail:
+            detail = self.token_cut
         message = stop_message(reason, rnd=rnd, n_labels=len(self.train_ids), spent=self.spent,
-                               schedule=self.schedule, detail=detail)
+                               schedule=self.schedule, detail=detail, n_tokens=self.n_tokens())
         self.log(message)
         if self.rows:
             self.rows[-1]["stop"] = reason

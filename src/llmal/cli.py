@@ -24,7 +24,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--annotator", help="plan only this annotator")
     p.add_argument("--compare", default="holistic,two_question",
                    help="comma-separated interfaces priced next to each annotator's own "
-                        "(default: holistic,two_question; '' for none)")
+                        "(default: holistic,two_question; '' for none; task ner: none)")
     return p
 
 
@@ -32,17 +32,20 @@ def _run_plan(args: argparse.Namespace) -> int:
     from .config import PROMPTS_DIR, load_config
     from .data.prepare import prepare_dataset
     from .llm.plan import format_plan, plan_annotators
+    from .ner.data import prepare_ner
 
     config = load_config(args.configfile)
     dataset_cfg = config["dataset"]
     cache_dir = Path(dataset_cfg.get("cache_dir") or Path(config.get("cache_dir", ".llmal-cache")) / "datasets")
-    items, split = prepare_dataset(dataset_cfg, config["labels"], config.get("split") or {},
-                                   cache_dir=cache_dir)
+    ner = config.get("task") == "ner"   # items are sentences, planned by llmal.ner.plan
+    prepare = prepare_ner if ner else prepare_dataset
+    items, split = prepare(dataset_cfg, config["labels"], config.get("split") or {}, cache_dir=cache_dir)
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
     rows = plan_annotators(config, items, split, PROMPTS_DIR, annotator=args.annotator,
                            compare=compare)
-    print(f"plan for {args.configfile} (dataset {dataset_cfg['name']}: {len(items):,} items)")
-    print(format_plan(rows))
+    print(f"plan for {args.configfile} (dataset {dataset_cfg['name']}: {len(items):,} "
+          f"{'sentences' if ner else 'items'})")
+    print(format_plan(rows, ner=ner))
     return 0
 
 

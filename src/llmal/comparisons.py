@@ -2,12 +2,13 @@
 repeats counted once, degenerate models marked. Computation only (tables as DataFrames);
 llmal.aggregate writes them and llmal.figures draws them.
 
-- AULC: per run, the trapezoid area under `metric` over labels (and over dollars), divided by
-  the run's own label (dollar) range, so it is the mean metric over the budget the run spent and
-  runs of different lengths stay comparable. A one-round run (e.g. `full`) has no area: its
-  AULC is its single value, flagged `single_round`.
+- AULC: per run, the trapezoid area under `metric` over labels (and over dollars, and for
+  task ner over tokens), divided by the run's own label (dollar, token) range, so it is the
+  mean metric over the budget the run spent and runs of different lengths stay comparable. A
+  one-round run (e.g. `full`) has no area: its AULC is its single value, flagged `single_round`.
 - Matched budgets: each run's learning curve is interpolated linearly at common label and
-  dollar budgets, never extrapolated (a run that did not reach a budget has no value there).
+  dollar budgets (and token budgets where rounds.csv has n_tokens), never extrapolated (a run
+  that did not reach a budget has no value there).
   Conditions are tested against the reference within each budget, paired by seed, with the one
   primary test of `aggregate.primary_test`; Holm's correction runs over the comparisons of one
   budget × encoder (the `holm_family` column names it).
@@ -43,6 +44,7 @@ class ComparisonSettings:
     primary_test: str = "wilcoxon"
     label_budgets: tuple[float, ...] = ()
     cost_budgets: tuple[float, ...] = ()
+    token_budgets: tuple[float, ...] = ()
     log_x: bool = False
     bootstrap: int = 0
     condition_order: tuple[str, ...] = ()
@@ -58,6 +60,7 @@ class ComparisonSettings:
                    primary_test=test,
                    label_budgets=tuple(float(b) for b in agg.get("label_budgets") or ()),
                    cost_budgets=tuple(float(b) for b in agg.get("cost_budgets") or ()),
+                   token_budgets=tuple(float(b) for b in agg.get("token_budgets") or ()),
                    log_x=bool(agg.get("log_x", False)), bootstrap=int(agg.get("bootstrap", 0)),
                    condition_order=tuple((config.get("conditions") or {}).keys()))
 
@@ -65,6 +68,19 @@ class ComparisonSettings:
 def cost_column(rounds: pd.DataFrame) -> str:
     """`cost_total` (AL plus one-off costs) where the runs report it, else `cost_usd`."""
     return "cost_total" if "cost_total" in rounds.columns else "cost_usd"
+
+
+def has_tokens(frame: pd.DataFrame) -> bool:
+    """The runs count tokens (task ner: rounds.csv's n_tokens): tokens are a budget axis too."""
+    return "n_tokens" in frame.columns and bool(
+        pd.to_numeric(frame["n_tokens"], errors="coerce").notna().any())
+
+
+def budget_axes(rounds: pd.DataFrame) -> list[tuple[str, str]]:
+    """(kind, rounds column) of every budget axis of the AULC: labels, dollars, and tokens
+    where the runs count them."""
+    return [("labels", "n_labels"), ("cost", cost_column(rounds))] + \
+        ([("tokens", "n_tokens")] if has_tokens(rounds) else [])
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,8 +167,7 @@ def deterministic_set(groups: pd.DataFrame) -> set[tuple[str, str]]:
 
 def aulc_table(rounds: pd.DataFrame, metric: str = "f1_macro",
                groups: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per run: label and dollar range, normalised AULC over each, final metric."""
-    cost = cost_column(rounds)
+    """One row per run: label and dollar (and token) range, normalised AULC over each, final metric."""
     det = deterministic_set(groups) if groups is not None else set()
     rows = []
     for (cond, enc, seed), g in rounds.groupby(KEYS, sort=False):
@@ -161,7 +176,7 @@ def aulc_table(rounds: pd.DataFrame, metric: str = "f1_macro",
         row: dict[str, Any] = {"condition": cond, "encoder": enc, "seed": int(seed),
                                "n_rounds": int(len(g)), "single_round": len(g) == 1,
                                "deterministic": (cond, enc) in det}
-        for kind, col in (("labels", "n_labels"), ("cost", cost)):
+        for kind, col in budget_axes(rounds):
             x = pd.to_numeric(g[col], errors="coerce").to_numpy(float)
             row[f"{kind}_min"], row[f"{kind}_max"] = float(np.nanmin(x)), float(np.nanmax(x))
             row[f"aulc_{kind}"] = normalised_area(x, y)
@@ -195,7 +210,7 @@ def aulc_summary(aulc: pd.DataFrame, condition_order: Sequence[str] = ()) -> pd.
         row: dict[str, Any] = {"condition": cond, "encoder": enc, "n": int(len(g)),
                                "deterministic": bool(g["deterministic"].any()),
                                "single_round": bool(g["single_round"].all())}
-        for col in ("aulc_labels", "aulc_cost"):
+        for col in [c for c in ("aulc_labels", "aulc_cost", "aulc_tokens") if c in g.columns]:
             row[f"{col}_mean"], row[f"{col}_sd"] = _mean_sd(g[col])
         rows.append(row)
     return pd.DataFrame(rows)
@@ -230,8 +245,8 @@ def value_at_budget(x: np.ndarray, y: np.ndarray, budget: float) -> float:
 
 def matched_budget_table(rounds: pd.DataFrame, settings: ComparisonSettings,
                          groups: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every condition at every common budget (labels and dollars), with its test against the
-    reference inside the budget's Holm family."""
+    """Every condition at every common budget (labels, dollars, and tokens where the runs count
+    them), with its test against the reference inside the budget's Holm family."""
     det = deterministic_set(groups) if groups is not None else set()
     if groups is not None:
         rounds = collapse_deterministic(rounds, groups)
@@ -240,8 +255,10 @@ def matched_budget_table(rounds: pd.DataFrame, settings: ComparisonSettings,
     p_col = PRIMARY_TESTS[settings.primary_test]
     cost = cost_column(rounds)
     out: list[dict[str, Any]] = []
-    for kind, col, explicit in (("labels", "n_labels", settings.label_budgets),
-                                ("usd", cost, settings.cost_budgets)):
+    axes = [("labels", "n_labels", settings.label_budgets), ("usd", cost, settings.cost_budgets)]
+    if has_tokens(rounds):
+        axes.append(("tokens", "n_tokens", settings.token_budgets))
+    for kind, col, explicit in axes:
         budgets = list(explicit) or auto_budgets(rounds, col)
         per_run = _values_at_budgets(rounds, col, metric, budgets)
         for enc in _ordered(per_run["encoder"].unique(), ()):
@@ -345,7 +362,7 @@ def matched_budget_display(table: pd.DataFrame, metric: str, *, markdown: bool) 
     tags = [", ".join(t for t, on in (("degenerate", g), ("deterministic, n = 1", dt)) if on)
             for g, dt in zip(table["degenerate"], table["deterministic"])]
     return pd.DataFrame({
-        "Budget": [f"{_budget_text(k, b)} {'labels' if k == 'labels' else ''}".strip()
+        "Budget": [f"{_budget_text(k, b)} {k if k in ('labels', 'tokens') else ''}".strip()
                    for k, b in zip(table["budget_kind"], table["budget"])],
         "Encoder": table["encoder"], "Condition": table["condition"],
         "Runs": table["n_runs"].astype(int), metric: cells, "Flags": tags,
@@ -360,9 +377,10 @@ def matched_budget_display(table: pd.DataFrame, metric: str, *, markdown: bool) 
     }).reset_index(drop=True)
 
 
-def matched_budget_caption(settings: ComparisonSettings) -> str:
-    return (f"Test {settings.metric} of every condition at common label budgets and common dollar "
-            "budgets, interpolated linearly on each run's learning curve and never extrapolated "
+def matched_budget_caption(settings: ComparisonSettings, tokens: bool = False) -> str:
+    return (f"Test {settings.metric} of every condition at common label budgets"
+            f"{', common token budgets' if tokens else ''} and common dollar budgets, "
+            "interpolated linearly on each run's learning curve and never extrapolated "
             "(a run that stopped earlier has no value at a larger budget). Mean ± sd over runs; "
             "deterministic repeats (identical test predictions for every seed) count once "
             "(n = 1, no sd) and are not tested. Each condition is tested against "
@@ -376,7 +394,7 @@ def matched_budget_caption(settings: ComparisonSettings) -> str:
 def matched_budget_markdown(table: pd.DataFrame, settings: ComparisonSettings) -> str:
     if table.empty:
         return "No budget is reached by any run.\n"
-    return (matched_budget_caption(settings) + "\n\n"
+    return (matched_budget_caption(settings, "tokens" in set(table["budget_kind"])) + "\n\n"
             + tablefmt.markdown_table(matched_budget_display(table, settings.metric,
                                                              markdown=True)))
 
@@ -433,7 +451,7 @@ def _round_budget(v: float) -> float:
 
 
 def _budget_text(kind: str, budget: float) -> str:
-    if kind == "labels":
+    if kind in ("labels", "tokens"):
         return f"{budget:g}"
     return f"${budget:,.4g}"
 

@@ -216,6 +216,13 @@ def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple
                         f"sequence labelling (task ner: {list(NER_SAMPLERS)})"))
         if not ner and cond["sampler"] in NER_ONLY_SAMPLERS:
             out.append((f"conditions.{cname}.sampler", f"{cond['sampler']!r} scores tag sequences: it needs task: ner"))
+    al_keys = [("al", config.get("al"))] + [(f"conditions.{c}.al", v.get("al")) for c, v in config["conditions"].items()]
+    for key, al in al_keys:
+        if not ner and (al or {}).get("budget_tokens") is not None:
+            out.append((f"{key}.budget_tokens", "a token budget counts the tokens of sentences: it needs "
+                        "task: ner (for classification use budget_labels or budget_usd)"))
+    if not ner and (config.get("aggregate") or {}).get("token_budgets"):
+        out.append(("aggregate.token_budgets", "token budgets count the tokens of sentences: they need task: ner"))
     if ner:
         for name, spec in config["annotators"].items():
             if spec["kind"] == "mixture":

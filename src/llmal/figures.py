@@ -21,9 +21,12 @@ FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost
                 "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
                 "errors_by_topic.svg", "aulc.png", "aulc.svg",
                 "confusion.png", "confusion.svg")  # confusion: llmal.confusion
+# drawn too where the learning-curve table has tokens (task ner: rounds.csv's n_tokens)
+TOKEN_FIGURE_FILES = ("learning_curve_tokens.png", "learning_curve_tokens.svg")
 PNG_DPI = 200
 MAX_TOPICS = 20          # the heatmap shows at most this many topics (largest error share first)
 LOG_X_SPAN = 100.0       # cost axis turns logarithmic when costs span this factor or more
+LEGEND_ROOM_IN = 0.6     # inches _panels adds below the panels for a legend
 
 STYLE = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
@@ -58,7 +61,8 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
              strategy_of: dict[str, str] | None = None,
              annotator_of: dict[str, str] | None = None,
              fpfn_conditions: Sequence[str] | None = None) -> dict[str, Path]:
-    """Draw every figure of FIGURE_FILES into `out_dir`; return {file name: path}.
+    """Draw every figure of FIGURE_FILES (and TOKEN_FIGURE_FILES where `curve` has tokens) into
+    `out_dir`; return {file name: path}.
 
     log_x: logarithmic label axis; degenerate: (condition, encoder) rows drawn apart in the
     FP/FN figure; aulc: llmal.comparisons.aulc_summary, drawn by strategy and annotator;
@@ -71,6 +75,9 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
     paths += learning_curve_figure(curve, out_dir / "learning_curve", colors=colors, x="n_labels",
                                    metric=metric, log_x=log_x)
     paths += learning_curve_figure(curve, out_dir / "learning_curve_cost", colors=colors, x="cost_total", metric=metric)
+    if "n_tokens_mean" in curve.columns:
+        paths += learning_curve_figure(curve, out_dir / "learning_curve_tokens", colors=colors,
+                                       x="n_tokens", metric=metric, log_x=log_x)
     paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=condition_colors(bars), degenerate=set(degenerate))
     paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=bars)
     aulc = aulc if aulc is not None else pd.DataFrame(columns=["condition", "encoder"])
@@ -82,10 +89,20 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
 def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple],
                           x: str = "n_labels", metric: str = "f1_macro",
                           log_x: bool = False) -> list[Path]:
-    """Mean `metric` per round against mean labels (x="n_labels") or mean dollars spent
-    (x="cost_total"), ±1 sd band over seeds; one panel per encoder. A one-round condition (the
-    full pool) is a dashed horizontal reference line across the panel, not a lone point; the
-    x axis is logarithmic with `log_x`, and for dollars whenever they span two orders."""
+    """The figure of draw_learning_curve, saved as PNG and SVG."""
+    with matplotlib.rc_context(STYLE):
+        return _save(draw_learning_curve(curve, colors=colors, x=x, metric=metric, log_x=log_x),
+                     out_base)
+
+
+def draw_learning_curve(curve: pd.DataFrame, *, colors: dict[str, tuple], x: str = "n_labels",
+                        metric: str = "f1_macro", log_x: bool = False) -> Figure:
+    """Mean `metric` per round against mean labels (x="n_labels"), mean tokens of the
+    sentences bought (x="n_tokens", task ner) or mean dollars spent (x="cost_total"), ±1 sd
+    band over seeds; one panel per encoder. A one-round condition (the full pool) is a dashed
+    horizontal reference line across the panel, not a lone point; the x axis is logarithmic
+    with `log_x`, and for dollars whenever they span two orders. The legend of the conditions
+    sits below the panels in as many columns as fit the figure's width (llmal.figures._legend_below)."""
     encoders = list(dict.fromkeys(curve["encoder"]))
     with matplotlib.rc_context(STYLE):
         fig, axes = _panels(len(encoders), width=3.8, height=3.0, sharey=True)
@@ -118,12 +135,13 @@ def learning_curve_figure(curve: pd.DataFrame, out_base: Path, *, colors: dict[s
                     _set_log_x(ax, curve[f"{x}_mean"])
                 ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
             else:
-                ax.set_xlabel("Labels acquired (count)")
+                ax.set_xlabel("Tokens of the sentences acquired (count)" if x == "n_tokens"
+                              else "Labels acquired (count)")
                 if log_x:
                     _set_log_x(ax, curve[f"{x}_mean"])
         axes[0].set_ylabel(f"{metric_label(metric)}, test set")
         _legend_below(fig, axes, colors)
-        return _save(fig, out_base)
+        return fig
 
 
 def fpfn_figure(fpfn: pd.DataFrame, out_base: Path, *, colors: dict[str, tuple],
@@ -228,8 +246,7 @@ def aulc_figure(aulc: pd.DataFrame, out_base: Path, *, strategy_of: dict[str, st
         axes[0].set_ylabel("AULC over labels (normalised)")
         handles = [Patch(facecolor=acolor[a], label=a) for a in annotators]
         if handles:
-            fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
-                       frameon=False)
+            _fitted_legend(fig, handles, [h.get_label() for h in handles], max_cols=4)
         return _save(fig, out_base)
 
 
@@ -281,7 +298,7 @@ def _panels(n: int, *, width: float, height: float, sharey: bool) -> tuple[Figur
     n = max(1, n)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(width * ncols, height * nrows + 0.6), layout="constrained")
+    fig = Figure(figsize=(width * ncols, height * nrows + LEGEND_ROOM_IN), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey).ravel().tolist()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -294,8 +311,33 @@ def _legend_below(fig: Figure, axes: Iterable, colors: dict[str, tuple]) -> None
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     labels = [c for c in colors if c in handles]
-    fig.legend([handles[c] for c in labels], labels, loc="outside lower center",
-               ncol=min(len(labels), 5) or 1, frameon=False, title="Condition")
+    if labels:
+        _fitted_legend(fig, [handles[c] for c in labels], labels, max_cols=5, title="Condition")
+
+
+LEGEND_MARGIN_IN = 0.1   # inches kept free left and right of a legend below the panels
+
+
+def _fitted_legend(fig: Figure, handles: Sequence, labels: Sequence[str], *, max_cols: int,
+                   **kwargs) -> None:
+    """A legend below the panels (constrained layout's "outside lower center") with the most
+    columns, up to max_cols, that fit the figure's width, measured on the drawn legend; the
+    figure widens when even one column does not fit, and grows taller by what the legend needs
+    beyond the room _panels left, so no entry is ever cut off."""
+    width = height = 0.0
+    for ncol in range(min(max_cols, len(labels)), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
+                            **kwargs)
+        fig.draw_without_rendering()
+        box = legend.get_window_extent()
+        width, height = box.width / fig.dpi, box.height / fig.dpi
+        if width <= fig.get_figwidth() - 2 * LEGEND_MARGIN_IN or ncol == 1:
+            break
+        legend.remove()
+    if width > fig.get_figwidth() - 2 * LEGEND_MARGIN_IN:
+        fig.set_figwidth(width + 2 * LEGEND_MARGIN_IN)
+    if height > LEGEND_ROOM_IN:
+        fig.set_figheight(fig.get_figheight() + height - LEGEND_ROOM_IN)
 
 
 def _spans_orders(values: pd.Series) -> bool:

@@ -203,12 +203,15 @@ def _fair_comparison_section(config: Mapping[str, Any], settings: aggregate.Aggr
                            zip(aulc["aulc_cost_mean"], aulc["aulc_cost_sd"])],
         "Note": ["one round (full pool): its value" if one else "" for one in aulc["single_round"]],
     })
+    if "aulc_tokens_mean" in aulc.columns:   # task ner: tokens are a budget axis too
+        shown.insert(4, "AULC (tokens)", [tablefmt.format_mean_sd(m, s, 3) for m, s in
+                                          zip(aulc["aulc_tokens_mean"], aulc["aulc_tokens_sd"])])
     matched = _read_csv(tables_dir / "matched_budget.csv")
     out = [_h2("Area under the learning curve"),
            f'<p class="caption">Per run, the area under test {_e(settings.metric)} over labels '
            "(and over dollars) divided by the run's own label (dollar) range: the mean score "
            "over the budget it spent. Mean ± sd over runs; deterministic repeats count once.</p>",
-           _table(shown, numeric=["Runs", "AULC (labels)", "AULC (dollars)"]),
+           _table(shown, numeric=["Runs", "AULC (labels)", "AULC (tokens)", "AULC (dollars)"]),
            _figure(figures_dir / "aulc.png", "Normalised AULC over labels by strategy and "
                    "annotator; dashed lines: full-pool conditions."),
            _h2("Matched budgets")]
@@ -216,7 +219,8 @@ def _fair_comparison_section(config: Mapping[str, Any], settings: aggregate.Aggr
         return out + ["<p>No budget is reached by any run.</p>"]
     display = cmp.matched_budget_display(matched, settings.metric, markdown=False)
     bold = {(i, settings.metric) for i in cmp.matched_budget_best(matched, settings.metric)}
-    return out + [f'<p class="caption">{_e(cmp.matched_budget_caption(cs))}</p>',
+    caption = cmp.matched_budget_caption(cs, "tokens" in set(matched["budget_kind"]))
+    return out + [f'<p class="caption">{_e(caption)}</p>',
                   _table(display, bold=bold, numeric=["Runs", settings.metric])]
 
 
@@ -228,6 +232,10 @@ def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:
                     f"Test {metric_label(metric)} against cumulative cost in US$ (cost_total: "
                     "labels, dev labels and gold sets) "
                     "(log scale when costs span two orders of magnitude or more)."),
+            *([_figure(figures_dir / "learning_curve_tokens.png",
+                       f"Test {metric_label(metric)} against the tokens of the sentences acquired "
+                       "(task ner); mean over seeds, band ±1 sd.")]
+              if (figures_dir / "learning_curve_tokens.png").is_file() else []),
             ]
 
 

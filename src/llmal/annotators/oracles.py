@@ -150,7 +150,8 @@ def _ner_llm_oracle(name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, vis
     def fetch(ids: list[str]) -> pd.DataFrame:
         return annotate_ner_with_llm(by_id.loc[ids].reset_index(drop=True), spec=asked, types=types,
                                      prices=llm.get("prices") or {}, cache_path=cache_dir / "responses.sqlite",
-                                     state_dir=state, embeddings=feats, demo_pool=demo_pool, log=log, name=name)
+                                     state_dir=state, embeddings=feats, demo_pool=demo_pool, log=log, name=name,
+                                     cache_mode=str(llm.get("cache_mode") or "local"))
 
     def quote(ids: list[str]) -> np.ndarray:
         out = int(spec.get("max_tokens") or 256)

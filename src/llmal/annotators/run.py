@@ -101,7 +101,8 @@ def annotate_ner(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any],
         return annotate_ner_with_llm(
             todo, spec=spec, types=types, prices=config.get("prices") or {},
             cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
-            embeddings=embeddings, demo_pool=demo_pool, log=log, name=name)
+            embeddings=embeddings, demo_pool=demo_pool, log=log, name=name,
+            cache_mode=str(config.get("cache_mode") or "local"))
     raise ValueError(f"annotators.{name}.kind: {spec['kind']!r} cannot annotate sentences (task ner)")
 
 

@@ -144,7 +144,11 @@ def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.Da
     """Rows per LLM annotator x interface (its own prompt first, then the compared ones).
 
     Each annotator is planned on exactly the items the pipeline gives it (pool + dev, or its
-    `limit` sample) and, with demonstrations, on its gold pool from the dev split."""
+    `limit` sample) and, with demonstrations, on its gold pool from the dev split. Task ner:
+    the NER annotators with their NER prompt (llmal.ner.plan; `compare` does not apply)."""
+    if config.get("task") == "ner":
+        from ..ner.plan import plan_ner_annotators
+        return plan_ner_annotators(config, items, split, prompts_dir, annotator=annotator)
     annotators = config.get("annotators") or {}
     if annotator is not None and annotator not in annotators:
         raise KeyError(f"annotators.{annotator}: no such annotator (known: {sorted(annotators)})")
@@ -184,8 +188,9 @@ def _plan_key(spec: Mapping[str, Any], interface: str) -> str:
     return json.dumps({**{k: spec.get(k) for k in keys}, "prompt": interface}, sort_keys=True, default=str)
 
 
-def format_plan(rows: Sequence[PlanRow]) -> str:
-    """A plain-text report: one table, the targets and their bill, then $/item per interface."""
+def format_plan(rows: Sequence[PlanRow], *, ner: bool = False) -> str:
+    """A plain-text report: one table, the targets and their bill, then $/item per interface
+    (`ner`: items are sentences, answers the gold entities, llmal.ner.plan)."""
     if not rows:
         return "no LLM annotators (kinds openai, openai_batch, vllm, local) in this config"
     header = ["annotator", "kind", "model", "interface", "items", "requests", "input tok",
@@ -237,8 +242,10 @@ def format_plan(rows: Sequence[PlanRow]) -> str:
     lines.append("token counters: " + "; ".join(
         f"{name}: {next(r.counter for r in rows if r.annotator == name)}"
         for name in dict.fromkeys(r.annotator for r in rows)))
+    answer = ("the JSON of the gold entities of its sentences (what a correct annotator writes; "
+              "items are sentences)" if ner else "the longest possible answer object")
     lines.append("input tokens include the chat overhead and the response schema; output tokens "
-                 "are the longest possible answer object plus the reasoning allowance per request "
+                 f"are {answer} plus the reasoning allowance per request "
                  "(annotator key reasoning_allowance, else by reasoning_effort), reasoning tokens "
                  "priced as output. 'cached' assumes the provider caches the static prefix "
                  f"(system message, codebook, schema) as OpenAI does: prompts of {PROMPT_CACHE_MIN}+ "

@@ -157,35 +157,26 @@ def annotate_ner_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], types
                           embeddings: tuple[np.ndarray, np.ndarray] | None = None,
                           demo_pool: pd.DataFrame | None = None, log: Callable[[str], None] = print,
                           name: str | None = None, executor: Any = None,
-                          prompts_dir: Path = PROMPTS_DIR) -> pd.DataFrame:
-    """The annotation table of `items` (sentences: id, meta_tokens) by the LLM annotator `spec`."""
+                          prompts_dir: Path = PROMPTS_DIR, cache_mode: str = "local") -> pd.DataFrame:
+    """The annotation table of `items` (sentences: id, meta_tokens) by the LLM annotator `spec`;
+    `cache_mode` (the config's top-level key): local, or network for a cache on a cluster
+    filesystem (llmal.llm.cache)."""
     from llmal.llm.annotate import sample_items
 
     name = name or str(spec.get("model", "llm"))
     prompt = load_ner_prompt(str(spec.get("prompt", "ner")), prompts_dir)
     price = price_for(str(spec["model"]), str(spec["kind"]), prices)
     guidelines = load_guidelines(spec, prompts_dir)
-    per_prompt = int(spec.get("sentences_per_prompt", 1))
     items = sample_items(items, spec.get("limit"), int(spec.get("seed", 0))).reset_index(drop=True)
     ids = items["id"].astype(str).tolist()
     tokens = {i: json.loads(t) for i, t in zip(ids, items[TOKENS])}
     demos = _demonstrations(ids, spec, embeddings, demo_pool)
-    system = prompt.system(types, guidelines)
-    groups = [ids[i:i + per_prompt] for i in range(0, len(ids), per_prompt)]
-    lines, group_cid = {}, []
-    for group in groups:
-        shown = list(dict.fromkeys(d for i in group for d in demos.get(i, [])))   # each once
-        body = {"model": str(spec["model"]),
-                "messages": [{"role": "system", "content": system},
-                             {"role": "user", "content": prompt.user([" ".join(tokens[i]) for i in group], shown)}],
-                "response_format": response_format(types, len(group)), **sampling_body(spec)}
-        line = request_line(body)
-        lines.setdefault(line["custom_id"], line)
-        group_cid.append(line["custom_id"])
+    groups, lines, group_cid = ner_requests(ids, tokens, spec, types, prompt, guidelines, demos)
     stats = LLMRunStats(items=len(ids), requests=len(lines))
     responses = fetch_responses(list(lines.values()), group_cid, spec, stats, cache_path=cache_path,
                                 state_dir=state_dir, name=name, what=f"{len(ids)} sentences",
-                                prompt=f"{prompt.name}@{prompt.hash}", log=log, executor=executor)
+                                prompt=f"{prompt.name}@{prompt.hash}", log=log, executor=executor,
+                                cache_mode=cache_mode)
     redact = _redactor(spec)
     rows: list[dict[str, Any]] = []
     for group, cid in zip(groups, group_cid):
@@ -198,6 +189,39 @@ def annotate_ner_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], types
     table.attrs["llm"] = stats.as_dict()
     log(f"{name}: {summary_line(table)}; {int(table['invalid_spans'].sum())} invalid spans")
     return table
+
+
+def ner_requests(ids: Sequence[str], tokens: Mapping[str, Sequence[str]], spec: Mapping[str, Any],
+                 types: Sequence[str], prompt: NerPrompt, guidelines: str,
+                 demos: Mapping[str, Sequence[tuple[str, str]]],
+                 ) -> tuple[list[list[str]], dict[str, Any], list[str]]:
+    """The requests of these sentences: (groups of `sentences_per_prompt` ids, the unique request
+    lines by custom_id, the custom_id of each group). A group shows the demonstrations of its
+    sentences, each once. `llmal plan` renders the same requests (llmal.ner.plan)."""
+    per_prompt = int(spec.get("sentences_per_prompt", 1))
+    system = prompt.system(types, guidelines)
+    groups = [list(ids[i:i + per_prompt]) for i in range(0, len(ids), per_prompt)]
+    lines: dict[str, Any] = {}
+    group_cid: list[str] = []
+    for group in groups:
+        shown = list(dict.fromkeys(d for i in group for d in demos.get(i, [])))   # each once
+        body = {"model": str(spec["model"]),
+                "messages": [{"role": "system", "content": system},
+                             {"role": "user", "content": prompt.user([" ".join(tokens[i]) for i in group], shown)}],
+                "response_format": response_format(types, len(group)), **sampling_body(spec)}
+        line = request_line(body)
+        lines.setdefault(line["custom_id"], line)
+        group_cid.append(line["custom_id"])
+    return groups, lines, group_cid
+
+
+def shown_demonstrations(pool: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Gold sentences as demonstrations: id -> (input text, gold answer JSON)."""
+    out = {}
+    for r in pool.itertuples():
+        toks = json.loads(getattr(r, TOKENS))
+        out[str(r.id)] = (" ".join(toks), answer_json(toks, tags_to_spans(json.loads(getattr(r, TAGS)))))
+    return out
 
 
 def _demonstrations(ids: Sequence[str], spec: Mapping[str, Any],
@@ -215,9 +239,7 @@ def _demonstrations(ids: Sequence[str], spec: Mapping[str, Any],
     neighbours = knn_demonstrations(list(ids), pool["id"].astype(str).tolist(), [0] * len(pool),
                                     [str(i) for i in embeddings[0]], np.asarray(embeddings[1]),
                                     int(settings["k"]), False)
-    shown = {str(r.id): (" ".join(json.loads(getattr(r, TOKENS))),
-                         answer_json(json.loads(getattr(r, TOKENS)), tags_to_spans(json.loads(getattr(r, TAGS)))))
-             for r in pool.itertuples()}
+    shown = shown_demonstrations(pool)
     return {i: [shown[d] for d in ds] for i, ds in neighbours.items()}
 
 

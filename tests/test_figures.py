@@ -1,0 +1,41 @@
+"""Figures: every legend entry of the learning curves is inside the saved figure."""
+from __future__ import annotations
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from llmal import figures
+
+NER_DEMO_CONDITIONS = ["human_random", "human_mte", "human_kmeans", "llm_random", "llm_mte", "llm_kmeans"]
+LONG = [f"condition_with_a_rather_long_name_{i}" for i in range(12)]
+
+
+def _curve(conditions: list[str], encoders: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"condition": c, "encoder": e, "round": r, "n_labels_mean": 20.0 * (r + 1),
+                          "n_tokens_mean": 190.0 * (r + 1), "f1_micro_mean": 0.5 + 0.02 * k + 0.05 * r,
+                          "f1_micro_sd": 0.01}
+                         for e in encoders for k, c in enumerate(conditions) for r in range(4)])
+
+
+@pytest.mark.parametrize("conditions,encoders", [(NER_DEMO_CONDITIONS, ["tfidf"]),
+                                                 (LONG, ["tfidf"]), (LONG[:7], ["a", "b"])])
+def test_learning_curve_legend_lies_inside_the_saved_figure(tmp_path, conditions, encoders):
+    curve = _curve(conditions, encoders)
+    colors = figures.condition_colors(conditions)
+    fig = figures.draw_learning_curve(curve, colors=colors, x="n_tokens", metric="f1_micro")
+    fig.draw_without_rendering()
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == conditions
+    page = fig.bbox
+    for box in [legend.get_window_extent()] + [t.get_window_extent() for t in legend.get_texts()]:
+        assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, (box, page)
+        assert page.y0 - 0.5 <= box.y0 and box.y1 <= page.y1 + 0.5, (box, page)
+    # the legend sits below the panels, not over them
+    assert legend.get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes) + 0.5
+    # and the saved PNG is that figure, uncropped
+    png, _ = figures.learning_curve_figure(curve, tmp_path / "lc", colors=colors, x="n_tokens",
+                                           metric="f1_micro")
+    height, width = matplotlib.image.imread(png).shape[:2]
+    want_w, want_h = fig.get_size_inches() * figures.PNG_DPI
+    assert abs(width - want_w) <= 1 and abs(height - want_h) <= 1
