@@ -265,3 +265,28 @@ def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
     assert result.rounds["cost_total"].iloc[-1] == pytest.approx(result.ledger["cost_usd"].sum())
     assert result.ledger["cost_usd"].sum() > 0
     assert result.rounds["f1_micro"].notna().all()
+
+
+def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
+    """S2 also picks its annotator by consistency over re-annotations of a few sentences: three
+    replicates (`replicate_of`, another seed) of one simulated annotator on 50 sentences; the
+    agreement table's self_consistency is the share of those sentences' tokens all three tag alike."""
+    from llmal.ner.agreement import ner_agreement
+    from llmal.ner.annotators import annotate_ner_simulated
+
+    items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 5}, {"names": TYPES}, {},
+                               cache_dir=tmp_path)
+    asked = items[items["id"].isin(split.loc[split["split"] == "pool", "id"])].head(50)
+    noise = {"PER": {"missed": 0.2, "boundary": 0.2}, "ORG": {"wrong_type": 0.3}, "DATE": {"missed": 0.3}}
+    specs = {"r0": {"kind": "simulated", "entity_error": noise, "seed": 1},
+             "r1": {"kind": "simulated", "entity_error": noise, "seed": 2, "replicate_of": "r0"},
+             "r2": {"kind": "simulated", "entity_error": noise, "seed": 3, "replicate_of": "r0"}}
+    tables = {n: annotate_ner_simulated(asked, s, TYPES) for n, s in specs.items()}
+    report = ner_agreement(tables, items, split, specs, TYPES)
+    table = report.table.set_index("annotator")
+    tags = {n: [spans_to_tags([tuple(x) for x in json.loads(s)], len(json.loads(t)))
+                for s, t in zip(tables[n]["spans"], asked["meta_tokens"])] for n in specs}
+    same = [a == b == c for s0, s1, s2 in zip(tags["r0"], tags["r1"], tags["r2"]) for a, b, c in zip(s0, s1, s2)]
+    assert table.loc["r0", "replicate_group"] == "r0" and table.loc["r2", "self_consistency_n"] == len(same)
+    assert table.loc["r1", "self_consistency"] == pytest.approx(np.mean(same))
+    assert 0.5 < np.mean(same) < 1.0
