@@ -253,6 +253,7 @@ def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
         oracle = build_oracle("llm", annotators={"llm": spec}, mode="lazy", items=items, split=split, tables={},
                               llm={"labels": {"names": TYPES}, "task": "ner", "prices": prices,
                                    "cache_dir": str(tmp_path / "cache")}, log=lambda m: None)
+        planned = oracle.estimate(task.ids["pool"][:40]).mean()   # llmal plan's price, nothing sent
         result = simulate(task=task, oracle=oracle, gold=GoldSource({}, 0.0),
                           classifier=CRFTagger(task.tokens, task.tag_names, recipe={"max_iterations": 20}, seed=0),
                           sampler="mean_token_entropy", schedule=Schedule(20, 10, 2), seed=0, buy_dev=False,
@@ -265,6 +266,8 @@ def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
     assert result.rounds["cost_total"].iloc[-1] == pytest.approx(result.ledger["cost_usd"].sum())
     assert result.ledger["cost_usd"].sum() > 0
     assert result.rounds["f1_micro"].notna().all()
+    paid = result.ledger["cost_usd"].sum() / len(billed)          # per request = per sentence here
+    assert 0.5 < planned / paid < 2.0, (planned, paid)
 
 
 def test_self_consistency_of_re_annotations_is_token_level(tmp_path):

@@ -138,8 +138,9 @@ def _ner_llm_oracle(name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, vis
                     llm: Mapping[str, Any], feats: Any, demo_pool: pd.DataFrame | None,
                     cache_dir: Path, state: Path, log: Callable[[str], None]) -> LazyOracle:
     """An LLM annotator of sentences (task ner), asked about the acquired sentences only. Its
-    price per sentence before anything is bought: the sentence's characters / 4 as input tokens
-    plus max_tokens of output (afterwards the mean of what was paid)."""
+    price per sentence before anything is bought is llmal plan's (llmal.ner.plan: the rendered
+    requests of a sample of the sentences asked about, with the gold entities as the answer);
+    afterwards the mean of what was paid."""
     from llmal.llm.cost import price_for
     from llmal.ner.llm import annotate_ner_with_llm
 
@@ -154,9 +155,16 @@ def _ner_llm_oracle(name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, vis
                                      cache_mode=str(llm.get("cache_mode") or "local"))
 
     def quote(ids: list[str]) -> np.ndarray:
-        out = int(spec.get("max_tokens") or 256)
-        return np.array([price.cost(400 + len(str(by_id.loc[i, "text"])) // 4, out, 0,
-                                    batch=str(spec["kind"]) == "openai_batch") for i in ids])
+        from llmal.llm.prompts import load_guidelines
+        from llmal.llm.tokens import make_counter
+        from llmal.ner.llm import load_ner_prompt
+        from llmal.ner.plan import estimate_ner, stand_in_demonstrations
+
+        row = estimate_ner(name, spec, load_ner_prompt(str(spec.get("prompt", "ner")), PROMPTS_DIR),
+                           by_id.loc[ids[:QUOTE_SAMPLE]].reset_index(drop=True), types, price,
+                           make_counter(spec), stand_in_demonstrations(demo_pool, spec.get("demonstrations")),
+                           load_guidelines(spec, PROMPTS_DIR))
+        return np.full(len(ids), row.usd_per_item)
 
     return LazyOracle(name, fetch, quote, visible=set(visible["id"].astype(str)),
                       demonstrations=[] if demo_pool is None else demo_pool["id"].astype(str).tolist())

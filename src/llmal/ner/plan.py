@@ -53,7 +53,8 @@ def plan_ner_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: p
         rows.append(estimate_ner(
             name, spec, load_ner_prompt(str(spec.get("prompt", "ner")), prompts_dir),
             items_to_annotate(items, split, dict(spec)), types, price, make_counter(spec),
-            _stand_in_demonstrations(items, split, spec.get("demonstrations")),
+            stand_in_demonstrations(demonstration_pool(items, split, dict(spec["demonstrations"]))
+                                    if spec.get("demonstrations") else None, spec.get("demonstrations")),
             load_guidelines(spec, prompts_dir), targets.get(name, ())))
     return rows
 
@@ -105,10 +106,11 @@ def _gold_answer(group: Sequence[str], tokens: Mapping[str, Sequence[str]],
     return json.dumps(obj, ensure_ascii=False)
 
 
-def _stand_in_demonstrations(items: pd.DataFrame, split: pd.DataFrame,
-                             settings: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """The first k sentences of the seeded gold pool, shown as (input, gold answer)."""
-    if not settings:
+def stand_in_demonstrations(candidates: pd.DataFrame | None,
+                            settings: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The first k sentences of the seeded gold pool drawn from `candidates`, shown as (input,
+    gold answer)."""
+    if not settings or candidates is None:
         return []
-    pool = demo_pool_of(demonstration_pool(items, split, dict(settings)), settings).head(int(settings["k"]))
+    pool = demo_pool_of(candidates, settings).head(int(settings["k"]))
     return list(shown_demonstrations(pool).values())
