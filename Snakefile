@@ -30,7 +30,8 @@ try:
     validate_config(config, where=CONFIG_WHERE)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
-validate(config, "workflow/schemas/config.schema.yaml")
+# llmal's validate_config filled the defaults (not into a condition's `al` overrides)
+validate(config, "workflow/schemas/config.schema.yaml", set_default=False)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"

@@ -119,3 +119,15 @@ def test_strategy_the_recipe_cannot_serve_is_a_config_error():
         cond["recipe"] = "ft"
     config["conditions"]["human_al"]["sampler"] = "bald"
     validate_config(config)
+
+
+def test_a_condition_al_block_overrides_only_the_keys_it_names():
+    """`al: {budget_usd: 5}` on a condition keeps the global schedule (the schema's defaults
+    once filled it in and silently reset initial/batch/rounds to 50/50/10)."""
+    config = default()
+    config["al"] = {"initial": 30, "batch": 20, "rounds": 4}
+    config["conditions"]["human_al"]["al"] = {"budget_usd": 5.0}
+    config = validate_config(config)
+    spec = run_spec(config, "human_al", "tfidf")
+    assert spec["al"] == {"initial": 30, "batch": 20, "rounds": 4, "dev_labels": True, "budget_usd": 5.0}
+    assert config["conditions"]["human_al"]["al"] == {"budget_usd": 5.0}

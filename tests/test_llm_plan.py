@@ -103,3 +103,36 @@ def test_format_plan_without_llm_annotators():
     declared = PlanRow("b", "openai", "m", "holistic", True, 10, 10, 1000, 50, 0.02, 0.01, "c")
     out = format_plan([row, declared])
     assert "b: not annotated, $0" in out and "is billed): $0.0100 without" in out
+
+
+def test_plan_bounds_what_lazy_runs_may_buy(tmp_path, capsys):
+    """An LLM only lazy conditions use is not "$0": the plan bounds it by the runs' schedules plus
+    dev, each item paid once (shared cache), and by each run's budget_usd."""
+    path = _config(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["al"] = {"initial": 10, "batch": 10, "rounds": 2}
+    cfg["seeds"] = [0, 1]
+    cfg["conditions"] = {"lazy_rand": {"annotator": "gpt_online_hol", "sampler": "random"},
+                         "lazy_cap": {"annotator": "gpt_online_hol", "sampler": "entropy",
+                                      "al": {"budget_usd": 0.0001}}}
+    cfg["agreement"] = {"annotators": []}
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["plan", "--configfile", str(path)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("  gpt_online_hol: asked during"))
+    row = next(ln.split() for ln in out.splitlines() if ln.startswith("gpt_online_hol "))
+    per_item = float(row[10])
+    # 2 encoders x 2 seeds per condition; its `limit: 50` sample caps every run at 50 items
+    assert "lazy_rand (4 runs x <= 50)" in line and "lazy_cap (4 runs x <= 50, <= $0.00 each)" in line
+    assert "at most 50 items (each paid once" in line
+    bound = float(line.rsplit("$", 1)[1])
+    assert bound == pytest.approx(50 * per_item, rel=1e-2) and bound > 0
+    assert f"plus at most ${bound:,.4f} asked during lazy AL runs" in out
+    # alone, the capped condition is bounded by its runs' budgets: 4 x $0.0001
+    cfg["conditions"] = {"lazy_cap": cfg["conditions"]["lazy_cap"]}
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["plan", "--configfile", str(path)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("  gpt_online_hol: asked during"))
+    capped = float(line.rsplit("$", 1)[1])
+    assert capped == pytest.approx(4 * 0.0001, abs=1e-4 / 2) and capped < 50 * per_item

@@ -29,7 +29,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from .config import PROMPTS_DIR, load_config
+    from .config import PROMPTS_DIR, lazy_demand, load_config
     from .data.prepare import prepare_dataset
     from .llm.plan import format_plan, plan_annotators
     from .ner.data import prepare_ner
@@ -45,7 +45,10 @@ def _run_plan(args: argparse.Namespace) -> int:
                            compare=compare)
     print(f"plan for {args.configfile} (dataset {dataset_cfg['name']}: {len(items):,} "
           f"{'sentences' if ner else 'items'})")
-    print(format_plan(rows, ner=ner))
+    counts = split["split"].value_counts()
+    grouped = [n for n, a in config["annotators"].items() if int(a.get("sentences_per_prompt") or 1) > 1]
+    print(format_plan(rows, ner=ner, lazy=lazy_demand(config), n_pool=int(counts.get("pool", 0)),
+                      n_dev=int(counts.get("dev", 0)), grouped=grouped))
     return 0
 
 

@@ -77,14 +77,28 @@ def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validati
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Validate in place against the schema (filling defaults), then check cross references."""
     explicit = _explicit_annotator_keys(config)   # before the schema fills in defaults
+    overrides = _condition_al_overrides(config)
     validator = _validator_with_defaults()(load_schema())
     errors = list(validator.iter_errors(config))
     if errors:
         err = _best_error(errors)
         raise ConfigError(f"{where}: {_key_path(err)}: {err.message}")
+    for name, keys in overrides.items():
+        # a condition's `al` overrides the global settings key by key: the schema's defaults
+        # must not fill it, or `al: {budget_usd: 5}` would reset initial/batch/rounds to 50/50/10
+        config["conditions"][name]["al"] = keys
     check_references(config, where)
     check_llm_requests(config, explicit, where)
     return config
+
+
+def _condition_al_overrides(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The keys each condition's `al` block sets itself (before defaults are filled in)."""
+    conditions = config.get("conditions")
+    if not isinstance(conditions, dict):
+        return {}
+    return {str(n): dict(c["al"]) for n, c in conditions.items()
+            if isinstance(c, dict) and isinstance(c.get("al"), dict)}
 
 
 def check_references(config: dict[str, Any], where: str = "config") -> None:
@@ -485,6 +499,40 @@ def run_tables(config: dict[str, Any], condition: str) -> list[str]:
         return [name]
     return [a for a in annotator_tree(config["annotators"], name)
             if config["annotators"][a]["kind"] in TABLE_KINDS]
+
+
+@dataclass(frozen=True)
+class LazyDemand:
+    """What the AL runs of one lazy condition may ask one of its LLM annotators: `runs` runs
+    (encoders x seeds), each buying at most `labels` training items (None: the whole pool, for
+    `full`) plus the dev split when `dev`, and paying at most `budget_usd` (None: no cap)."""
+    condition: str
+    runs: int
+    labels: int | None
+    dev: bool
+    budget_usd: float | None
+
+
+def lazy_demand(config: dict[str, Any]) -> dict[str, list[LazyDemand]]:
+    """LLM annotator -> what the lazy conditions asking it during their runs may buy (llmal plan
+    bounds their bill with it)."""
+    out: dict[str, list[LazyDemand]] = {}
+    annotators = config["annotators"]
+    for cname, cond in config["conditions"].items():
+        if annotation_mode(config, cname) != "lazy":
+            continue
+        al = al_settings(config, cname)
+        full = cond["sampler"] == "full"
+        labels = None if full else int(al.get("initial", 50)) + int(al.get("rounds", 10)) * int(al.get("batch", 50))
+        if al.get("budget_labels") is not None:
+            labels = int(al["budget_labels"]) if labels is None else min(labels, int(al["budget_labels"]))
+        demand = LazyDemand(cname, len(condition_encoders(config, cname)) * len(config["seeds"]), labels,
+                            bool(al.get("dev_labels", True)),
+                            None if al.get("budget_usd") is None else float(al["budget_usd"]))
+        for name in annotator_tree(annotators, cond["annotator"]):
+            if annotators[name]["kind"] in LLM_KINDS:
+                out.setdefault(name, []).append(demand)
+    return out
 
 
 def run_demo_encoders(config: dict[str, Any], condition: str) -> list[str]:

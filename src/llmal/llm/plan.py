@@ -188,9 +188,36 @@ def _plan_key(spec: Mapping[str, Any], interface: str) -> str:
     return json.dumps({**{k: spec.get(k) for k in keys}, "prompt": interface}, sort_keys=True, default=str)
 
 
-def format_plan(rows: Sequence[PlanRow], *, ner: bool = False) -> str:
+def lazy_bound(row: PlanRow, demands: Sequence[Any], n_pool: int, n_dev: int,
+               shared: bool = True) -> tuple[int, float, str]:
+    """(items, dollars, explanation): the most the lazy conditions' runs can buy from the
+    annotator of `row` (LazyDemand of llmal.config). A run buys at most its schedule's labels
+    (the pool for `full`) plus the dev split, and pays at most its budget_usd. With one item per
+    request (`shared`) the response cache answers an item a second run asks again, so no item is
+    paid twice across runs; with several per request (sentences_per_prompt) a run's requests
+    pair its own items, so each run is counted in full."""
+    price = row.usd_per_item
+    per_run_items, per_run_usd, parts = [], [], []
+    for d in demands:
+        items = min((n_pool if d.labels is None else min(d.labels, n_pool)) + (n_dev if d.dev else 0),
+                    row.n_items)
+        usd = items * price if d.budget_usd is None else min(items * price, d.budget_usd)
+        per_run_items += [items] * d.runs
+        per_run_usd += [usd] * d.runs
+        parts.append(f"{d.condition} ({d.runs} runs x <= {items:,}"
+                     + (f", <= ${d.budget_usd:,.2f} each" if d.budget_usd is not None else "") + ")")
+    items = min(sum(per_run_items), row.n_items) if shared else sum(per_run_items)
+    usd = min(items * price, sum(per_run_usd))
+    return items, usd, ", ".join(parts)
+
+
+def format_plan(rows: Sequence[PlanRow], *, ner: bool = False, lazy: Mapping[str, Sequence[Any]] | None = None,
+                n_pool: int = 0, n_dev: int = 0, grouped: Iterable[str] = ()) -> str:
     """A plain-text report: one table, the targets and their bill, then $/item per interface
-    (`ner`: items are sentences, answers the gold entities, llmal.ner.plan)."""
+    (`ner`: items are sentences, answers the gold entities, llmal.ner.plan). `lazy`: annotator ->
+    the LazyDemand of the conditions that ask it during their runs (llmal.config.lazy_demand),
+    bounded with the pool and dev sizes `n_pool`, `n_dev`; `grouped`: annotators that put several
+    items in one request."""
     if not rows:
         return "no LLM annotators (kinds openai, openai_batch, vllm, local) in this config"
     header = ["annotator", "kind", "model", "interface", "items", "requests", "input tok",
@@ -212,16 +239,32 @@ def format_plan(rows: Sequence[PlanRow], *, ner: bool = False) -> str:
     lines.append("")
     lines.append("targets (what `snakemake` annotates; $ as each executor is billed, without / with "
                  "the prompt prefix cached):")
+    lazy, grouped = lazy or {}, set(grouped)
+    unit = "sentences" if ner else "items"
+    lazy_usd = 0.0
     for r in configured:
+        asked = lazy.get(r.annotator)
         if r.targets:
             lines.append(f"  {r.annotator}: ${r.usd:,.4f} / ${r.usd_cached:,.4f}  for "
-                         + ", ".join(r.targets))
-        else:
+                         + ", ".join(r.targets)
+                         + (" (its lazy runs ask the same requests: answered from the cache)"
+                            if asked and r.annotator not in grouped else ""))
+        if asked and (not r.targets or r.annotator in grouped):
+            shared = r.annotator not in grouped
+            items, usd, how = lazy_bound(r, asked, n_pool, n_dev, shared)
+            lazy_usd += usd
+            lines.append(f"  {r.annotator}: asked during the AL runs (lazy) of {how}: at most "
+                         f"{items:,} {unit} "
+                         + ("(each paid once: the response cache is shared)" if shared else
+                            "(several per request, paired within each run, so every run is counted in full: an upper bound)")
+                         + f", at most ${usd:,.4f}")
+        elif not r.targets:
             lines.append(f"  {r.annotator}: not annotated, $0 (no condition uses it; list it in "
                          "agreement.annotators to compare it)")
     lines.append(f"estimated bill (configured interfaces of the annotated annotators, $ as each "
                  f"executor is billed): ${sum(r.usd for r in annotated):,.4f} without prompt "
-                 f"caching, ${sum(r.usd_cached for r in annotated):,.4f} with the prefix cached")
+                 f"caching, ${sum(r.usd_cached for r in annotated):,.4f} with the prefix cached"
+                 + (f"; plus at most ${lazy_usd:,.4f} asked during lazy AL runs" if lazy_usd else ""))
     lines.append("")
     lines.append("cost per item by prompt interface, per model and executor:")
     groups: dict[tuple[str, str], dict[str, PlanRow]] = {}
