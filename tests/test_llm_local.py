@@ -70,3 +70,31 @@ def test_smollm2_annotates_strictly_and_second_run_hits_the_cache(tmp_path):
     second = annotate_with_llm(items, **kwargs, executor=again)
     assert again.calls == 0 and again._llm is None  # nothing sent, model never even loaded
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_smollm2_tags_entities_through_the_ner_prompt(tmp_path):
+    """task ner through the local executor (real GGUF, the schema's grammar): every sentence gets
+    a row, answers are parsed strictly (a span not in the sentence is an invalid span, not
+    coerced), the raw answer is kept, and a second run is answered from the cache."""
+    from llmal.ner.llm import annotate_ner_with_llm
+    from llmal.ner.spans import spans_of_json
+
+    sentences = [["Anna", "Schmidt", "visited", "Berlin", "in", "May", "."],
+                 ["The", "Red", "Cross", "thanked", "Kofi", "Mensah", "."],
+                 ["Officials", "met", "in", "Lagos", "yesterday", "."]]
+    items = pd.DataFrame({"id": ["s0", "s1", "s2"], "text": [" ".join(s) for s in sentences],
+                          "meta_tokens": [json.dumps(s) for s in sentences]})
+    spec = {**SPEC, "prompt": "ner", "max_tokens": 96}
+    kwargs = dict(spec=spec, types=["PER", "ORG", "LOC", "DATE"], prices={},
+                  cache_path=tmp_path / "cache.sqlite", state_dir=tmp_path / "state", name="smollm",
+                  log=print)
+    first = annotate_ner_with_llm(items, **kwargs)
+    assert first["id"].tolist() == ["s0", "s1", "s2"] and set(first["status"]) <= {"ok", "invalid"}
+    assert (first["raw"].str.len() > 0).all()
+    for row, tokens in zip(first.itertuples(), sentences):
+        if row.status == "ok":
+            for start, end, typ in spans_of_json(row.spans):   # every kept span is in the sentence
+                assert 0 <= start < end <= len(tokens) and typ in {"PER", "ORG", "LOC", "DATE"}
+    again = annotate_ner_with_llm(items, **kwargs)
+    pd.testing.assert_frame_equal(first[["id", "status", "spans", "raw"]], again[["id", "status", "spans", "raw"]])
+    assert again.attrs["llm"]["cached"] == first.attrs["llm"]["requests"]
