@@ -136,7 +136,8 @@ def draw_learning_curve(curve: pd.DataFrame, *, colors: dict[str, tuple], x: str
                 ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
             else:
                 ax.set_xlabel("Tokens of the sentences acquired (count)" if x == "n_tokens"
-                              else "Labels acquired (count)")
+                              else "Sentences acquired (count)" if "n_tokens_mean" in curve.columns
+                              else "Labels acquired (count)")   # a curve with tokens: task ner
                 if log_x:
                     _set_log_x(ax, curve[f"{x}_mean"])
         axes[0].set_ylabel(f"{metric_label(metric)}, test set")
