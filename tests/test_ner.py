@@ -293,3 +293,58 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
     assert table.loc["r0", "replicate_group"] == "r0" and table.loc["r2", "self_consistency_n"] == len(same)
     assert table.loc["r1", "self_consistency"] == pytest.approx(np.mean(same))
     assert 0.5 < np.mean(same) < 1.0
+
+
+# ---------------------------------------------------------------- mixtures of sentence annotators
+def test_ner_mixture_keeps_the_entities_a_majority_proposes():
+    from llmal.ner.mixture import annotate_ner_mixture
+    from llmal.tables import make_annotations
+
+    def table(rows):
+        return make_annotations({"id": [r[0] for r in rows], "label": [0 if r[1] == "ok" else None for r in rows],
+                                 "status": [r[1] for r in rows], "spans": [json.dumps(r[2]) if r[2] is not None else "" for r in rows],
+                                 "cost_usd": [r[3] for r in rows], "request_id": [r[4] for r in rows], "model": "m"})
+    a = table([("s1", "ok", [[0, 2, "PER"], [4, 5, "LOC"]], 0.02, "ra"), ("s2", "ok", [[1, 2, "ORG"]], 0.02, "ra")])
+    b = table([("s1", "ok", [[0, 2, "PER"], [3, 5, "LOC"]], 0.01, "rb1"), ("s2", "invalid", None, 0.01, "rb2")])
+    c = table([("s1", "ok", [[0, 1, "PER"], [4, 5, "LOC"]], 0.01, "rc1"), ("s2", "ok", [[1, 2, "LOC"]], 0.01, "rc2")])
+    mix = annotate_ner_mixture({"a": a, "b": b, "c": c}, {"kind": "mixture"}).set_index("id")
+    # s1: PER 0-2 (a, b) and LOC 4-5 (a, c) have 2 of 3 votes; LOC 3-5 and PER 0-1 one each
+    assert json.loads(mix.loc["s1", "spans"]) == [[0, 2, "PER"], [4, 5, "LOC"]]
+    # s2: two members answered and disagree on the type: neither has a strict majority
+    assert mix.loc["s2", "status"] == "ok" and json.loads(mix.loc["s2", "spans"]) == []
+    assert json.loads(mix.loc["s2", "answers"])["n_votes"] == 2
+    # a's request held two sentences: each carries half its price; the table sums to the bill
+    assert mix["cost_usd"].tolist() == pytest.approx([0.01 + 0.01 + 0.01, 0.01 + 0.01 + 0.01])
+    assert mix["cost_usd"].sum() == pytest.approx(0.02 + 0.01 + 0.01 + 0.01 + 0.01)
+    strict = annotate_ner_mixture({"a": a, "b": b, "c": c}, {"kind": "mixture", "min_votes": 3}).set_index("id")
+    assert strict.loc["s2", "status"] == "failed" and strict.loc["s1", "status"] == "ok"
+
+
+def test_ner_mixture_in_the_loop_and_in_the_dag(tmp_path):
+    """Three simulated LLM-like annotators with independent errors and their majority vote:
+    through a lazy run (each member bought once per sentence) and the DAG (precomputed table,
+    agreement table); the vote beats every member against gold."""
+    config = tiny_ner_config()
+    noise = {"PER": {"missed": 0.2, "boundary": 0.1}, "ORG": {"missed": 0.2, "wrong_type": 0.2},
+             "LOC": {"missed": 0.2, "spurious": 0.1}, "DATE": {"missed": 0.3}}
+    for n in range(3):
+        config["annotators"][f"sim{n}"] = {"kind": "simulated", "entity_error": noise, "seed": 20 + n,
+                                           "cost_per_label": 0.001}
+    config["annotators"]["vote"] = {"kind": "mixture", "members": ["sim0", "sim1", "sim2"]}
+    config["agreement"] = {"annotators": ["sim0", "sim1", "sim2", "vote"]}
+    config["conditions"] = {"vote_mte": {"annotator": "vote", "sampler": "mean_token_entropy"},
+                            "vote_pre": {"annotator": "vote", "sampler": "random", "annotation": "precomputed"}}
+    config["aggregate"] = {"metric": "f1_micro", "reference": "vote_pre"}
+    write_config(tmp_path, config)
+    snakemake(tmp_path)
+    res = tmp_path / "results" / "tiny_ner"
+    table = pd.read_csv(res / "tables" / "annotators.csv").set_index("annotator")
+    assert table.loc["vote", "entity_f1"] > table.loc[["sim0", "sim1", "sim2"], "entity_f1"].max()
+    for cond in config["conditions"]:
+        run_dir = res / "runs" / cond / "tfidf" / "seed0"
+        ledger = pd.read_parquet(run_dir / "ledger.parquet")
+        queried = pd.read_parquet(run_dir / "queried.parquet")
+        assert len(queried) == 45 and queried["id"].is_unique
+        bought = ledger[ledger["purpose"].isin(["initial", "al"])]
+        assert bought["cost_usd"].sum() == pytest.approx(3 * 0.001 * 45)   # three members, once each
+        assert pd.read_csv(run_dir / "rounds.csv")["f1_micro"].iloc[-1] > 0.3

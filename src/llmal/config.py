@@ -239,8 +239,9 @@ def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple
         out.append(("aggregate.token_budgets", "token budgets count the tokens of sentences: they need task: ner"))
     if ner:
         for name, spec in config["annotators"].items():
-            if spec["kind"] == "mixture":
-                out.append((f"annotators.{name}.kind", "task ner has no mixture annotators yet"))
+            if spec["kind"] == "mixture" and spec.get("method", "majority") != "majority":
+                out.append((f"annotators.{name}.method", "a mixture of sentence annotators (task ner) "
+                            "aggregates by entity-level majority vote only (method: majority)"))
             for typ in spec.get("entity_error") or {}:
                 if typ not in config["labels"]["names"]:
                     out.append((f"annotators.{name}.entity_error.{typ}",

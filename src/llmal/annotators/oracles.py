@@ -43,6 +43,11 @@ def build_oracle(name: str, *, annotators: Mapping[str, Any], mode: str, items: 
             oracle: Oracle = TableOracle(who, _table(tables, who))
         elif kind in LLM_KINDS:
             oracle = _llm_oracle(who, spec, items, split, llm, embeddings or {}, state_dir, log)
+        elif kind == "mixture" and llm.get("task") == "ner":
+            from llmal.ner.mixture import annotate_ner_mixture
+
+            oracle = MixtureOracle(who, {m: make(m) for m in spec["members"]},
+                                   lambda t, s=spec, gold=None: annotate_ner_mixture(t, s))
         elif kind == "mixture":
             from llmal.annotators.mixture import annotate_mixture, learned_gold_ids
 

@@ -31,19 +31,22 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
     ignore them. `task`: ner annotates sentences with entity spans (llmal.ner)."""
     labels = config["labels"]
     kind = spec["kind"]
-    if task == "ner":
-        return annotate_ner(items, split, spec, config, name=name, embeddings_path=embeddings_path, log=log)
     if kind == "mixture":
-        from llmal.annotators.mixture import annotate_mixture
-
         missing = [m for m in spec["members"] if m not in (member_tables or {})]
         if missing:
             raise ValueError(f"annotator {name!r}: no annotation table for member(s) {missing}")
         visible = set(split.loc[split["split"].isin(["pool", "dev"]), "id"].astype(str))
         tables = {m: member_tables[m][member_tables[m]["id"].astype(str).isin(visible)]  # type: ignore[index]
                   for m in spec["members"]}
+        if task == "ner":
+            from llmal.ner.mixture import annotate_ner_mixture
+            return annotate_ner_mixture(tables, spec)
+        from llmal.annotators.mixture import annotate_mixture
+
         gold = mixture_gold(items, split, spec) if spec.get("method") == "learned" else None
         return make_annotations(annotate_mixture(tables, spec, labels["names"], log=log, gold=gold))
+    if task == "ner":
+        return annotate_ner(items, split, spec, config, name=name, embeddings_path=embeddings_path, log=log)
     todo = items_to_annotate(items, split, spec)
     if kind == "human":
         from llmal.annotators.human import annotate_human
