@@ -120,7 +120,8 @@ def test_tagger_learns_and_stops_early_on_dev(demo):
     np.testing.assert_allclose(t.predict_proba(test).best_logprob, before, rtol=1e-5, atol=1e-6)
 
 
-def test_learning_to_reweight_down_weights_sentences_with_missed_entities(demo):
+@pytest.mark.parametrize("meta_batch_size", [None, 8])
+def test_learning_to_reweight_down_weights_sentences_with_missed_entities(demo, meta_batch_size, monkeypatch):
     tokens, tags, _ = demo
     ids = list(tokens)
     train, meta = ids[:300], ids[300:340]
@@ -129,9 +130,22 @@ def test_learning_to_reweight_down_weights_sentences_with_missed_entities(demo):
     for n, i in enumerate(train):
         if i in bad:
             noisy[n] = ["O"] * len(tags[i])                # the annotator missed every entity
-    t = tagger(demo)
+    tokens_, _, model = demo
+    t = TransformerTagger(tokens_, TAGS, seed=0,
+                          encoder={"kind": "transformer", "model": model, "epochs": 8, "lr": 1e-3, "batch_size": 16},
+                          recipe={"kind": "finetune", "meta_batch_size": meta_batch_size})
+    drawn = []
+    from llmal.models import training
+    original = training.MetaBatches.__call__
+
+    def spy(self):   # one meta mini-batch of that size per step, in shuffled turns
+        batch = original(self)
+        drawn.append(len(batch.labels))
+        return batch
+    monkeypatch.setattr(training.MetaBatches, "__call__", spy)
     t.fit(train, noisy, meta=(meta, labels(tags, meta)))
     weights = t.last_meta_weights
+    assert (set(drawn) == {8} and len(drawn) == t.info()["steps"]) if meta_batch_size else not drawn
     is_bad = np.array([i in bad for i in train])
     assert len(bad) > 100
     assert weights[is_bad].mean() < 0.6 * weights[~is_bad].mean()

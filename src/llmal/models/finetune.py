@@ -120,7 +120,8 @@ class FineTuneClassifier:
         if len(meta_ids) == 0:
             raise ValueError("meta: the gold meta set for learning to reweight is empty")
         meta_labels = self._check_labels(meta_labels, len(meta_ids), "meta labels")
-        return self.plan.meta_batch(self.tokens.get(list(meta_ids)), meta_labels)
+        return self.plan.meta_batch(self.tokens.get(list(meta_ids)), meta_labels,
+                                    batch_size=self.recipe.meta_batch_size, seed=self.seed)
 
     def predict_proba(self, ids: Sequence[str]) -> np.ndarray:
         if self._fits == 0:

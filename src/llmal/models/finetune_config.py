@@ -34,6 +34,7 @@ class FineTuneRecipe:
     compile: bool = False
     deterministic: bool = False
     gpus: int = 1  # read by the Snakemake rule (resources: gpu), not by the classifier
+    meta_batch_size: int | None = None   # learning to reweight: meta items per step (None: all)
 
 
 _POSITIVE_INTS = {"max_length", "batch_size", "eval_batch_size", "epochs", "patience"}
@@ -46,6 +47,9 @@ def _checked(key: str, value: Any, where: str) -> Any:
     if key in _POSITIVE_INTS:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+    elif key == "meta_batch_size":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{where}: meta_batch_size must be a positive integer, got {value!r}")
     elif key == "gpus":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{where}: gpus must be an integer >= 0, got {value!r}")

@@ -106,6 +106,23 @@ class NegativeBatches:
         return batch, mask
 
 
+class MetaBatches:
+    """Endless shuffled mini-batches of the meta set (learning to reweight), one per step."""
+
+    def __init__(self, plan: "BatchPlan", sequences: Sequence[np.ndarray], labels: np.ndarray, *,
+                 batch_size: int, rng: np.random.Generator) -> None:
+        self.plan, self.sequences, self.labels = plan, sequences, labels
+        self.batch_size, self.rng = batch_size, rng
+        self._queue: list[int] = []
+
+    def __call__(self) -> Batch:
+        if len(self._queue) < self.batch_size:
+            self._queue += [int(i) for i in self.rng.permutation(len(self.sequences))]
+        positions = np.array(self._queue[:self.batch_size])
+        del self._queue[:self.batch_size]
+        return self.plan._device_batch(self.sequences, positions, self.labels[positions], None)
+
+
 @dataclass
 class TrainStep:
     """One optimisation step: forward (autocast), weighted loss, backward, clip, AdamW, schedule."""
@@ -117,8 +134,9 @@ class TrainStep:
     grad_clip: float | None = 1.0
     class_weights: torch.Tensor | None = None
     steps_done: int = 0
-    # learning to reweight: the clean meta batch (on `device`), and (positions, weights) per step
-    meta: Batch | None = None
+    # learning to reweight: the clean meta batch (on `device`), or a callable drawing one per step
+    # (MetaBatches), and (positions, weights) per step
+    meta: "Batch | MetaBatches | None" = None
     meta_weight_log: list[tuple[np.ndarray | None, torch.Tensor]] = field(default_factory=list)
     # negative learning: a complementary-label batch per step, its loss scaled by negative_weight
     negatives: NegativeBatches | None = None
@@ -161,13 +179,14 @@ class TrainStep:
         batch size so that weighted_cross_entropy's mean becomes their weighted sum, times any
         sample weights."""
         assert self.meta is not None and batch.labels is not None
+        meta = self.meta() if isinstance(self.meta, MetaBatches) else self.meta
         model = getattr(self.model, "_orig_mod", self.model)  # the module under torch.compile
         with autocast(self.device, self.amp_dtype):
             meta_weights = meta_example_weights(
                 model, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
                 batch.labels,
-                {"input_ids": self.meta.input_ids, "attention_mask": self.meta.attention_mask},
-                self.meta.labels, example_losses=self.example_losses)  # type: ignore[arg-type]
+                {"input_ids": meta.input_ids, "attention_mask": meta.attention_mask},
+                meta.labels, example_losses=self.example_losses)  # type: ignore[arg-type]
         self.meta_weight_log.append((batch.positions, meta_weights))
         weights = meta_weights * len(batch.labels)
         return weights if batch.weights is None else weights * batch.weights
@@ -177,7 +196,7 @@ def make_train_step(model: torch.nn.Module, *, device: torch.device, lr: float,
                     weight_decay: float, total_steps: int, warmup_ratio: float,
                     amp_dtype: torch.dtype | None, grad_clip: float | None,
                     class_weights: np.ndarray | None = None,
-                    meta: Batch | None = None,
+                    meta: "Batch | MetaBatches | None" = None,
                     example_losses: ExampleLosses = classification_losses) -> TrainStep:
     optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay, device=device)
     scheduler = linear_warmup_schedule(optimizer, total_steps=total_steps,
@@ -210,8 +229,14 @@ class BatchPlan:
             batch.positions = positions
             yield batch
 
-    def meta_batch(self, sequences: Sequence[np.ndarray], labels: np.ndarray) -> Batch:
-        """The whole (small) meta set as one device batch."""
+    def meta_batch(self, sequences: Sequence[np.ndarray], labels: np.ndarray, *,
+                   batch_size: int | None = None, seed: int = 0) -> "Batch | MetaBatches":
+        """The meta set as one device batch, or (`batch_size` below its size) endless shuffled
+        meta mini-batches of that size, one per step (Ren et al. 2018 draw one per step too):
+        the cost of a step then no longer grows with the meta set."""
+        if batch_size is not None and batch_size < len(sequences):
+            return MetaBatches(self, sequences, labels, batch_size=batch_size,
+                               rng=np.random.default_rng([seed, 2]))
         return self._device_batch(sequences, np.arange(len(sequences)), labels, None)
 
     def inference_batches(self, sequences: Sequence[np.ndarray], *, batch_size: int

@@ -190,7 +190,8 @@ class TransformerTagger:
                 raise ValueError("meta: the gold meta set for learning to reweight is empty")
             meta_tags = self._tag_ids(list(meta[1]), len(meta_ids), "meta labels")
             meta_batch = self.plan.meta_batch(self.pieces.get(meta_ids),
-                                              self.pieces.token_labels(meta_ids, meta_tags))
+                                              self.pieces.token_labels(meta_ids, meta_tags),
+                                              batch_size=self.recipe.meta_batch_size, seed=self.seed)
         per_epoch = -(-len(ids) // self.encoder.batch_size)
         step = make_train_step(self._forward, device=self.device, lr=self.encoder.lr,
                                weight_decay=self.recipe.weight_decay,
