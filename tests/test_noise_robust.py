@@ -312,9 +312,10 @@ def test_negative_learning_lowers_the_rejected_class_probability(text_task):
         nl.fit(labelled, y[:16], negatives=(negative, rejected[:, :1], 1.0))
 
 
-def test_al_loop_trains_unlabelled_mixture_items_negatively(text_task):
+def _two_member_negative_run(text_task, negative_learning):
     """Two members; the second abstains on every third item, so with min_votes 2 those items
-    fail (no label) but the class the first member did not choose is rejected by all."""
+    fail. A fine-tuning AL run (20 + 20 labels) with these negative-learning settings; returns
+    (ids, gold, mixture table, result, the `negatives` each fit received)."""
     all_ids, gold, items, split = text_world(text_task)
     abstain = np.arange(len(all_ids)) % 3 == 0
     first = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64"), "status": "ok"})
@@ -328,10 +329,16 @@ def test_al_loop_trains_unlabelled_mixture_items_negatively(text_task):
     clf.fit = lambda *a, **kw: (received.append(kw.get("negatives")), real_fit(*a, **kw))[1]
     res = simulate(items=items, split=split, annotations=ann, classifier=clf, sampler="random",
                    settings={"initial": 20, "batch": 20, "rounds": 1}, label_names=NAMES,
-                   positive="pos", seed=0,
-                   training={"negative_learning": {"weight": 0.2, "growth": 3.0,
-                                                      "rule": "rejected_by_all"}},
+                   positive="pos", seed=0, training={"negative_learning": negative_learning},
                    log=lambda m: None)
+    return all_ids, gold, ann, res, received
+
+
+def test_al_loop_trains_unlabelled_mixture_items_negatively(text_task):
+    """Two members; the second abstains on every third item, so with min_votes 2 those items
+    fail (no label) but the class the first member did not choose is rejected by all."""
+    all_ids, gold, ann, res, received = _two_member_negative_run(
+        text_task, {"weight": 0.2, "growth": 3.0, "rule": "rejected_by_all"})
     status = ann.set_index("id")["status"]
     for rnd, negatives in enumerate(received):
         so_far = res.queried.loc[res.queried["round"] <= rnd, "id"]
@@ -479,21 +486,7 @@ def test_al_loop_runs_s1_negative_learning_with_the_logistic_recipe():
 
 
 def test_al_loop_runs_s1_negative_learning_with_fine_tuning(text_task):
-    all_ids, gold, items, split = text_world(text_task)
-    abstain = np.arange(len(all_ids)) % 3 == 0
-    first = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64"), "status": "ok"})
-    second = make_annotations({"id": all_ids, "label": pd.Series(gold, dtype="Int64").mask(abstain),
-                               "status": np.where(abstain, "invalid", "ok")})
-    ann = annotate_mixture({"m1": first, "m2": second}, {"min_votes": 2}, NAMES, log=lambda m: None)
-    ann = ann[~ann["id"].isin(all_ids[:24])]
-    clf = _finetune(text_task["texts"], text_task["bert"], epochs=1, lr=1e-3)
-    received = []
-    real_fit = clf.fit
-    clf.fit = lambda *a, **kw: (received.append(kw.get("negatives")), real_fit(*a, **kw))[1]
-    res = simulate(items=items, split=split, annotations=ann, classifier=clf, sampler="random",
-                   settings={"initial": 20, "batch": 20, "rounds": 1}, label_names=NAMES,
-                   positive="pos", seed=0, training={"negative_learning": {"threshold": 0.001}},
-                   log=lambda m: None)
+    all_ids, gold, ann, res, received = _two_member_negative_run(text_task, {"threshold": 0.001})
     position = {i: k for k, i in enumerate(all_ids)}
     for rnd, negatives in enumerate(received):
         so_far = res.queried.loc[res.queried["round"] <= rnd, "id"].tolist()
