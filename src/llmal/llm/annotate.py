@@ -149,15 +149,29 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
         rows = [_sampled_row(row, [responses[p.custom_ids[i]] for p in plans], template, label_names,
                              positive, price, is_batch(kind), redact)
                 for i, row in enumerate(rows)]
-    table = make_annotations(rows)
+    table = finish_table(rows, stats, name=name, log=log)
+    reasons = Counter(r["_reason"] for r in rows if r["_reason"])
+    if reasons:
+        log(f"{name}: not ok because " + "; ".join(f"{n}x {r}" for r, n in reasons.most_common(5)))
+    report_problems(stats, name=name, log=log)
+    return table
+
+
+def finish_table(rows: Sequence[Mapping[str, Any]], stats: LLMRunStats, *, name: str,
+                 log: Callable[[str], None], note: str = "") -> pd.DataFrame:
+    """The annotation table of an LLM annotator's rows, with its run statistics (failed rows,
+    reasoning tokens, cost) in stats and in `table.attrs["llm"]`, and its summary logged."""
+    table = make_annotations(list(rows))
     stats.failed = int((table["status"] == "failed").sum())
     stats.reasoning_tokens = int(table["reasoning_tokens"].sum())
     stats.cost_usd = annotation_cost(table)
     table.attrs["llm"] = stats.as_dict()
-    log(f"{name}: {summary_line(table)}")
-    reasons = Counter(r["_reason"] for r in rows if r["_reason"])
-    if reasons:
-        log(f"{name}: not ok because " + "; ".join(f"{n}x {r}" for r, n in reasons.most_common(5)))
+    log(f"{name}: {summary_line(table)}{note}")
+    return table
+
+
+def report_problems(stats: LLMRunStats, *, name: str, log: Callable[[str], None]) -> None:
+    """Say which requests may have been billed without an answer, and which rows failed."""
     if stats.maybe_billed:
         log(f"{name}: WARNING {stats.maybe_billed} requests may have been billed without an answer "
             f"reaching the cache ({stats.maybe_billed_timeouts} timed out or lost their connection "
@@ -165,7 +179,6 @@ def annotate_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], label_nam
             "job died); their cost is not in the table")
     if stats.failed:
         log(f"{name}: {stats.failed} rows failed; a plain rerun retries exactly these")
-    return table
 
 
 def fetch_responses(lines: Sequence[RequestLine], custom_ids: Sequence[str], spec: Mapping[str, Any],

@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 
 from llmal.config import PROMPTS_DIR
-from llmal.llm.annotate import LLMRunStats, _redactor, fetch_responses, summary_line
+from llmal.llm.annotate import LLMRunStats, _redactor, fetch_responses, finish_table, report_problems
 from llmal.llm.cache import is_success
 from llmal.llm.cost import is_batch, price_for
 from llmal.llm.parse import reasoning_tokens_of, usage_of
@@ -42,7 +42,6 @@ from llmal.llm.prompts import canonical_json, load_guidelines
 from llmal.llm.requests import request_line
 from llmal.ner.data import TAGS, TOKENS
 from llmal.ner.spans import Span, find_span, spans_json, tags_to_spans
-from llmal.tables import annotation_cost, make_annotations
 
 
 class NerPrompt:
@@ -182,12 +181,9 @@ def annotate_ner_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], types
     for group, cid in zip(groups, group_cid):
         rows += _rows(group, cid, responses[cid], tokens, types, price, is_batch(str(spec["kind"])),
                       str(spec["model"]), prompt.hash, redact)
-    table = make_annotations(rows)
-    stats.failed = int((table["status"] == "failed").sum())
-    stats.reasoning_tokens = int(table["reasoning_tokens"].sum())
-    stats.cost_usd = annotation_cost(table)
-    table.attrs["llm"] = stats.as_dict()
-    log(f"{name}: {summary_line(table)}; {int(table['invalid_spans'].sum())} invalid spans")
+    table = finish_table(rows, stats, name=name, log=log,
+                         note=f"; {sum(int(r.get('invalid_spans', 0)) for r in rows)} invalid spans")
+    report_problems(stats, name=name, log=log)
     return table
 
 
