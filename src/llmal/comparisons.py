@@ -253,13 +253,12 @@ def matched_budget_table(rounds: pd.DataFrame, settings: ComparisonSettings,
     rounds = rounds.assign(_degenerate=degenerate_rounds(rounds))
     metric, ref = settings.metric, settings.reference
     p_col = PRIMARY_TESTS[settings.primary_test]
-    cost = cost_column(rounds)
     out: list[dict[str, Any]] = []
-    axes = [("labels", "n_labels", settings.label_budgets), ("usd", cost, settings.cost_budgets)]
-    if has_tokens(rounds):
-        axes.append(("tokens", "n_tokens", settings.token_budgets))
-    for kind, col, explicit in axes:
-        budgets = list(explicit) or auto_budgets(rounds, col)
+    explicit = {"labels": settings.label_budgets, "cost": settings.cost_budgets,
+                "tokens": settings.token_budgets}
+    for axis, col in budget_axes(rounds):
+        kind = "usd" if axis == "cost" else axis     # the budget_kind of matched_budget.csv
+        budgets = list(explicit[axis]) or auto_budgets(rounds, col)
         per_run = _values_at_budgets(rounds, col, metric, budgets)
         for enc in _ordered(per_run["encoder"].unique(), ()):
             for budget in budgets:
