@@ -4,6 +4,7 @@ import pandas as pd
 from llmal.annotators.run import annotate
 from llmal.llm.retry import record_failures
 from llmal.tables import annotation_cost, write_parquet
+from llmal.tasks.registry import task_named
 from llmal.workflow import log_executors, logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -14,7 +15,7 @@ with logged(sm.log[0]):
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
                      sm.params.spec, sm.params.config, name=sm.wildcards.annotator,
                      embeddings_path=sm.input.get("embeddings"), member_tables=members,
-                     task=sm.config.get("task"))
+                     task=task_named(getattr(sm.params, "task", None)))
     counts = table["status"].value_counts().to_dict()
     print(f"{sm.wildcards.annotator}: {len(table)} items, {counts}, "
           f"cost ${annotation_cost(table):.4f}")

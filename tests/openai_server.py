@@ -161,7 +161,7 @@ def sampling(body: JsonDict) -> bool:
 
 
 def ner_inputs(text: str) -> list[list[str]]:
-    """The sentences of an NER prompt (llmal.ner.llm): the text after the last "Input:" up to
+    """The sentences of an NER prompt (llmal.tasks.ner.llm): the text after the last "Input:" up to
     "Output:", one sentence, or several numbered "[1] ..." lines; split on whitespace."""
     part = text.rsplit("Input:", 1)[-1].split("Output:", 1)[0].strip()
     lines = [ln.strip() for ln in part.splitlines() if ln.strip()]

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.al import simulate_table as simulate
+from al_helpers import simulate_table as simulate
 from llmal.encoders import Features
 from llmal.metrics import classification_metrics, soft_label_metrics
 from llmal.models.logistic import LogisticHead

@@ -90,7 +90,7 @@ def test_run_spec_changes_only_with_what_the_run_depends_on():
 def test_schema_sampler_enum_is_full_plus_the_strategy_registry():
     from llmal.config import load_schema
     from llmal.config import NER_ONLY_SAMPLERS
-    from llmal.ner.strategies import SEQUENCE_STRATEGIES
+    from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
     from llmal.strategies.registry import strategy_names
     enum = load_schema()["properties"]["conditions"]["additionalProperties"]["properties"]["sampler"]["enum"]
     assert enum == ["full"] + strategy_names() + list(NER_ONLY_SAMPLERS)   # then the task ner ones

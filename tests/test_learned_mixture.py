@@ -16,10 +16,12 @@ from llmal.annotators.run import annotate
 from llmal.encoders import Features
 from llmal.engine.oracle import GoldSource
 from llmal.engine.schedule import Schedule
-from llmal.engine.task import ClassificationTask
+from llmal.tasks.classification.task import ClassificationTask
 from llmal.models.logistic import LogisticHead
 from llmal.tables import make_annotations
+from llmal.tasks.registry import task_named
 
+CLS = task_named(None)
 NAMES = ["neutral", "critical", "hostile"]
 K = len(NAMES)
 
@@ -58,7 +60,7 @@ def mixture(method: str, **extra):
 def test_learned_beats_majority_on_one_good_and_four_noisy_members():
     items, split, tables = planted()
     config = {"labels": {"names": NAMES}}
-    out = {m: annotate(items, split, mixture(m), config, name=m, member_tables=tables, log=lambda _m: None)
+    out = {m: annotate(items, split, mixture(m), config, name=m, member_tables=tables, task=CLS, log=lambda _m: None)
            for m in ("majority", "dawid_skene", "learned")}
     gold_ids = set(learned_gold_ids(mixture("learned"), split.loc[split["split"] == "dev", "id"].tolist()))
     acc = {m: accuracy(t, items, skip=gold_ids) for m, t in out.items()}
@@ -81,18 +83,18 @@ def test_learned_mixture_never_reads_test_items():
     items, split, tables = planted()
     config = {"labels": {"names": NAMES}}
     spec = mixture("learned")
-    full = annotate(items, split, spec, config, name="m", member_tables=tables, log=lambda _m: None)
+    full = annotate(items, split, spec, config, name="m", member_tables=tables, task=CLS, log=lambda _m: None)
     test_ids = set(split.loc[split["split"] == "test", "id"])
     scrambled = items.copy()
     scrambled.loc[scrambled["id"].isin(test_ids), "gold"] = (scrambled["gold"] + 1) % K
     without_test = items[~items["id"].isin(test_ids)]
     for other in (scrambled, without_test):
-        again = annotate(other, split, spec, config, name="m", member_tables=tables, log=lambda _m: None)
+        again = annotate(other, split, spec, config, name="m", member_tables=tables, task=CLS, log=lambda _m: None)
         pd.testing.assert_frame_equal(full, again)
     # member tables with rows for test items: those rows are dropped before aggregation
     leaky = {m: make_annotations(pd.concat([t, make_annotations({"id": sorted(test_ids), "label": 0})]))
              for m, t in tables.items()}
-    assert not set(annotate(items, split, spec, config, name="m", member_tables=leaky,
+    assert not set(annotate(items, split, spec, config, name="m", member_tables=leaky, task=CLS,
                             log=lambda _m: None)["id"]) & test_ids
     assert set(learned_gold_ids(spec, split.loc[split["split"] == "dev", "id"].tolist())) <= \
         set(split.loc[split["split"] == "dev", "id"])
@@ -103,7 +105,7 @@ def test_learned_mixture_never_reads_test_items():
 def test_al_run_buys_the_gold_set_through_the_ledger():
     items, split, tables = planted()
     specs = {"learned": mixture("learned"), **{m: {"kind": "precomputed"} for m in tables}}
-    oracle = build_oracle("learned", annotators=specs, mode="lazy", items=items, split=split,
+    oracle = build_oracle("learned", annotators=specs, mode="lazy", items=items, split=split, task=CLS,
                           tables=tables, llm={"labels": {"names": NAMES}})
     task = ClassificationTask(items, split, NAMES, None)
     gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), 0.5)

@@ -76,8 +76,8 @@ def test_smollm2_tags_entities_through_the_ner_prompt(tmp_path):
     """task ner through the local executor (real GGUF, the schema's grammar): every sentence gets
     a row, answers are parsed strictly (a span not in the sentence is an invalid span, not
     coerced), the raw answer is kept, and a second run is answered from the cache."""
-    from llmal.ner.llm import annotate_ner_with_llm
-    from llmal.ner.spans import spans_of_json
+    from llmal.tasks.ner.llm import annotate_ner_with_llm
+    from llmal.tasks.ner.spans import spans_of_json
 
     sentences = [["Anna", "Schmidt", "visited", "Berlin", "in", "May", "."],
                  ["The", "Red", "Cross", "thanked", "Kofi", "Mensah", "."],

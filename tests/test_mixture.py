@@ -15,6 +15,7 @@ from llmal.annotators.mixture import (NO_LABEL, annotate_mixture, dawid_skene, m
 from llmal.annotators.run import annotate
 from llmal.config import ConfigError, replicate_groups, validate_config
 from llmal.tables import check_annotations, make_annotations
+from llmal.tasks.registry import task_named
 
 NAMES = ["neg", "pos"]
 THREE = ["a", "b", "c"]
@@ -207,11 +208,11 @@ def test_annotate_dispatches_a_mixture_over_pool_and_dev_only():
     split = pd.DataFrame({"id": ["i0", "i1", "i2"], "split": ["pool", "dev", "test"]})
     spec = {"kind": "mixture", "members": ["x", "y"], "method": "majority"}
     members = {"x": table([1, 0, 1], cost=0.5), "y": table([1, 0, 0], cost=0.25)}
-    out = annotate(items, split, spec, {"labels": {"names": NAMES, "positive": "pos"}}, name="mix",
+    out = annotate(items, split, spec, {"labels": {"names": NAMES, "positive": "pos"}}, name="mix", task=task_named(None),
                    member_tables=members)
     assert out["id"].tolist() == ["i0", "i1"] and out["cost_usd"].tolist() == [0.75, 0.75]
     with pytest.raises(ValueError, match="mix.*'y'"):
-        annotate(items, split, spec, {"labels": {"names": NAMES, "positive": "pos"}}, name="mix",
+        annotate(items, split, spec, {"labels": {"names": NAMES, "positive": "pos"}}, name="mix", task=task_named(None),
                  member_tables={"x": members["x"]})
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from conftest import ROOT, snakemake, write_config
 from llmal.data.validate import DatasetError
-from llmal.ner.data import prepare_ner, sentences_to_items
-from llmal.ner.readers import NerDataError, Sentence, read_sentences
-from llmal.ner.spans import find_span, spans_to_tags, tags_to_spans
+from llmal.tasks.ner.data import prepare_ner, sentences_to_items
+from llmal.tasks.ner.readers import NerDataError, Sentence, read_sentences
+from llmal.tasks.ner.spans import find_span, spans_to_tags, tags_to_spans
+from llmal.tasks.registry import task_named
 
 TYPES = ["PER", "ORG", "LOC", "DATE"]
 MASAKHANER = ROOT.parent / "shared" / "data" / "masakhaner2" / "tsn"
@@ -81,7 +82,7 @@ def _sentences(texts: list[str]) -> pd.DataFrame:
 
 
 def _annotate(server, tmp_path, items, **extra):
-    from llmal.ner.llm import annotate_ner_with_llm
+    from llmal.tasks.ner.llm import annotate_ner_with_llm
 
     spec = {"kind": "openai", "model": "gpt-test", "prompt": "ner", "base_url": server.base_url,
             "max_retries": 1, "backoff_base": 0.01, **extra}
@@ -141,7 +142,7 @@ def test_entity_rows_count_what_seqeval_counts():
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
 
-    from llmal.ner.metrics import entity_rows, seqeval_scores
+    from llmal.tasks.ner.metrics import entity_rows, seqeval_scores
 
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O"], ["B-DATE", "O"]]
     pred = [["B-PER", "O", "O", "B-PER"], ["O", "B-ORG", "O"], ["O", "B-LOC"]]
@@ -165,9 +166,9 @@ def test_crf_on_the_gold_full_pool_of_masakhaner_tsn():
     from llmal.al import simulate
     from llmal.engine.oracle import GoldSource, TableOracle
     from llmal.engine.schedule import Schedule
-    from llmal.ner.annotators import annotate_ner_human
-    from llmal.ner.crf import CRFTagger
-    from llmal.ner.task import NERTask
+    from llmal.tasks.ner.annotators import annotate_ner_human
+    from llmal.tasks.ner.crf import CRFTagger
+    from llmal.tasks.ner.task import NERTask
 
     items, split = prepare_ner({"kind": "masakhaner", "path": str(MASAKHANER)}, {"names": TYPES}, {},
                                cache_dir="unused")
@@ -240,8 +241,8 @@ def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
     from llmal.annotators.oracles import build_oracle
     from llmal.engine.oracle import GoldSource
     from llmal.engine.schedule import Schedule
-    from llmal.ner.crf import CRFTagger
-    from llmal.ner.task import NERTask
+    from llmal.tasks.ner.crf import CRFTagger
+    from llmal.tasks.ner.task import NERTask
 
     items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 3}, {"names": TYPES}, {},
                                cache_dir=tmp_path)
@@ -251,7 +252,7 @@ def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
     with OpenAITestServer(tmp_path / "server", Faults()) as server:
         spec["base_url"] = server.base_url
         oracle = build_oracle("llm", annotators={"llm": spec}, mode="lazy", items=items, split=split, tables={},
-                              llm={"labels": {"names": TYPES}, "task": "ner", "prices": prices,
+                              task=task_named("ner"), llm={"labels": {"names": TYPES}, "prices": prices,
                                    "cache_dir": str(tmp_path / "cache")}, log=lambda m: None)
         planned = oracle.estimate(task.ids["pool"][:40]).mean()   # llmal plan's price, nothing sent
         result = simulate(task=task, oracle=oracle, gold=GoldSource({}, 0.0),
@@ -274,8 +275,8 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
     """S2 also picks its annotator by consistency over re-annotations of a few sentences: three
     replicates (`replicate_of`, another seed) of one simulated annotator on 50 sentences; the
     agreement table's self_consistency is the share of those sentences' tokens all three tag alike."""
-    from llmal.ner.agreement import ner_agreement
-    from llmal.ner.annotators import annotate_ner_simulated
+    from llmal.tasks.ner.agreement import ner_agreement
+    from llmal.tasks.ner.annotators import annotate_ner_simulated
 
     items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 5}, {"names": TYPES}, {},
                                cache_dir=tmp_path)
@@ -297,7 +298,7 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
 
 # ---------------------------------------------------------------- mixtures of sentence annotators
 def test_ner_mixture_keeps_the_entities_a_majority_proposes():
-    from llmal.ner.mixture import annotate_ner_mixture
+    from llmal.tasks.ner.mixture import annotate_ner_mixture
     from llmal.tables import make_annotations
 
     def table(rows):

@@ -13,7 +13,7 @@ import pytest
 from conftest import snakemake, write_config
 from llmal.config import ConfigError, validate_config
 from llmal.engine.schedule import BUDGET_TOKENS, Schedule
-from llmal.ner.data import prepare_ner
+from llmal.tasks.ner.data import prepare_ner
 
 TYPES = ["PER", "ORG", "LOC", "DATE"]
 
@@ -31,9 +31,9 @@ def _tokens_of(items: pd.DataFrame) -> dict[str, int]:
 def _simulate(items, split, schedule, sampler="random", seed=0):
     from llmal.al import simulate
     from llmal.engine.oracle import GoldSource, TableOracle
-    from llmal.ner.annotators import annotate_ner_human
-    from llmal.ner.crf import CRFTagger
-    from llmal.ner.task import NERTask
+    from llmal.tasks.ner.annotators import annotate_ner_human
+    from llmal.tasks.ner.crf import CRFTagger
+    from llmal.tasks.ner.task import NERTask
 
     task = NERTask(items, split, TYPES)
     table = annotate_ner_human(items[split["split"].isin(["pool", "dev"]).to_numpy()],

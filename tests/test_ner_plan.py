@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from llmal.cli import main
-from llmal.ner.data import prepare_ner
+from llmal.tasks.ner.data import prepare_ner
+from llmal.tasks.registry import task_named
 
 TYPES = ["PER", "ORG", "LOC", "DATE"]
 PRICES = {"gpt-test": {"input": 1.0, "output": 2.0, "batch_discount": 0.5}}
@@ -47,14 +48,14 @@ def _annotate(tmp_path, spec, config_extra=None):
     items, split = prepare_ner(DATASET, {"names": TYPES}, SPLIT, cache_dir=tmp_path)
     config = {"labels": {"names": TYPES}, "prices": PRICES, "cache_dir": str(tmp_path / "cache"),
               **(config_extra or {})}
-    return annotate(items, split, spec, config, name="pair", task="ner", log=lambda m: None)
+    return annotate(items, split, spec, config, name="pair", task=task_named("ner"), log=lambda m: None)
 
 
 def test_plan_estimates_the_ner_requests_the_server_is_sent(tmp_path, capsys):
     from openai_server import Faults, OpenAITestServer
 
     from llmal.llm.tokens import PER_MESSAGE, REPLY_PRIMING
-    from llmal.ner.llm import response_format
+    from llmal.tasks.ner.llm import response_format
 
     with OpenAITestServer(tmp_path / "server", Faults()) as server:
         path = _config(tmp_path, server.base_url)

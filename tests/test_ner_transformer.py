@@ -12,10 +12,10 @@ import pytest
 from conftest import snakemake, write_config
 from llmal.models.losses import IGNORE_INDEX
 from llmal.models.tiny import make_tiny_bert
-from llmal.ner.demo import NER_DEMO_TYPES, generate_ner_demo
-from llmal.ner.metrics import seqeval_scores
-from llmal.ner.spans import check_tags, tag_names
-from llmal.ner.transformer import TransformerTagger, allowed_transitions, viterbi
+from llmal.tasks.ner.demo import NER_DEMO_TYPES, generate_ner_demo
+from llmal.tasks.ner.metrics import seqeval_scores
+from llmal.tasks.ner.spans import check_tags, tag_names
+from llmal.tasks.ner.transformer import TransformerTagger, allowed_transitions, viterbi
 
 TYPES = list(NER_DEMO_TYPES)
 TAGS = tag_names(TYPES)
@@ -248,9 +248,9 @@ def test_demonstration_pool_is_the_meta_set_and_is_paid_once(demo, tmp_path):
     from llmal.al import simulate
     from llmal.engine.oracle import GoldSource, TableOracle
     from llmal.engine.schedule import Schedule
-    from llmal.ner.annotators import annotate_ner_human
-    from llmal.ner.data import prepare_ner
-    from llmal.ner.task import NERTask
+    from llmal.tasks.ner.annotators import annotate_ner_human
+    from llmal.tasks.ner.data import prepare_ner
+    from llmal.tasks.ner.task import NERTask
 
     items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 3}, {"names": TYPES}, {},
                                cache_dir=tmp_path)

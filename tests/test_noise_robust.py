@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake, tiny_config, write_config
-from llmal.al import simulate_table as simulate
+from al_helpers import simulate_table as simulate
 from llmal.config import ConfigError, run_spec, validate_config
 from llmal.encoders import Features
 from llmal.models.logistic import LogisticHead

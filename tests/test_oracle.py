@@ -12,7 +12,7 @@ from llmal.data.split import assign_split
 from llmal.encoders import Features, encode, fit_mask
 from llmal.engine.oracle import GoldSource, LazyOracle, MixtureOracle, TableOracle
 from llmal.engine.schedule import Schedule
-from llmal.engine.task import ClassificationTask
+from llmal.tasks.classification.task import ClassificationTask
 from llmal.models.logistic import LogisticHead
 from llmal.tables import annotation_cost, make_annotations
 

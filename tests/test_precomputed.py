@@ -16,6 +16,7 @@ from llmal.annotators.run import annotate
 from llmal.config import ConfigError, validate_config
 from llmal.label_probs import read_cell
 from llmal.tables import make_annotations
+from llmal.tasks.registry import task_named
 
 NAMES = ["neutral", "critical_civil", "hostile"]
 LETTERS = {"A": "neutral", "B": "critical_civil", "C": "hostile"}
@@ -44,7 +45,7 @@ def test_a_recorded_file_becomes_an_annotation_table(tmp_path):
             "columns": {"id": "item", "label": "answer", "probs": "p", "cost_usd": "usd",
                         "input_tokens": "tin", "output_tokens": "tout"}}
     logged = []
-    table = annotate(items, split, spec, {"labels": {"names": NAMES}}, name="m1", log=logged.append)
+    table = annotate(items, split, spec, {"labels": {"names": NAMES}}, name="m1", task=task_named(None), log=logged.append)
     t = table.set_index("id")
     assert set(t.index) == set(split.loc[split["split"] != "test", "id"])      # never test items
     assert t.loc["d10", "status"] == "invalid" and t.loc["d10", "raw"] == "The answer is B"
@@ -66,7 +67,7 @@ def test_answers_from_dataset_columns_and_per_label_probability_columns():
     items["p_hostile"] = 0.9
     items["p_neutral"] = 0.1
     spec = {"kind": "precomputed", "columns": {"label": "gpt", "probs": {"hostile": "p_hostile", "neutral": "p_neutral"}}}
-    t = annotate(items, split, spec, {"labels": {"names": NAMES}}, name="gpt").set_index("id")
+    t = annotate(items, split, spec, {"labels": {"names": NAMES}}, name="gpt", task=task_named(None)).set_index("id")
     assert t.loc["d04", "label"] == 0 and t.loc["d05", "label"] == 2 and t.loc["d06", "label"] == 2
     assert t.loc["d07", "status"] == "invalid" and t.loc["d07", "raw"] == "maybe"
     assert read_cell(t.loc["d04", "probs"])["label"]["hostile"] == pytest.approx(0.9)

@@ -23,6 +23,7 @@ from llmal import tablefmt
 from llmal.run_results import RunFileError, collect_runs  # noqa: F401  (re-exported)
 from llmal.stats import EXACT_PERMUTATION_MAX_N, EXACT_WILCOXON_MAX_N, holm, paired_comparison
 from llmal.tables import ContractError, annotation_cost, write_text
+from llmal.tasks.registry import capabilities_of
 
 KEYS = ["condition", "encoder", "seed"]
 UNKNOWN_TOPIC = "(unknown)"
@@ -487,6 +488,7 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
     from llmal import confusion, figures  # matplotlib is only imported when figures are drawn
 
     out_tables, out_figures = Path(out_tables), Path(out_figures)
+    entity_level = capabilities_of(config).entity_level
     rounds, finals, preds = collect_runs(run_dirs)
     settings = AggregateSettings.from_config(config, finals)
     label_names = [str(n) for n in json.loads(finals["label_names"].iloc[0])]
@@ -503,10 +505,10 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
         topics = errors_by_topic_table(preds, finals, settings)
         fpfn_fig, topics_fig, fig_conditions = fpfn, topics, conditions
     else:  # any number of classes: FP/FN and topic errors per class, one against the rest
-        # task ner: the classes are the entity types (the last label, "O", is no entity), and the
-        # rows of predictions.parquet are entities (FP = spurious, FN = missed, per type)
-        classes = label_names[:-1] if config.get("task") == "ner" else label_names
-        metrics = ner_summary_metrics(classes) if config.get("task") == "ner" else \
+        # entity-level tasks: the classes are the entity types (the last label, "O", is no entity),
+        # and the rows of predictions.parquet are entities (FP = spurious, FN = missed, per type)
+        classes = label_names[:-1] if entity_level else label_names
+        metrics = ner_summary_metrics(classes) if entity_level else \
             confusion.summary_metrics(label_names)
         summary = fair["summary_marks"](summary_table(finals, settings, metrics))
         fpfn = confusion.per_class_fpfn(finals, preds, settings, classes)
@@ -517,7 +519,7 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
     sig = significance_table(finals, settings)
     conf = confusion.confusion_table(preds, settings, label_names)
     per_class = confusion.per_class_table(
-        finals, settings, label_names[:-1] if config.get("task") == "ner" else label_names)
+        finals, settings, label_names[:-1] if entity_level else label_names)
     with_topics = confusion.has_topics(preds)
 
     written: dict[str, Path] = {}

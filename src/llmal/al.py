@@ -5,7 +5,7 @@
   demonstrations), so rounds.csv and run.json report costs from one place;
 - the schedule says how many labels each round asks for and stops at the budgets;
 - the strategy picks the next items from the unlabelled pool.
-The task (llmal.engine.task) holds the items and scores test predictions against human gold.
+The task (llmal.tasks.base.RunTask) holds the items and scores test predictions against human gold.
 The test split is never queried and never used for training or early stopping.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from llmal.engine.ledger import Ledger
 from llmal.engine.oracle import GoldSource, Oracle
 from llmal.engine.schedule import (BUDGET_TOKENS, BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_EXHAUSTED,
                                    Schedule, stop_message)
-from llmal.engine.task import ClassificationTask
+from llmal.tasks.base import RunTask
 from llmal.models.base import Classifier
 from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
                                 draw_meta_ids, negative_mask, soft_targets)
@@ -43,7 +43,7 @@ class ALResult:
 class _Run:
     """The state of one simulation: what was bought, the current model, the rows written."""
 
-    def __init__(self, task: ClassificationTask, oracle: Oracle, gold: GoldSource,
+    def __init__(self, task: RunTask, oracle: Oracle, gold: GoldSource,
                  classifier: Classifier, schedule: Schedule, options: TrainingOptions,
                  log: Callable[[str], None]) -> None:
         self.task, self.oracle, self.gold, self.classifier = task, oracle, gold, classifier
@@ -201,7 +201,7 @@ class _Run:
         return message
 
 
-def simulate(*, task: ClassificationTask, oracle: Oracle, gold: GoldSource, classifier: Classifier,
+def simulate(*, task: RunTask, oracle: Oracle, gold: GoldSource, classifier: Classifier,
              sampler: str, schedule: Schedule, seed: int, training: dict[str, Any] | None = None,
              buy_dev: bool = True, log: Callable[[str], None] = print) -> ALResult:
     """Run the rounds of one condition; never raises on a valid config: a run that cannot go on
@@ -317,19 +317,3 @@ def _result(run: _Run, reason: str, message: str) -> ALResult:
         **run.ledger.costs(), "stop_reason": reason, "stop_message": message,
         "oracle": run.oracle.stats(),
     })
-
-
-def simulate_table(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.DataFrame,
-                   classifier: Classifier, sampler: str, settings: dict[str, Any],
-                   label_names: Sequence[str], positive: str | None, seed: int,
-                   training: dict[str, Any] | None = None, gold_price: float = 0.0,
-                   buy_dev: bool = False, log: Callable[[str], None] = print) -> ALResult:
-    """A run that replays one annotation table (what `annotation: precomputed` does)."""
-    from llmal.engine.oracle import TableOracle
-
-    task = ClassificationTask(items, split, label_names, positive)
-    gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), gold_price)
-    return simulate(task=task, oracle=TableOracle("annotator", annotations), gold=gold,
-                    classifier=classifier, sampler=sampler, seed=seed, training=training, log=log,
-                    buy_dev=buy_dev or bool(getattr(classifier, "uses_dev", False)),
-                    schedule=Schedule.from_settings(settings, full=sampler == "full"))

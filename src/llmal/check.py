@@ -182,7 +182,7 @@ def settings_problems(config: Mapping[str, Any]) -> list[str]:
 def expected_classes(ds: Mapping[str, Any]) -> int | None:
     if ds["kind"] == "gahd":
         return 2
-    if ds["kind"] == "demo" and ds.get("task") != "ner":   # ner: entity types, checked by llmal.ner.data
+    if ds["kind"] == "demo" and ds.get("task") != "ner":   # ner: entity types, checked by llmal.tasks.ner.data
         return 4 if ds.get("task") == "relation" else int(ds.get("classes", 2))
     return None
 
@@ -287,7 +287,7 @@ def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
 def ner_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """task ner: the sentences read and split as the prepare rule will (files named at fault)."""
     from llmal.data.validate import DatasetError
-    from llmal.ner.data import prepare_ner
+    from llmal.tasks.ner.data import prepare_ner
 
     ds = config["dataset"]
     if ds["kind"] == "masakhaner" and not ds.get("path"):

@@ -30,24 +30,22 @@ def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _run_plan(args: argparse.Namespace) -> int:
     from .config import PROMPTS_DIR, lazy_demand, load_config
-    from .data.prepare import prepare_dataset
-    from .llm.plan import format_plan, plan_annotators
-    from .ner.data import prepare_ner
+    from .llm.plan import format_plan
+    from .tasks.registry import task_of
 
     config = load_config(args.configfile)
     dataset_cfg = config["dataset"]
     cache_dir = Path(dataset_cfg.get("cache_dir") or Path(config.get("cache_dir", ".llmal-cache")) / "datasets")
-    ner = config.get("task") == "ner"   # items are sentences, planned by llmal.ner.plan
-    prepare = prepare_ner if ner else prepare_dataset
-    items, split = prepare(dataset_cfg, config["labels"], config.get("split") or {}, cache_dir=cache_dir)
+    task = task_of(config)
+    items, split = task.prepare(dataset_cfg, config["labels"], config.get("split") or {}, cache_dir=cache_dir)
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
-    rows = plan_annotators(config, items, split, PROMPTS_DIR, annotator=args.annotator,
-                           compare=compare)
-    print(f"plan for {args.configfile} (dataset {dataset_cfg['name']}: {len(items):,} "
-          f"{'sentences' if ner else 'items'})")
+    rows = task.plan_annotators(config, items, split, PROMPTS_DIR, annotator=args.annotator, compare=compare)
+    unit = task.capabilities.item_noun
+    print(f"plan for {args.configfile} (dataset {dataset_cfg['name']}: {len(items):,} {unit})")
     counts = split["split"].value_counts()
     grouped = [n for n, a in config["annotators"].items() if int(a.get("sentences_per_prompt") or 1) > 1]
-    print(format_plan(rows, ner=ner, lazy=lazy_demand(config), n_pool=int(counts.get("pool", 0)),
+    print(format_plan(rows, unit=unit, entity_answers=task.capabilities.entity_level, lazy=lazy_demand(config),
+                      n_pool=int(counts.get("pool", 0)),
                       n_dev=int(counts.get("dev", 0)), grouped=grouped))
     return 0
 

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import jsonschema
 import yaml
 
+from llmal.tasks.registry import spec_task_key
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PROMPTS_DIR = ROOT / "config" / "prompts"
@@ -594,7 +595,7 @@ def run_spec(config: dict[str, Any], condition: str, encoder: str) -> dict[str, 
         "encoder": encoder,
         "encoder_spec": config["encoders"][encoder],
         "labels": config["labels"],
-        **({"task": "ner"} if config.get("task") == "ner" else {}),
+        **spec_task_key(config),
     }
 
 

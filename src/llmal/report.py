@@ -18,6 +18,7 @@ import pandas as pd
 from llmal import aggregate, tablefmt
 from llmal.figures import metric_label
 from llmal.tables import SPLITS, write_text
+from llmal.tasks.registry import capabilities_of
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#222;
@@ -88,7 +89,8 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
                                  .get("warnings") or [])]
     parts += [f'<div class="note"><strong>Warning.</strong> {_e(w)}</div>' for w in warnings]
     parts += _what_was_run(config, meta, settings, split_counts)
-    parts += _summary_section(tables_dir, positive, label_names, ner=config.get("task") == "ner")
+    parts += _summary_section(tables_dir, positive, label_names,
+                              entity_level=capabilities_of(config).entity_level)
     parts += _significance_section(tables_dir)
     parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
     parts += _learning_curve_section(figures_dir, settings.metric)
@@ -159,12 +161,12 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
 
 
 def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str],
-                     ner: bool = False) -> list[str]:
+                     entity_level: bool = False) -> list[str]:
     from llmal import confusion
 
     summary = _read_csv(tables_dir / "summary.csv")
     metrics = aggregate.SUMMARY_METRICS if positive else confusion.summary_metrics(label_names)
-    if ner:   # entity-level strict scores (seqeval), label_names = the entity types
+    if entity_level:   # entity-level strict scores (seqeval), label_names = the entity types
         metrics = aggregate.ner_summary_metrics(label_names)
     shown, bold = aggregate.summary_html_frame(summary, positive, metrics)
     note = f"Positive class: {_e(positive)}." if positive else "No positive class: macro and per-class scores."

@@ -15,9 +15,8 @@ from llmal.config import spec_hash
 from llmal.encoders import load_features
 from llmal.engine.oracle import GoldSource, oracles_in
 from llmal.engine.schedule import Schedule
-from llmal.engine.task import make_task
-from llmal.models import build_classifier
 from llmal.tables import check_annotations, write_json, write_parquet, write_text
+from llmal.tasks.registry import task_of
 from llmal.workflow import versions
 
 
@@ -43,17 +42,18 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
     features = load_features(inputs["embeddings"]) if inputs.get("embeddings") else None
     demo_features = {e: load_features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
     labels = spec["labels"]
-    task = make_task(spec, items, split)
-    llm = {"labels": labels, **({"task": "ner"} if spec.get("task") == "ner" else {}), **(spec.get("llm") or {})}
+    kind = task_of(spec)
+    task = kind.run_task(items, split, labels)
+    llm = {"labels": labels, **(spec.get("llm") or {})}
     state_dir = (Path(llm.get("cache_dir") or ".llmal-cache") / "batches" / "runs" / dataset
                  / spec["condition"] / spec["encoder"] / f"seed{seed}")
     oracle = build_oracle(spec["annotator"], annotators=spec["annotators"], mode=spec["annotation"],
                           items=items, split=split, tables=tables, llm=llm, embeddings=demo_features,
-                          state_dir=state_dir)
+                          state_dir=state_dir, task=kind)
     gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), float(spec.get("gold_cost_per_label", 0.0)))
-    classifier = build_classifier(
+    classifier = kind.build_learner(
         spec["recipe_spec"], spec["encoder_spec"], texts=dict(zip(items["id"], items["text"])),
-        features=features, n_classes=len(labels["names"]), seed=seed, task=task)
+        features=features, n_classes=len(labels["names"]), seed=seed, run_task=task)
     loaded = time.perf_counter()
     result = simulate(task=task, oracle=oracle, gold=gold, classifier=classifier,
                       sampler=spec["sampler"], seed=seed, training=spec.get("training"),

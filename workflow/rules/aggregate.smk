@@ -5,7 +5,7 @@ AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
                                             "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg")]
-if config.get("task") == "ner":   # tokens are a budget axis of sequence labelling
+if "tokens" in CAPABILITIES.budget_units:
     AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg")]
 
 

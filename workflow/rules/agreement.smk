@@ -10,6 +10,7 @@ rule agreement:
         AGREEMENT_OUTPUTS,
     params:
         config=AGREEMENT_CONFIG,
+        **TASK_PARAM,
     log:
         f"{RESULTS}/logs/agreement.log",
     conda:

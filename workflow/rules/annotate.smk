@@ -14,6 +14,7 @@ rule annotate:
         spec=lambda wc: config["annotators"][wc.annotator],
         config=annotate_config,
         retry=annotate_retry_token,
+        **TASK_PARAM,
     wildcard_constraints:
         # vLLM and local GGUF annotators compute: they have a rule of their own (annotate_compute)
         annotator=rf"(?!(?:{COMPUTE_ANNOTATOR_RE})\.parquet){NAME}",

@@ -1,9 +1,14 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
 from llmal import cluster
+from llmal.tasks.registry import capabilities_of, spec_task_key
 from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, run_demo_encoders,
                           run_spec, run_tables)
 
 DATASET = config["dataset"]["name"]
+# the task is a param of the rules whose work depends on it (a changed task reruns them); the
+# default task adds no param, so results made before it was one are not rerun
+TASK_PARAM = spec_task_key(config)
+CAPABILITIES = capabilities_of(config)
 RESULTS = f"results/{DATASET}"
 RUNS = list(expand_runs(config))
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"

@@ -10,6 +10,7 @@ rule prepare:
         labels=config["labels"],
         split=config.get("split", {}),
         cache_dir=config.get("cache_dir", ".llmal-cache"),
+        **TASK_PARAM,
     log:
         f"{RESULTS}/logs/prepare.log",
     conda:

@@ -144,11 +144,8 @@ def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.Da
     """Rows per LLM annotator x interface (its own prompt first, then the compared ones).
 
     Each annotator is planned on exactly the items the pipeline gives it (pool + dev, or its
-    `limit` sample) and, with demonstrations, on its gold pool from the dev split. Task ner:
-    the NER annotators with their NER prompt (llmal.ner.plan; `compare` does not apply)."""
-    if config.get("task") == "ner":
-        from ..ner.plan import plan_ner_annotators
-        return plan_ner_annotators(config, items, split, prompts_dir, annotator=annotator)
+    `limit` sample) and, with demonstrations, on its gold pool from the dev split. (A task with
+    answers of its own plans its annotators itself: llmal.tasks.<task>.plugin.)"""
     annotators = config.get("annotators") or {}
     if annotator is not None and annotator not in annotators:
         raise KeyError(f"annotators.{annotator}: no such annotator (known: {sorted(annotators)})")
@@ -211,10 +208,11 @@ def lazy_bound(row: PlanRow, demands: Sequence[Any], n_pool: int, n_dev: int,
     return items, usd, ", ".join(parts)
 
 
-def format_plan(rows: Sequence[PlanRow], *, ner: bool = False, lazy: Mapping[str, Sequence[Any]] | None = None,
+def format_plan(rows: Sequence[PlanRow], *, unit: str = "items", entity_answers: bool = False,
+                lazy: Mapping[str, Sequence[Any]] | None = None,
                 n_pool: int = 0, n_dev: int = 0, grouped: Iterable[str] = ()) -> str:
     """A plain-text report: one table, the targets and their bill, then $/item per interface
-    (`ner`: items are sentences, answers the gold entities, llmal.ner.plan). `lazy`: annotator ->
+    (`unit`: what an item is called; `entity_answers`: answers are the gold entities). `lazy`: annotator ->
     the LazyDemand of the conditions that ask it during their runs (llmal.config.lazy_demand),
     bounded with the pool and dev sizes `n_pool`, `n_dev`; `grouped`: annotators that put several
     items in one request."""
@@ -240,7 +238,6 @@ def format_plan(rows: Sequence[PlanRow], *, ner: bool = False, lazy: Mapping[str
     lines.append("targets (what `snakemake` annotates; $ as each executor is billed, without / with "
                  "the prompt prefix cached):")
     lazy, grouped = lazy or {}, set(grouped)
-    unit = "sentences" if ner else "items"
     lazy_usd = 0.0
     for r in configured:
         asked = lazy.get(r.annotator)
@@ -286,7 +283,7 @@ def format_plan(rows: Sequence[PlanRow], *, ner: bool = False, lazy: Mapping[str
         f"{name}: {next(r.counter for r in rows if r.annotator == name)}"
         for name in dict.fromkeys(r.annotator for r in rows)))
     answer = ("the JSON of the gold entities of its sentences (what a correct annotator writes; "
-              "items are sentences)" if ner else "the longest possible answer object")
+              f"items are {unit})" if entity_answers else "the longest possible answer object")
     lines.append("input tokens include the chat overhead and the response schema; output tokens "
                  f"are {answer} plus the reasoning allowance per request "
                  "(annotator key reasoning_allowance, else by reasoning_effort), reasoning tokens "

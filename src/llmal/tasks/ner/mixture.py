@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from llmal.ner.spans import Span, spans_json, spans_of_json
+from llmal.tasks.ner.spans import Span, spans_json, spans_of_json
 from llmal.tables import make_annotations
 
 NER_MIXTURE_METHODS = ("majority",)

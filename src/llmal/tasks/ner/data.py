@@ -6,8 +6,8 @@ by single spaces, `gold` = 0 (a sentence has no class; the entity structure is t
 the file's split where files carry one. `labels.names` are the declared entity types.
 
 dataset.kind:
-  demo        the SYNTHETIC NER demo (llmal.ner.demo); keys task: ner, n_items, seed
-  conll       CoNLL-style or JSONL files (llmal.ner.readers): `path`, or `files: [{path,
+  demo        the SYNTHETIC NER demo (llmal.tasks.ner.demo); keys task: ner, n_items, seed
+  conll       CoNLL-style or JSONL files (llmal.tasks.ner.readers): `path`, or `files: [{path,
               split}]`; `format: conll | jsonl` (default by suffix: .jsonl/.json -> jsonl)
   masakhaner  MasakhaNER 2.0 (Adelani et al. 2022, CC BY-NC 4.0): `language` (tsn), `path`
               (a directory with train/dev/test.txt) or downloaded by URL and sha256 into the
@@ -28,8 +28,8 @@ import pandas as pd
 
 from llmal.data.download import fetch_verified
 from llmal.data.validate import DatasetError
-from llmal.ner.demo import generate_ner_demo
-from llmal.ner.readers import NerDataError, Sentence, read_sentences
+from llmal.tasks.ner.demo import generate_ner_demo
+from llmal.tasks.ner.readers import NerDataError, Sentence, read_sentences
 from llmal.tables import ITEM_COLUMNS
 
 logger = logging.getLogger(__name__)

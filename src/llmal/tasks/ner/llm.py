@@ -40,8 +40,8 @@ from llmal.llm.parse import reasoning_tokens_of, usage_of
 from llmal.llm.profiles import sampling_body
 from llmal.llm.prompts import canonical_json, load_guidelines
 from llmal.llm.requests import request_line
-from llmal.ner.data import TAGS, TOKENS
-from llmal.ner.spans import Span, find_span, spans_json, tags_to_spans
+from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.tasks.ner.spans import Span, find_span, spans_json, tags_to_spans
 
 
 class NerPrompt:
@@ -193,7 +193,7 @@ def ner_requests(ids: Sequence[str], tokens: Mapping[str, Sequence[str]], spec: 
                  ) -> tuple[list[list[str]], dict[str, Any], list[str]]:
     """The requests of these sentences: (groups of `sentences_per_prompt` ids, the unique request
     lines by custom_id, the custom_id of each group). A group shows the demonstrations of its
-    sentences, each once. `llmal plan` renders the same requests (llmal.ner.plan)."""
+    sentences, each once. `llmal plan` renders the same requests (llmal.tasks.ner.plan)."""
     per_prompt = int(spec.get("sentences_per_prompt", 1))
     system = prompt.system(types, guidelines)
     groups = [list(ids[i:i + per_prompt]) for i in range(0, len(ids), per_prompt)]

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.ner.spans import tags_to_spans
+from llmal.tasks.ner.spans import tags_to_spans
 
 NONE = "O"   # the "no entity" class of entity rows
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmal.ner.readers import Sentence
+from llmal.tasks.ner.readers import Sentence
 
 NER_DEMO_TYPES = ("PER", "ORG", "LOC", "DATE")
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from llmal.agreement import AgreementReport, annotator_agreement
-from llmal.ner.data import TAGS
-from llmal.ner.metrics import seqeval_scores
-from llmal.ner.spans import spans_of_json, spans_to_tags, tag_names
+from llmal.tasks.ner.data import TAGS
+from llmal.tasks.ner.metrics import seqeval_scores
+from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
 from llmal.tables import make_annotations
 
 

@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.ner.data import TAGS, TOKENS
-from llmal.ner.spans import Span, spans_json, tags_to_spans
+from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.tasks.ner.spans import Span, spans_json, tags_to_spans
 from llmal.tables import META_PREFIX, make_annotations, safe_column_name
 
 ERROR_KINDS = ("missed", "wrong_type", "boundary", "spurious")

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from llmal.ner.task import SequenceOutput
+from llmal.tasks.ner.task import SequenceOutput
 
 
 def _word_features(w: str, prefix: str) -> dict[str, Any]:

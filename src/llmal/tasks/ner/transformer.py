@@ -32,7 +32,7 @@ from llmal.models.hf_loading import load_token_classifier
 from llmal.models.losses import IGNORE_INDEX, token_example_losses
 from llmal.models.torch_runtime import autocast, seed_everything
 from llmal.models.training import make_train_step, train_epochs
-from llmal.ner.task import SequenceOutput
+from llmal.tasks.ner.task import SequenceOutput
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class TransformerTagger:
         return self
 
     def _entity_f1(self, ids: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
-        from llmal.ner.metrics import seqeval_scores
+        from llmal.tasks.ner.metrics import seqeval_scores
 
         return float(seqeval_scores(gold, self._decode(ids).best, self.types)["f1_micro"])
 

@@ -1,6 +1,6 @@
 """`llmal plan` for task ner: tokens and dollars of the NER LLM annotators before anything is sent.
 
-The requests are the ones llmal.ner.llm sends (`ner_requests`: the NER prompt template, the
+The requests are the ones llmal.tasks.ner.llm sends (`ner_requests`: the NER prompt template, the
 entity-type schema, `sentences_per_prompt` sentences per request, duplicates sent once), for
 the sentences the annotator would label (pool + dev, or its seeded `limit` sample). With
 `demonstrations`, every request shows the first k sentences of the seeded gold pool as a
@@ -30,10 +30,10 @@ from llmal.llm.plan import PlanRow, cached_per_request
 from llmal.llm.profiles import output_allowance, reasoning_allowance
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import TokenCounter, make_counter
-from llmal.ner.data import TAGS, TOKENS
-from llmal.ner.llm import (NerPrompt, load_ner_prompt, ner_requests, response_format,
+from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.tasks.ner.llm import (NerPrompt, load_ner_prompt, ner_requests, response_format,
                            shown_demonstrations)
-from llmal.ner.spans import tags_to_spans
+from llmal.tasks.ner.spans import tags_to_spans
 
 
 def plan_ner_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,

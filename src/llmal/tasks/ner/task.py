@@ -1,10 +1,10 @@
-"""The sequence-labelling task behind the AL engine's task seam (llmal.engine.task).
+"""The sequence-labelling task behind the AL engine's task seam (llmal.tasks.base).
 
 Items are sentences. An annotator's answer is the `spans` cell of its annotation row (label 0 =
 answered, llmal.tables); `usable` turns the ok rows into BIO tag sequences for training. A
 classifier's output for a batch of sentences is a SequenceOutput (per-token marginals, the best
-sequence and its probability), which the sequence strategies (llmal.ner.strategies) score and
-`evaluate` scores against the gold test tags with seqeval (llmal.ner.metrics).
+sequence and its probability), which the sequence strategies (llmal.tasks.ner.strategies) score and
+`evaluate` scores against the gold test tags with seqeval (llmal.tasks.ner.metrics).
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.engine.task import TaskError
-from llmal.ner.data import sentence_tags, sentence_tokens
-from llmal.ner.metrics import NONE, entity_rows, seqeval_scores
-from llmal.ner.spans import spans_of_json, spans_to_tags, tag_names
+from llmal.tasks.base import TaskError
+from llmal.tasks.ner.data import sentence_tags, sentence_tokens
+from llmal.tasks.ner.metrics import NONE, entity_rows, seqeval_scores
+from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
 
 
 @dataclass
@@ -119,11 +119,11 @@ class NERTask:
 
     # --- the AL loop's hooks ------------------------------------------------------------------
     def make_strategy(self, name: str) -> Any:
-        from llmal.ner.strategies import make_sequence_strategy
+        from llmal.tasks.ner.strategies import make_sequence_strategy
         return make_sequence_strategy(name)
 
     def query_context(self, classifier: Any, candidates: Sequence[str], labelled: Sequence[str], *,
                       rng: np.random.Generator, seed: int) -> Any:
-        from llmal.ner.strategies import SequenceContext
+        from llmal.tasks.ner.strategies import SequenceContext
         return SequenceContext(classifier, candidates, labelled, rng=rng, seed=seed)
 

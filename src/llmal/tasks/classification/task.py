@@ -1,25 +1,18 @@
-"""The task seam of the AL engine: items, the label structure per item, the cost unit per item,
-and how test predictions are scored.
-
-Text classification: an item's label is one class index, every item is one label, and the
-test split is scored against human gold (F1, FP/FN, soft-label metrics). Sequence labelling
-(`task: ner`, llmal.ner.task.NERTask) implements the same methods with a tag sequence per
-sentence. `make_task` picks one from a run spec; the AL loop also asks the task for its query
-strategies and their context (`make_strategy`, `query_context`).
-"""
+"""The AL engine's view of a text-classification run: items, one class index per item, one label
+per item bought, and test predictions scored against human gold (F1, FP/FN, soft-label metrics)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 
 from llmal.metrics import classification_metrics, soft_label_metrics, vote_counts
+from llmal.strategies.base import make_strategy
+from llmal.strategies.model_context import ModelContext
 from llmal.tables import annotator_columns
-
-
-class TaskError(ValueError):
-    """The data cannot support a run (no test items, ...); the message says which."""
+from llmal.tasks.base import TaskError
 
 
 class ClassificationTask:
@@ -76,8 +69,6 @@ class ClassificationTask:
         return metrics
 
     def f1_macro(self, labels: np.ndarray, probs: np.ndarray) -> float:
-        from sklearn.metrics import f1_score
-
         return float(f1_score(labels, probs.argmax(axis=1), labels=list(range(self.n_classes)),
                               average="macro", zero_division=0))
 
@@ -94,20 +85,10 @@ class ClassificationTask:
     # --- the AL loop's hooks ------------------------------------------------------------------
     @staticmethod
     def make_strategy(name: str) -> Any:
-        from llmal.strategies import make_strategy
         return make_strategy(name)
 
     @staticmethod
     def query_context(classifier: Any, candidates: Sequence[str], labelled: Sequence[str], *,
                       rng: np.random.Generator, seed: int) -> Any:
-        from llmal.strategies.model_context import ModelContext
         return ModelContext(classifier, candidates, labelled, rng=rng, seed=seed)
 
-
-def make_task(spec: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame) -> Any:
-    """The task of a run spec: `task: ner` (run_spec sets it only then), else classification."""
-    labels = spec["labels"]
-    if spec.get("task") == "ner":
-        from llmal.ner.task import NERTask
-        return NERTask(items, split, labels["names"])
-    return ClassificationTask(items, split, labels["names"], labels.get("positive"))

@@ -1,0 +1,84 @@
+"""The Task protocol: what a stage may ask of an annotation task, and its capabilities as data.
+
+A stage (prepare, annotate, the AL engine, results, report) holds a Task and calls it; it never
+asks which task it serves. Capabilities (the item noun, budget units, ...) are plain data, so a
+check or a rule reads them instead of branching on a task name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+
+class TaskError(ValueError):
+    """The data cannot support a run (no test items, ...); the message says which."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a task offers, as data.
+
+    item_noun: what one item is called in messages and plans ("items", "sentences");
+    budget_units: the axes a budget or a learning curve may count ("labels", "usd", "tokens");
+    entity_level: test predictions are scored per entity (rows of predictions.parquet are
+    entities, the last label name is "no entity") rather than per item."""
+    item_noun: str
+    budget_units: tuple[str, ...]
+    entity_level: bool = False
+
+
+class RunTask(Protocol):
+    """The AL engine's view of one run's data (built by Task.run_task): the split's ids, gold
+    bought through the ledger, the labels an annotation table yields, evaluation against human
+    gold on the test split, and the query strategies over this task's model outputs."""
+    label_names: list[str]
+    ids: dict[str, list[str]]
+
+    def gold(self, ids: Sequence[str]) -> dict[str, int]: ...
+    def gold_targets(self, ids: Sequence[str], gold: dict[str, int]) -> Any: ...
+    def usable(self, table: Any) -> tuple[list[str], Any]: ...
+    def n_usable_classes(self, labels: Any) -> int: ...
+    def uniform(self, n: int) -> Any: ...
+    def evaluate(self, out: Any) -> dict[str, Any]: ...
+    def f1_macro(self, labels: Any, out: Any) -> float: ...
+    def predictions(self, out: Any) -> Any: ...
+    def make_strategy(self, name: str) -> Any: ...
+    def query_context(self, classifier: Any, candidates: Sequence[str], labelled: Sequence[str], *,
+                      rng: Any, seed: int) -> Any: ...
+
+
+class Task(Protocol):
+    """One annotation task. Implemented once per package under llmal.tasks."""
+    name: str
+    capabilities: Capabilities
+
+    def prepare(self, dataset: Mapping[str, Any], labels: Mapping[str, Any], split: Mapping[str, Any],
+                *, cache_dir: Any) -> tuple[Any, Any]:
+        """dataset config -> (items table, split table)."""
+
+    def run_task(self, items: Any, split: Any, labels: Mapping[str, Any]) -> Any:
+        """The AL engine's view of one run's data: gold, usable labels, evaluation, strategies."""
+
+    def build_learner(self, recipe: dict[str, Any], encoder: dict[str, Any], *, texts: Mapping[str, str],
+                      features: Any, n_classes: int, seed: int, run_task: Any) -> Any:
+        """The classifier a training recipe names."""
+
+    def annotate(self, todo: Any, spec: dict[str, Any], config: Mapping[str, Any], *, name: str,
+                 demonstrations: tuple[Any, Any], log: Callable[[str], None]) -> Any:
+        """One annotator (not a mixture) over `todo`: its annotation table."""
+
+    def aggregate_mixture(self, tables: Mapping[str, Any], spec: Mapping[str, Any],
+                          labels: Mapping[str, Any], *, gold: Mapping[str, int] | None,
+                          log: Callable[[str], None]) -> Any:
+        """A mixture's annotation table from its members' tables."""
+
+    def plan_annotators(self, config: Mapping[str, Any], items: Any, split: Any, prompts_dir: Any, *,
+                        annotator: str | None, compare: Sequence[str]) -> list[Any]:
+        """llmal plan's rows (tokens and dollars) of the LLM annotators."""
+
+    def agreement(self, annotations: Mapping[str, Any], items: Any, split: Any, config: Mapping[str, Any],
+                  *, reference: str | None, splits: Sequence[str]) -> Any:
+        """The agreement report of the annotators."""
+
+    def summary_classes(self, label_names: Sequence[str]) -> list[str]:
+        """The classes the per-class tables and figures show."""

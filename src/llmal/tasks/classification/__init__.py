@@ -1,0 +1,1 @@
+"""Text classification: one class per item (binary with a positive class, or multi-class)."""

@@ -1,0 +1,132 @@
+"""The classification task behind the Task protocol (llmal.tasks.base): each call hands over to
+the stage toolkits that classification has always used (data readers, annotators, the LLM
+client, the logistic and fine-tuned classifiers, the agreement table)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmal.agreement import DEFAULT_MIN_DEV_ITEMS, annotator_agreement
+from llmal.annotators.human import annotate_human
+from llmal.annotators.mixture import annotate_mixture, learned_gold_ids
+from llmal.annotators.precomputed import annotate_precomputed
+from llmal.annotators.simulated import annotate_simulated
+from llmal.config import LLM_KINDS, PROMPTS_DIR
+from llmal.data.prepare import prepare_dataset
+from llmal.llm.annotate import annotate_with_llm
+from llmal.llm.cost import price_for
+from llmal.llm.plan import estimate, fixed_demonstrations, plan_annotators
+from llmal.llm.prompts import load_prompt
+from llmal.llm.tokens import make_counter
+from llmal.models import build_classifier
+from llmal.tables import make_annotations
+from llmal.tasks.classification.capabilities import CAPABILITIES
+from llmal.tasks.classification.task import ClassificationTask
+
+
+class Classification:
+    name = "classification"
+    capabilities = CAPABILITIES
+
+    # --- data ---------------------------------------------------------------------------
+    def prepare(self, dataset: Mapping[str, Any], labels: Mapping[str, Any], split: Mapping[str, Any],
+                *, cache_dir: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return prepare_dataset(dataset, labels, split, cache_dir=cache_dir)
+
+    def run_task(self, items: pd.DataFrame, split: pd.DataFrame, labels: Mapping[str, Any]) -> ClassificationTask:
+        return ClassificationTask(items, split, labels["names"], labels.get("positive"))
+
+    # --- learners -------------------------------------------------------------------------
+    def build_learner(self, recipe: dict[str, Any], encoder: dict[str, Any], *, texts: Mapping[str, str],
+                      features: Any, n_classes: int, seed: int, run_task: Any) -> Any:
+        if recipe["kind"] == "crf":
+            raise ValueError("the crf recipe tags sentences: it needs task: ner")
+        return build_classifier(recipe, encoder, texts=texts, features=features, n_classes=n_classes, seed=seed)
+
+    # --- annotators -------------------------------------------------------------------------
+    def annotate(self, todo: pd.DataFrame, spec: dict[str, Any], config: Mapping[str, Any], *, name: str,
+                 demonstrations: tuple[Any, Any], log: Callable[[str], None]) -> pd.DataFrame:
+        labels = config["labels"]
+        kind = spec["kind"]
+        if kind == "human":
+            table = annotate_human(todo, spec)
+        elif kind == "simulated":
+            table = annotate_simulated(todo, spec, labels["names"])
+        elif kind == "precomputed":
+            table = annotate_precomputed(todo, spec, labels["names"], name=name, log=log)
+        elif kind in LLM_KINDS:
+            embeddings, demo_pool = demonstrations
+            cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
+            table = annotate_with_llm(
+                todo, spec=spec, label_names=labels["names"], positive=labels.get("positive"),
+                prompts_dir=PROMPTS_DIR, prices=config.get("prices") or {},
+                cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name,
+                embeddings=embeddings, demo_pool=demo_pool, log=log, name=name,
+                cache_mode=str(config.get("cache_mode") or "local"))
+        else:
+            raise ValueError(f"unknown annotator kind {kind!r}")
+        return make_annotations(table)
+
+    def aggregate_mixture(self, tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any],
+                          labels: Mapping[str, Any], *, gold: Mapping[str, int] | None,
+                          log: Callable[[str], None]) -> pd.DataFrame:
+        return annotate_mixture(tables, dict(spec), labels["names"], log=log,
+                                gold=None if gold is None else dict(gold))
+
+    def mixture_gold_ids(self, spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
+        """The dev items whose gold a learned mixture is fitted on (none for other methods)."""
+        return learned_gold_ids(dict(spec), list(dev_ids))
+
+    def lazy_llm(self, name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, llm: Mapping[str, Any], *,
+                 demonstrations: tuple[Any, Any], cache_dir: Path, state_dir: Path, quote_sample: int,
+                 log: Callable[[str], None]) -> tuple[Callable[[list[str]], pd.DataFrame],
+                                                      Callable[[list[str]], np.ndarray]]:
+        """(fetch, quote) of a lazy LLM oracle: annotate the given ids; the planned price per item."""
+        labels = llm["labels"]
+        feats, demo_pool = demonstrations
+        asked = {k: v for k, v in spec.items() if k != "limit"}   # the sample is the oracle's `visible`
+
+        def fetch(ids: list[str]) -> pd.DataFrame:
+            return annotate_with_llm(
+                by_id.loc[ids].reset_index(drop=True), spec=asked, label_names=labels["names"],
+                positive=labels.get("positive"), prompts_dir=PROMPTS_DIR, prices=llm.get("prices") or {},
+                cache_path=cache_dir / "responses.sqlite", state_dir=state_dir, embeddings=feats,
+                demo_pool=demo_pool, log=log, name=name, cache_mode=str(llm.get("cache_mode") or "local"))
+
+        def quote(ids: list[str]) -> np.ndarray:
+            sample = by_id.loc[ids[:quote_sample]].reset_index(drop=True)
+            return np.full(len(ids), _price_per_item(name, spec, sample, labels, llm, demo_pool))
+
+        return fetch, quote
+
+    # --- plan, agreement, results -----------------------------------------------------------
+    def plan_annotators(self, config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,
+                        prompts_dir: Path, *, annotator: str | None, compare: Sequence[str]) -> list[Any]:
+        return plan_annotators(config, items, split, prompts_dir, annotator=annotator, compare=compare)
+
+    def agreement(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
+                  config: Mapping[str, Any], *, reference: str | None, splits: Sequence[str]) -> Any:
+        settings = config.get("agreement") or {}
+        return annotator_agreement(annotations, items, split, config["annotators"], config["labels"]["names"],
+                                   reference=reference, splits=splits,
+                                   min_dev_items=int(settings.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS)))
+
+    def summary_classes(self, label_names: Sequence[str]) -> list[str]:
+        return list(label_names)
+
+
+def _price_per_item(name: str, spec: Mapping[str, Any], sample: pd.DataFrame, labels: Mapping[str, Any],
+                    llm: Mapping[str, Any], demo_pool: pd.DataFrame | None) -> float:
+    """The planned price of one item (rendered requests, the longest answer): llmal plan's estimate."""
+    template = load_prompt(str(spec["prompt"]), PROMPTS_DIR)
+    price = price_for(str(spec["model"]), str(spec["kind"]), llm.get("prices"))
+    demos = fixed_demonstrations(demo_pool, spec.get("demonstrations")) if demo_pool is not None else []
+    row = estimate(name, spec, template, sample.reset_index(drop=True), labels["names"],
+                   labels.get("positive"), price, make_counter(spec), demos)
+    return row.usd_per_item
+
+
+TASK = Classification()
