@@ -31,7 +31,9 @@ def main() -> int:
 
     import numpy as np
 
-    from llmal.strategies import ArrayContext, linear_grad_embeddings, make_strategy, strategy_names
+    from llmal.strategies import strategy_names
+    from llmal.strategies.base import ArrayContext, linear_grad_embeddings
+    from llmal.strategies.catalog import make_strategy
 
     names = args.only or strategy_names()
     print(f"{args.k} queries, {args.dim}-d embeddings, {args.labelled} labelled, "

@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from llmal.strategies import ArrayContext, linear_grad_embeddings, make_strategy, strategy_names
+from llmal.strategies import strategy_names
+from llmal.strategies.base import ArrayContext, linear_grad_embeddings
+from llmal.strategies.catalog import make_strategy
 from llmal.strategies.catalog import STRATEGY_CLASSES
 from llmal.strategies.registry import STRATEGY_NEEDS
 

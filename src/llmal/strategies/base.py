@@ -93,15 +93,6 @@ def top_k(score: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return chosen[order]
 
 
-def make_strategy(name: str, **options: Any) -> Strategy:
-    """A strategy instance by registry name; options are its keyword arguments."""
-    from llmal.strategies.catalog import STRATEGY_CLASSES
-
-    if name not in STRATEGY_CLASSES:
-        raise ValueError(f"unknown query strategy {name!r} (known: {sorted(STRATEGY_CLASSES)})")
-    return STRATEGY_CLASSES[name](**options)
-
-
 def linear_grad_embeddings(X: np.ndarray, probs: np.ndarray, *, compact: bool = True,
                            block: int = 8192) -> np.ndarray:
     """BADGE's gradient embedding for a softmax (or logistic) head, in closed form.

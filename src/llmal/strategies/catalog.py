@@ -266,3 +266,10 @@ def _embed(ctx: QueryContext, ids: np.ndarray, normalize: bool) -> np.ndarray:
 STRATEGY_CLASSES: dict[str, type[Strategy]] = {cls.name: cls for cls in (
     RandomSampling, LeastConfidence, Entropy, Margin, KMeansSampling, Coreset, BADGE, BALD,
     ContrastiveAL, NoiseStability, TypiClust, MarginKMeans)}
+
+
+def make_strategy(name: str, **options: Any) -> Strategy:
+    """A strategy instance by registry name; options are its keyword arguments."""
+    if name not in STRATEGY_CLASSES:
+        raise ValueError(f"unknown query strategy {name!r} (known: {sorted(STRATEGY_CLASSES)})")
+    return STRATEGY_CLASSES[name](**options)

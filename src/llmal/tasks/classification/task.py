@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from llmal.metrics import classification_metrics, soft_label_metrics, vote_counts
-from llmal.strategies.base import make_strategy
+from llmal.strategies.catalog import make_strategy
 from llmal.strategies.model_context import ModelContext
 from llmal.tables import annotator_columns
 from llmal.tasks.base import TaskError

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llmal.strategies.base import Strategy, top_k
+from llmal.strategies.catalog import make_strategy
 
 SEQUENCE_STRATEGIES = ("random", "mean_token_entropy", "total_token_entropy", "least_confidence",
                        "mnlp", "kmeans")
@@ -74,8 +75,6 @@ class SequenceScore(Strategy):
 
 
 def make_sequence_strategy(name: str) -> Strategy:
-    from llmal.strategies import make_strategy
-
     if name not in SEQUENCE_STRATEGIES:
         raise ValueError(f"query strategy {name!r} is not one for sequence labelling "
                          f"(task: ner knows {list(SEQUENCE_STRATEGIES)})")

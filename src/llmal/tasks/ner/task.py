@@ -18,6 +18,7 @@ from llmal.tasks.base import TaskError
 from llmal.tasks.ner.data import sentence_tags, sentence_tokens
 from llmal.tasks.ner.metrics import NONE, entity_rows, seqeval_scores
 from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
+from llmal.tasks.ner.strategies import SequenceContext, make_sequence_strategy
 
 
 @dataclass
@@ -119,11 +120,9 @@ class NERTask:
 
     # --- the AL loop's hooks ------------------------------------------------------------------
     def make_strategy(self, name: str) -> Any:
-        from llmal.tasks.ner.strategies import make_sequence_strategy
         return make_sequence_strategy(name)
 
     def query_context(self, classifier: Any, candidates: Sequence[str], labelled: Sequence[str], *,
                       rng: np.random.Generator, seed: int) -> Any:
-        from llmal.tasks.ner.strategies import SequenceContext
         return SequenceContext(classifier, candidates, labelled, rng=rng, seed=seed)
 
