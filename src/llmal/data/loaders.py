@@ -36,11 +36,13 @@ _BOOL_SPELLINGS = {True: ("true", "yes", "y", "on"), False: ("false", "no", "n",
 
 def load_table(path: str | Path, *, format: str | None = None,
                string_columns: Sequence[str] = (), quoting: str | None = None,
-               header: bool | None = None, encoding: str | None = None) -> pd.DataFrame:
+               header: bool | None = None, encoding: str | None = None,
+               skip_rows: int | None = None, key: str = "dataset") -> pd.DataFrame:
     """Read a table file into a DataFrame, choosing the reader by suffix (or `format`).
 
     CSV/TSV/JSON go through llmal.data.readers, record by record (see there for `quoting` and
-    `header`); the number of records is checked against the file. Only empty cells are missing
+    `header`, `skip_rows`); the number of records is checked against the file. `key` names the
+    config keys of these options in messages (dataset, or annotators.<name>). Only empty cells are missing
     values (a comment reading "NA" or "null" stays text). `string_columns` stay strings (ids keep
     leading zeros, texts stay byte-exact); the other CSV/TSV columns become numbers where every
     cell is one.
@@ -48,7 +50,7 @@ def load_table(path: str | Path, *, format: str | None = None,
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: file not found")
-    opts = readers.read_options(path, format, quoting, header, encoding)
+    opts = readers.read_options(path, format, quoting, header, encoding, skip_rows, key)
     if opts.format == "parquet":
         try:
             df = pd.read_parquet(path)
@@ -76,8 +78,9 @@ def check_record_count(path: Path, opts: readers.ReadOptions, raw: readers.RawTa
     the header, else an error naming the first line that did not become a record."""
     if opts.format == "csv" and opts.quoting == "standard" or opts.format == "json":
         return  # a quoted CSV cell may span lines; a JSON array is not line-based
-    text = readers.read_text(path, opts.encoding)
-    expected = [n for n, line in readers._physical_lines(text) if line.strip() != ""]
+    text = readers.read_text(path, opts.encoding, opts.key)
+    expected = [n for n, line in readers._physical_lines(text)
+                if n > opts.skip_rows and line.strip() != ""]
     if opts.format in ("csv", "tsv") and opts.header:
         expected = expected[1:]
     if expected != raw.lines:
@@ -180,6 +183,18 @@ def labels_to_indices(values: pd.Series, lookup: Mapping[str, int], *, label_nam
 
 
 _safe_name = safe_column_name
+
+
+def positional_columns(columns: Mapping[Any, Any]) -> dict[str, Any]:
+    """Column numbers (header: false; 1 = first column) as the names the reader gives them, in
+    the values (and lists or mappings of them) of a columns spec; keys become strings."""
+    def name(v: Any) -> Any:
+        if isinstance(v, list):
+            return [name(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: name(x) for k, x in v.items()}
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    return {str(k): name(v) for k, v in columns.items()}
 
 
 def _require_columns(df: pd.DataFrame, wanted: Mapping[str, str], where: str) -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS
 
 MAX_LISTED = 3  # offenders named in one message
+MAX_SHOWN = 80  # characters of an offending value shown
 MIN_TEST_PER_CLASS = 30  # fewer gold test items of a class: its scores are noise (a warning)
 # whitespace and characters that show nothing: zero-width spaces and joiners, word joiner, BOM,
 # soft hyphen, directional marks, Hangul fillers, Mongolian vowel separator, braille blank
@@ -38,9 +39,10 @@ def describe_offenders(df: pd.DataFrame, mask: "pd.Series[bool]", column: str | 
     ids = df["id"].astype(str).to_numpy() if "id" in df.columns else None
     parts = []
 
-    def value(pos: int) -> str:
+    def value(pos: int) -> str:  # at most MAX_SHOWN characters of a cell (it may hold a file)
         v = df[column].iloc[pos]
-        return repr(v.item() if hasattr(v, "item") else v)
+        shown = repr(v.item() if hasattr(v, "item") else v)
+        return shown if len(shown) <= MAX_SHOWN else f"{shown[:MAX_SHOWN]}... ({len(shown):,} characters)"
 
     for pos in positions[:MAX_LISTED]:
         part = f"row {pos + 1}"
