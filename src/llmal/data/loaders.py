@@ -21,7 +21,10 @@ FORMATS = readers.FORMATS
 detect_format = readers.detect_format
 
 COLUMN_KEYS = ("id", "text", "gold", "annotators", "topic", "split", "source", "meta")
-REQUIRED_COLUMN_KEYS = ("text", "gold")
+# gold is optional: without it every item's gold is -1 (unknown), which only an agreement-only
+# study (no conditions; llmal.config refuses conditions without gold) can use
+REQUIRED_COLUMN_KEYS = ("text",)
+NO_GOLD = -1
 SPLIT_COLUMN = META_PREFIX + "split"  # the dataset's own split, mapped to pool | dev | test
 
 # names a dataset may use for its splits -> the pipeline's splits
@@ -220,7 +223,8 @@ def map_columns(df: pd.DataFrame, columns: Mapping[str, Any], *, source: str,
     """Turn a user's table into an items table.
 
     `columns` maps contract names to the file's column names:
-      id (optional; default: row numbers "1", "2", ... in file order), text, gold (required),
+      id (optional; default: row numbers "1", "2", ... in file order), text (required), gold
+      (optional: without it every gold label is -1, unknown, for an agreement-only study),
       annotators (optional: a list of columns, each becoming ann_<column>; or one column of
       labels joined by `annotator_sep`, e.g. "1/0/1", becoming ann_1, ann_2, ... by position),
       topic (optional), split (optional: mapped to pool/dev/test through `split_map`, default
@@ -250,9 +254,12 @@ def map_columns(df: pd.DataFrame, columns: Mapping[str, Any], *, source: str,
     out["text"] = df[single["text"]].map(lambda v: v if v is None or v is pd.NA
                                          or (isinstance(v, float) and np.isnan(v)) else str(v))
     lookup = label_lookup(label_names, label_map)
-    gold = labels_to_indices(df[single["gold"]], lookup, label_names=label_names,
-                             column=single["gold"], where=where, ids=out["id"])
-    out["gold"] = gold.fillna(-1).astype("int64")
+    if "gold" in single:
+        gold = labels_to_indices(df[single["gold"]], lookup, label_names=label_names,
+                                 column=single["gold"], where=where, ids=out["id"])
+        out["gold"] = gold.fillna(NO_GOLD).astype("int64")
+    else:
+        out["gold"] = NO_GOLD
     out["topic"] = (df[single["topic"]].fillna("").astype(str) if "topic" in single else "")
     out["source"] = df[single["source"]].fillna("").astype(str) if "source" in single else source
 

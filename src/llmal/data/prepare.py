@@ -189,18 +189,29 @@ def load_and_split(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]
     kind = str(dataset_cfg["kind"])
     if dataset_cfg.get("drop_empty_text", DROP_EMPTY_TEXT_DEFAULT[kind]):
         items = drop_empty_text(items, where)
-    validate_items(items, label_names=label_names, where=where)
+    # no gold column (an agreement-only study): every gold label is unknown, and that is fine
+    gold = has_gold(dataset_cfg)
+    validate_items(items, label_names=label_names, where=where, allow_unknown_gold=not gold)
     items = order_item_columns(items)
     cfg = {**SPLIT_DEFAULTS, **split_cfg}
     split = assign_split(items, test=float(cfg["test"]), dev=float(cfg["dev"]),
                          seed=int(cfg["seed"]), use_column=bool(cfg["use_column"]))
-    check_split(split, where)
+    check_split(split, where, need_test=gold)
     return items, split, where
+
+
+def has_gold(dataset_cfg: Mapping[str, Any]) -> bool:
+    """The dataset has gold labels: every kind but a `file` whose columns name no gold column."""
+    columns = dataset_cfg.get("columns")
+    return dataset_cfg.get("kind") != "file" or not isinstance(columns, Mapping) or \
+        columns.get("gold") not in (None, "")
 
 
 def dataset_warnings(items: pd.DataFrame, split: pd.DataFrame, label_names: list[str],
                      where: str) -> list[str]:
     """What makes results weak without making them wrong (log, report, `llmal check`)."""
+    if not (items["gold"] >= 0).any():
+        return []   # no gold at all (an agreement-only study): nothing is scored against it
     small = small_test_classes(items, split, label_names)
     if not small:
         return []

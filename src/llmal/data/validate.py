@@ -125,10 +125,12 @@ def validate_items(df: pd.DataFrame, *, label_names: Sequence[str], where: str,
                 f"{list(label_names)} (column {col!r}), first at {describe_offenders(df, bad, col)}")
 
 
-def check_split(split: pd.DataFrame, where: str) -> None:
-    """A usable split has pool items (to learn from) and test items (to score on)."""
+def check_split(split: pd.DataFrame, where: str, need_test: bool = True) -> None:
+    """A usable split has pool items (to learn from) and test items (to score on); without gold
+    (an agreement-only study, `need_test` false) pool items are enough."""
     counts = split["split"].value_counts()
-    for name, why in (("pool", "nothing to learn from"), ("test", "nothing to evaluate on")):
+    needed = (("pool", "nothing to learn from"), ("test", "nothing to evaluate on"))
+    for name, why in needed if need_test else needed[:1]:
         if int(counts.get(name, 0)) == 0:
             raise DatasetError(
                 f"{where}: the split has no {name} items ({why}); split counts: "
