@@ -530,6 +530,12 @@ def test_an_empty_header_name_suggests_a_way_that_works_and_it_does(tmp_path):
     assert items["text"].tolist() == ["eins", "zwei", "drei", "vier"]
     assert items["id"].tolist() == ["0", "1", "2", "3"]
     assert items["gold"].tolist() == [1, 0, 1, 0]
+    # a title line skipped above such a header: the advice counts it
+    titled = tmp_path / "titled.csv"
+    titled.write_text("Export of 2026-01-01\n" + path.read_text())
+    with pytest.raises(DatasetError, match=r"line 2 \(header\).*dataset\.skip_rows: 2"):
+        load_table(titled, skip_rows=1)
+    assert load_table(titled, header=False, skip_rows=2)["2"].tolist() == items["text"].tolist()
     # header: false alone makes the header line a record: its "label" is no label, and says so
     with pytest.raises(DatasetError, match=r"column '3'.*row 1.*'label'"):
         _prepare_file(path, tmp_path, {"text": 2, "gold": 3}, header=False)

@@ -147,7 +147,7 @@ def _header(path: Path, first: list[str], line: int, opts: ReadOptions) -> list[
             raise DatasetError(
                 f"{path}: line {line} (header): column {pos} has no name; name it in the file, or "
                 f"read the columns by position: set {opts.key}.header: false and "
-                f"{opts.key}.skip_rows: {opts.skip_rows + 1} (the header line is not read) and give "
+                f"{opts.key}.skip_rows: {line} (the lines up to the header are not read) and give "
                 f"columns by number (1 = first column{'; here ' + named if named else ''})")
         if name in seen:
             raise DatasetError(f"{path}: line {line} (header): duplicate column name {name!r} "
