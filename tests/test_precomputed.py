@@ -241,10 +241,20 @@ def test_a_header_less_answer_file_keeps_its_first_answer_with_the_datasets_read
     # quoting: none (the tsv default) kept the literal quote; standard quoting would pair them
     with pytest.raises(Exception, match=r"answers\.txt: line 1: .*annotators\.rec\.quoting: none"):
         annotate_precomputed(items, {**spec, "quoting": "standard"}, NAMES, name="rec")
-    # without header: false the first answer would be the header: numbers say what is missing
-    with pytest.raises(PrecomputedError, match=r"no column\(s\) \['1', '2', '3'\].*columns given by number "
-                                               r"need annotators\.rec\.header: false"):
-        annotate_precomputed(items, {k: v for k, v in spec.items() if k != "header"}, NAMES, name="rec")
+    # without header: false the first answer would be the header: its id there says so
+    for columns in ({"id": 1, "label": 2}, {"id": "item", "label": "answer"}):
+        with pytest.raises(PrecomputedError, match=r"the header line of .*answers\.txt holds the item "
+                                                   r"id 'd04': a header-less file needs "
+                                                   r"annotators\.rec\.header: false"):
+            annotate_precomputed(items, {**{k: v for k, v in spec.items() if k != "header"},
+                                         "columns": columns}, NAMES, name="rec")
+    # numbers on a file with a header line
+    named = tmp_path / "named.tsv"
+    named.write_text("item\tanswer\tusd\n" + path.read_text(encoding="latin-1"))
+    with pytest.raises(PrecomputedError, match=r"no column\(s\) \['1', '2'\].*columns given by "
+                                               r"number need annotators\.rec\.header: false"):
+        annotate_precomputed(items, {"kind": "precomputed", "file": str(named), "label_map": spec["label_map"],
+                                     "columns": {"id": 1, "label": 2}}, NAMES, name="rec")
     # the keys pass the schema, the numbers included
     from llmal.config import load_schema, _validator_with_defaults
     schema_errors = list(_validator_with_defaults()(load_schema()).iter_errors(

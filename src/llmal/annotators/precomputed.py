@@ -68,6 +68,12 @@ def source_table(spec: Mapping[str, Any], items: pd.DataFrame, where: str) -> tu
     if spec.get("file"):
         df = read_source_file(spec, where)
         source = str(spec["file"])
+        first = [c for c in df.columns if c in set(items["id"].astype(str))]
+        if first and spec.get("header") is not False and id_col not in df.columns:
+            raise PrecomputedError(f"{where}: the header line of {source} holds the item id "
+                                   f"{first[0]!r}: a header-less file needs {where}.header: false "
+                                   "(and columns by number, 1 = first column), or its first "
+                                   "answer is lost to the header")
     else:
         df = items.copy()
         source = "the items table"
