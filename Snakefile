@@ -44,9 +44,10 @@ include: "workflow/rules/aggregate.smk"
 
 rule all:
     input:
-        AGGREGATE_OUTPUTS,
+        # an agreement-only study (no conditions, so no runs) asks for the agreement tables only
+        AGGREGATE_OUTPUTS if RUNS else [],
         AGREEMENT_OUTPUTS,
-        f"{RESULTS}/report.html",
+        f"{RESULTS}/report.html" if RUNS else [],
     default_target: True
 localrules:
     all,

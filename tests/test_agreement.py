@@ -228,3 +228,53 @@ def test_kappa_about_zero_against_gold_warns():
     assert len(report.summary["warnings"]) == 1
     assert "annotator llm: Cohen's κ against gold is 0.000 on 40 items" in report.summary["warnings"][0]
     assert "**Warning:** annotator llm" in agreement_markdown(report)
+
+
+def _two_experts_config(tmp_path, n=60):
+    """Issue 17, item 14: two experts' columns, no gold column, no conditions."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2, n)
+    b = np.where(rng.random(n) < 0.8, a, 1 - a)
+    path = tmp_path / "experts.csv"
+    pd.DataFrame({"text": [f"Kommentar {i}" for i in range(n)],
+                  "expert_a": np.array(["nein", "ja"])[a], "expert_b": np.array(["nein", "ja"])[b]}
+                 ).to_csv(path, index=False)
+    config = {
+        "dataset": {"name": "experts", "kind": "file", "path": str(path),
+                    "columns": {"text": "text", "annotators": ["expert_a", "expert_b"]},
+                    "label_map": {"nein": "not_hostile", "ja": "hostile"}},
+        "labels": {"names": ["not_hostile", "hostile"]},
+        "split": {"test": 0, "dev": 0},
+        "annotators": {"a": {"kind": "human", "column": "expert_a", "cost_per_label": 0.5},
+                       "b": {"kind": "human", "column": "expert_b", "cost_per_label": 0.5}},
+        "agreement": {"annotators": ["a", "b"]},
+    }
+    return config, a, b
+
+
+def test_an_agreement_only_study_needs_no_gold_and_no_conditions(tmp_path):
+    from conftest import snakemake
+    from llmal.agreement import read_agreement
+    from llmal.config import ConfigError, validate_config
+
+    config, a, b = _two_experts_config(tmp_path)
+    write_config(tmp_path, config)
+    snakemake(tmp_path)                                   # the default target: agreement tables
+    results = tmp_path / "results" / "experts"
+    table, kappa, summary = read_agreement(results / "tables")
+    assert not (results / "runs").exists() and not (results / "report.html").exists()
+    assert kappa.loc["a", "b"] == pytest.approx(cohen_kappa_score(a, b))
+    assert summary["fleiss_annotators"] == ["a", "b"] and summary["fleiss_items"] == len(a)
+    assert summary["gold_items"] == 0
+    assert table["n_gold"].tolist() == [0, 0] and table["accuracy"].isna().all()  # no fake 1.000
+    assert "No gold labels" in (results / "tables" / "annotators.md").read_text()
+    items = pd.read_parquet(results / "data" / "items.parquet")
+    assert (items["gold"] == -1).all()
+    # conditions still need gold (and say which key), and a config with nothing to do is refused
+    with pytest.raises(ConfigError, match=r"dataset\.columns\.gold: the conditions train and score"):
+        validate_config({**tiny_config(), **{k: config[k] for k in ("dataset", "labels", "split")},
+                         "annotators": {**tiny_config()["annotators"], **config["annotators"]}})
+    with pytest.raises(ConfigError, match=r"split\.test: 0 leaves the conditions no test items"):
+        validate_config({**tiny_config(), "split": {"test": 0}})
+    with pytest.raises(ConfigError, match=r"conditions: no conditions: .*agreement\.annotators"):
+        validate_config({**config, "agreement": {}})

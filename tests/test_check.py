@@ -16,7 +16,7 @@ import yaml
 
 from conftest import snakemake, write_config
 from llmal import cli
-from llmal.check import check_config, errors
+from llmal.check import check_config, errors, yaml_type_hints
 from llmal.data.loaders import load_table
 from llmal.data.prepare import prepare_dataset
 
@@ -436,6 +436,14 @@ def test_snakemake_dry_run_hints_at_yaml_booleans(tmp_path):
     res = snakemake(tmp_path, "-n", check=False)
     assert res.returncode != 0
     assert "labels.names.0: False is not a string: YAML read this as the boolean False" in res.stderr + res.stdout
+
+
+def test_the_yaml_boolean_hint_quotes_the_word_that_was_written():
+    """Issue 17, item 16: an unquoted YES is the boolean True; the hint said "e.g. 'NO'"."""
+    hints = yaml_type_hints(yaml.safe_load("labels: {names: [neutral, YES], positive: NO}"))
+    assert hints[0].startswith("labels.names.1: True is not a string") and "e.g. 'YES'" in hints[0]
+    assert "'NO'" not in hints[0]
+    assert hints[1].startswith("labels.positive: False") and "e.g. 'NO'" in hints[1]
 
 
 def test_snakemake_plans_a_good_file_grid_and_lists_every_file_as_input(tmp_path):

@@ -451,3 +451,141 @@ def test_human_annotator_tied_to_one_column_is_that_expert():
     assert annotate_human(items, {"kind": "human", "column": "expert2"})["label"].tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="no column 'ann_expert3'"):
         annotate_human(items, {"kind": "human", "column": "expert3"})
+
+
+# --- data that real users have (issue 17, items 11-13 and 16) --------------------------------
+
+def _prepare_file(path: Path, tmp_path: Path, columns: dict, **keys) -> pd.DataFrame:
+    items, _ = prepare_dataset({"kind": "file", "path": str(path), "columns": columns, **keys},
+                               LABELS_CFG, SPLIT_CFG, cache_dir=tmp_path / "cache")
+    return items
+
+
+def test_column_oriented_json_as_pandas_writes_it_by_default_is_read(tmp_path):
+    table = _user_table()
+    path = tmp_path / "data.json"
+    table.to_json(path, force_ascii=False)              # orient "columns": {"comment": {"0": ...}}
+    assert path.read_text().startswith('{"comment_id":{"0":"007"')
+    items = _prepare_file(path, tmp_path, FILE_COLUMNS)
+    assert items["id"].tolist() == table["comment_id"].tolist()
+    assert items["text"].tolist() == table["comment"].tolist()
+    assert items["gold"].tolist() == [1, 0, 1, 0, 0, 1]
+    assert items["ann_coder_2"].isna().tolist() == [False, True, False, False, False, False]
+    split_path = tmp_path / "split.json"
+    table.to_json(split_path, orient="split", index=False, force_ascii=False)
+    assert _prepare_file(split_path, tmp_path, FILE_COLUMNS)["id"].tolist() == items["id"].tolist()
+
+
+@pytest.mark.parametrize("orient", ["index", "values", "table"])
+def test_other_json_orientations_are_refused_in_one_short_line_naming_them(tmp_path, orient):
+    big = pd.concat([_user_table()] * 300, ignore_index=True)   # ~60 KB: none of it is echoed
+    big["comment_id"] = [f"{i:05d}" for i in range(len(big))]
+    path = tmp_path / "data.json"
+    big.to_json(path, orient=orient, force_ascii=False)
+    with pytest.raises(DatasetError) as err:
+        _prepare_file(path, tmp_path, FILE_COLUMNS)
+    message = str(err.value)
+    assert f"orient '{orient}'" in message and "orient='records'" in message
+    assert "\n" not in message and len(message) < 400
+    assert "annotator_sep" not in message
+
+
+def test_a_json_lines_file_holding_one_object_of_columns_names_the_orientation(tmp_path):
+    path = tmp_path / "data.jsonl"
+    _user_table().to_json(path, force_ascii=False)
+    with pytest.raises(DatasetError, match=r"data\.jsonl: line 1: one object holding a whole table "
+                                           r"\(pandas orient 'columns'\).*format: json") as err:
+        _prepare_file(path, tmp_path, FILE_COLUMNS)
+    assert len(str(err.value)) < 400
+
+
+def test_a_json_file_that_is_no_table_says_which_json_is_read(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('"just a string"\n')
+    with pytest.raises(DatasetError, match=r"data\.json: line 1: .*an array of records, JSON lines"):
+        _prepare_file(path, tmp_path, FILE_COLUMNS)
+
+
+def test_an_offending_value_is_shown_cut_short():
+    values = pd.Series(["hostile", "x" * 20000])
+    with pytest.raises(DatasetError) as err:
+        map_columns(pd.DataFrame({"t": ["a", "b"], "g": values}), {"text": "t", "gold": "g"},
+                    source="s", label_names=LABELS, where="f.csv")
+    assert "(20,002 characters)" in str(err.value) and len(str(err.value)) < 600
+
+
+def test_an_empty_header_name_suggests_a_way_that_works_and_it_does(tmp_path):
+    path = tmp_path / "export.csv"
+    frame = pd.DataFrame({"text": ["eins", "zwei", "drei", "vier"], "label": [1, 0, 1, 0]})
+    frame.to_csv(path)                                  # pandas writes the index under ""
+    assert path.read_text().startswith(",text,label\n")
+    with pytest.raises(DatasetError) as err:
+        _prepare_file(path, tmp_path, {"text": "text", "gold": "label"})
+    message = str(err.value)
+    assert "column 1 has no name" in message
+    assert "dataset.header: false and dataset.skip_rows: 1" in message
+    assert "'text' = 2, 'label' = 3" in message
+    # the advice, followed word for word, reads every record and not the header
+    items = _prepare_file(path, tmp_path, {"id": 1, "text": 2, "gold": 3}, header=False, skip_rows=1)
+    assert items["text"].tolist() == ["eins", "zwei", "drei", "vier"]
+    assert items["id"].tolist() == ["0", "1", "2", "3"]
+    assert items["gold"].tolist() == [1, 0, 1, 0]
+    # a title line skipped above such a header: the advice counts it
+    titled = tmp_path / "titled.csv"
+    titled.write_text("Export of 2026-01-01\n" + path.read_text())
+    with pytest.raises(DatasetError, match=r"line 2 \(header\).*dataset\.skip_rows: 2"):
+        load_table(titled, skip_rows=1)
+    assert load_table(titled, header=False, skip_rows=2)["2"].tolist() == items["text"].tolist()
+    # header: false alone makes the header line a record: its "label" is no label, and says so
+    with pytest.raises(DatasetError, match=r"column '3'.*row 1.*'label'"):
+        _prepare_file(path, tmp_path, {"text": 2, "gold": 3}, header=False)
+
+
+def test_skip_rows_keeps_line_numbers_and_the_record_count_check(tmp_path):
+    path = tmp_path / "titled.tsv"
+    path.write_text("Exported 2026-01-01\ntext\tlabel\neins\t1\nzwei\t0\tzu viel\n")
+    with pytest.raises(DatasetError, match=r"titled\.tsv: line 4: 3 field\(s\), but the header has 2"):
+        _prepare_file(path, tmp_path, {"text": "text", "gold": "label"}, skip_rows=1)
+    csv_path = tmp_path / "titled.csv"
+    csv_path.write_text('Exported\n"text",label\n"a, b",1\n"c\nd",0\n')
+    table = load_table(csv_path, skip_rows=1)
+    assert table["text"].tolist() == ["a, b", "c\nd"] and table.attrs["lines"] == [3, 4]
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
+    with pytest.raises(DatasetError, match=r"dataset\.skip_rows applies to csv and tsv"):
+        load_table(tmp_path / "x.jsonl", skip_rows=1)
+
+
+def test_a_cell_over_csv_default_field_size_limit_is_read(tmp_path):
+    import csv
+    limit = csv.field_size_limit()
+    long_text = ("ein sehr langer Kommentar, mit Kommas und \"Zitaten\"\n" * 4000)[:200_000]
+    frame = pd.DataFrame({"text": ["kurz", long_text, "auch kurz"], "label": [0, 1, 0]})
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    assert len(long_text) > 131_072
+    items = _prepare_file(path, tmp_path, {"text": "text", "gold": "label"})
+    assert items["text"].tolist() == frame["text"].tolist()
+    assert csv.field_size_limit() == limit               # the process-wide limit is put back
+    # tsv with quoting standard: the long cell is read, and a record spanning lines still fails
+    tsv = tmp_path / "long.tsv"
+    tsv.write_text('text\tlabel\n"' + "x" * 150_000 + '"\t1\nkurz\t0\n')
+    assert len(load_table(tsv, quoting="standard")) == 2
+    tsv.write_text('text\tlabel\n"' + "x" * 150_000 + '\nkurz\t0\n"\t1\n')
+    with pytest.raises(DatasetError, match=r"long\.tsv: line 2: a quoted cell starting on this "
+                                           r"line runs to line 4"):
+        load_table(tsv, quoting="standard")
+
+
+def test_default_ids_are_1_based_and_split_dev_0_leaves_every_non_test_item_in_the_pool(tmp_path):
+    """Issue 17, item 16: what README now says about ids, the `full` reference and .json files."""
+    path = tmp_path / "plain.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"Text {i}\t{i % 2}\n" for i in range(40)))
+    items, split = prepare_dataset({"kind": "file", "path": str(path),
+                                    "columns": {"text": "text", "gold": "label"}},
+                                   LABELS_CFG, {**SPLIT_CFG, "dev": 0}, cache_dir=tmp_path)
+    assert items.loc[0, "id"] == "1" and items.loc[0, "text"] == "Text 0"
+    assert set(split["split"]) == {"pool", "test"}      # `full` then trains on all but test
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "**1-based**" in readme
+    assert "`sampler: full` trains on the **pool only**" in readme and "`split.dev: 0`" in readme
+    assert "A `.json` file is an array of records" in readme and "JSON lines" in readme

@@ -222,3 +222,42 @@ def test_two_column_tied_experts_are_two_rows_with_sklearns_kappa(recorded_run):
     for e, col in (("expert1", "ann_a1"), ("expert2", "ann_a2")):
         given = items[items[col].notna()]
         assert table.loc[e, "kappa"] == pytest.approx(cohen_kappa_score(given["gold"], given[col].astype(int)))
+
+
+def test_a_header_less_answer_file_keeps_its_first_answer_with_the_datasets_reader_options(tmp_path):
+    """Issue 17, item 10: header, quoting, skip_rows and encoding as for the dataset."""
+    items, split = _items()
+    asked = split.loc[split["split"] != "test", "id"].tolist()           # d04 ... d11
+    path = tmp_path / "answers.txt"
+    path.write_text("".join(f'{i}\t"{"ABC"[k % 3]}\t0.001\n' for k, i in enumerate(asked)),
+                    encoding="latin-1")
+    spec = {"kind": "precomputed", "file": str(path), "format": "tsv", "header": False,
+            "encoding": "latin-1", "label_map": {'"A': "neutral", '"B': "critical_civil",
+                                                 '"C': "hostile"},
+            "columns": {"id": 1, "label": 2, "cost_usd": 3}}
+    table = annotate_precomputed(items, spec, NAMES, name="rec", log=lambda _: None)
+    assert table["id"].tolist() == asked                                  # d04: not a header
+    assert table["status"].eq("ok").all() and table["label"].tolist() == [k % 3 for k in range(8)]
+    assert table["cost_usd"].tolist() == [0.001] * 8
+    # quoting: none (the tsv default) kept the literal quote; standard quoting would pair them
+    with pytest.raises(Exception, match=r"answers\.txt: line 1: .*annotators\.rec\.quoting: none"):
+        annotate_precomputed(items, {**spec, "quoting": "standard"}, NAMES, name="rec")
+    # without header: false the first answer would be the header: its id there says so
+    for columns in ({"id": 1, "label": 2}, {"id": "item", "label": "answer"}):
+        with pytest.raises(PrecomputedError, match=r"the header line of .*answers\.txt holds the item "
+                                                   r"id 'd04': a header-less file needs "
+                                                   r"annotators\.rec\.header: false"):
+            annotate_precomputed(items, {**{k: v for k, v in spec.items() if k != "header"},
+                                         "columns": columns}, NAMES, name="rec")
+    # numbers on a file with a header line
+    named = tmp_path / "named.tsv"
+    named.write_text("item\tanswer\tusd\n" + path.read_text(encoding="latin-1"))
+    with pytest.raises(PrecomputedError, match=r"no column\(s\) \['1', '2'\].*columns given by "
+                                               r"number need annotators\.rec\.header: false"):
+        annotate_precomputed(items, {"kind": "precomputed", "file": str(named), "label_map": spec["label_map"],
+                                     "columns": {"id": 1, "label": 2}}, NAMES, name="rec")
+    # the keys pass the schema, the numbers included
+    from llmal.config import load_schema, _validator_with_defaults
+    schema_errors = list(_validator_with_defaults()(load_schema()).iter_errors(
+        {**tiny_config(), "annotators": {"rec": spec}}))
+    assert not [e.message for e in schema_errors if "annotators" in list(map(str, e.absolute_path))]

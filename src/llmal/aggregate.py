@@ -567,7 +567,7 @@ def fair_comparisons(rounds: pd.DataFrame, finals: pd.DataFrame, preds: pd.DataF
     from llmal import comparisons as cmp
 
     cs = cmp.ComparisonSettings.from_config(config, settings.reference)
-    groups = cmp.deterministic_groups(preds, rounds)
+    groups = cmp.deterministic_groups(preds, rounds, cmp.training_sets(finals))
     degenerate = cmp.degenerate_runs(preds)
     bad = degenerate.groupby(["condition", "encoder"])["degenerate"].any()
     boot = cmp.bootstrap_f1_ci(cmp.collapse_deterministic(preds, groups), cs.bootstrap) \

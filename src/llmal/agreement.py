@@ -315,7 +315,8 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
                        & (table["dev_n"] >= int(min_dev_items))]
     summary.update(
         reference=reference if reference in names else None, reference_cost_per_item=ref_cost,
-        pool_size=pool_size, visible_items=len(ids), dev_items=int(is_dev.sum()),
+        pool_size=pool_size, visible_items=len(ids), gold_items=int((gold >= 0).sum()),
+        dev_items=int(is_dev.sum()),
         dev_gold_items=int((is_dev & (gold >= 0)).sum()),
         best_by_dev_kappa=(str(candidates.loc[candidates["dev_kappa"].idxmax(), "annotator"])
                            if len(candidates) else None),
@@ -377,6 +378,12 @@ NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ"
 
 def agreement_caption(summary: Mapping[str, Any]) -> str:
     ref = summary.get("reference")
+    if summary.get("gold_items", 1) == 0:   # an agreement-only study: no gold, no columns of it
+        parts = [f"No gold labels (an agreement-only study): the annotators are compared with each "
+                 f"other on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items, by "
+                 "pairwise Cohen's κ and Fleiss' κ below. Coverage = share of those items with a "
+                 "label; Malformed / Failed = shares of the items asked."]
+        return " ".join(parts + [_cost_sentence(summary, ref)])
     parts = [
         f"Annotators against gold on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items "
         "they were asked about (Acc, F1 = macro-F1, "
@@ -384,12 +391,16 @@ def agreement_caption(summary: Mapping[str, Any]) -> str:
         f"({summary.get('dev_gold_items', 0):,} gold items), the small gold set an LLM annotator is "
         "picked with. Coverage = share of pool and dev items with a label; Malformed / Failed = "
         "shares of the items asked.",
-        f"Pool $ = cost per item × {summary.get('pool_size', 0):,} pool items"
-        + (f"; Saving $ = what it saves on the pool against the human annotator {ref} "
-           f"(${tablefmt.format_number(summary.get('reference_cost_per_item'), None)} per item)." if ref
-           else " (no human reference annotator, so no savings)."),
+        _cost_sentence(summary, ref),
     ]
     return " ".join(parts)
+
+
+def _cost_sentence(summary: Mapping[str, Any], ref: str | None) -> str:
+    return (f"Pool $ = cost per item × {summary.get('pool_size', 0):,} pool items"
+            + (f"; Saving $ = what it saves on the pool against the human annotator {ref} "
+               f"(${tablefmt.format_number(summary.get('reference_cost_per_item'), None)} per item)."
+               if ref else " (no human reference annotator, so no savings)."))
 
 
 def fleiss_sentence(summary: Mapping[str, Any]) -> str:
@@ -421,7 +432,9 @@ def agreement_markdown(report: AgreementReport) -> str:
     kappa = pairwise_display(report.pairwise_kappa)
     return ("# Annotator agreement\n\n" + agreement_caption(report.summary) + "\n\n"
             + tablefmt.markdown_table(shown, align_right=NUMERIC_DISPLAY) + "\n"
-            + fleiss_sentence(report.summary) + "\n\n" + best_sentence(report.summary, report.table)
+            + fleiss_sentence(report.summary)
+            + ("\n\n" + best_sentence(report.summary, report.table)
+               if report.summary.get("gold_items", 1) else "")
             + "".join(f"\n\n**Warning:** {w}" for w in report.summary.get("warnings") or [])
             + "\n\n## Pairwise Cohen's κ (items both labelled)\n\n"
             + tablefmt.markdown_table(kappa, align_right=list(kappa.columns[1:])))

@@ -95,7 +95,7 @@ def _yaml_scalar_hint(value: Any) -> str | None:
     if isinstance(value, bool):
         spelled = "yes/no/on/off/true/false"
         return (f"YAML read this as the boolean {value} (unquoted {spelled} are booleans); "
-                "quote it, e.g. 'NO'")
+                f"quote it, e.g. '{'YES' if value else 'NO'}'")
     if isinstance(value, (int, float)):
         return f"YAML read this as the number {value!r}; quote it, e.g. '{value}'"
     return None

@@ -12,8 +12,11 @@ llmal.aggregate writes them and llmal.figures draws them.
   Conditions are tested against the reference within each budget, paired by seed, with the one
   primary test of `aggregate.primary_test`; Holm's correction runs over the comparisons of one
   budget × encoder (the `holm_family` column names it).
-- Deterministic repeats: a condition × encoder whose test predictions are identical for every
-  seed is one result, not several: it keeps one run (n = 1, no sd) and stays out of paired tests.
+- Deterministic repeats: a condition × encoder whose seeds all made the same run is one result,
+  not several: it keeps one run (n = 1, no sd) and stays out of paired tests. "The same run" is
+  decided by what a run did, exactly: the same predicted test labels and the same training set
+  (queried ids with their labels, per round), and the same learning curve; never by a tolerance
+  on probabilities (a solver moves them by 1e-9 to 1e-6 when the same rows come in another order).
 - Degenerate: a model that predicts one class for every test item (from the predictions; for
   intermediate rounds, from tp/fp/fn/tn: it never or always says the positive class).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -107,24 +111,46 @@ def degenerate_rounds(rounds: pd.DataFrame) -> pd.Series:
 CURVE_COLUMNS = ("round", "n_labels", "cost_usd", "cost_total", "f1_macro", "accuracy")
 
 
-def deterministic_groups(predictions: pd.DataFrame,
-                         rounds: pd.DataFrame | None = None) -> pd.DataFrame:
+def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | None]:
+    """(condition, encoder, seed) -> the run's training set: its queried.parquet rows as sorted
+    (round, id, label, status) tuples; None where the run directory has no queried.parquet."""
+    from llmal.run_results import QUERIED_PARQUET
+
+    out: dict[tuple[str, str, int], tuple | None] = {}
+    for cond, enc, seed, run_dir in zip(finals["condition"], finals["encoder"], finals["seed"],
+                                        finals.get("run_dir", pd.Series([None] * len(finals)))):
+        path = Path(str(run_dir)) / QUERIED_PARQUET if run_dir else None
+        if path is None or not path.is_file():
+            out[(cond, enc, int(seed))] = None
+            continue
+        q = pd.read_parquet(path)
+        cols = [c for c in ("round", "id", "label", "status") if c in q.columns]
+        rows = q[cols].astype(object).where(q[cols].notna(), None)
+        out[(cond, enc, int(seed))] = tuple(sorted(
+            tuple(str(v) if v is not None else "" for v in r) for r in rows.itertuples(index=False)))
+    return out
+
+
+def deterministic_groups(predictions: pd.DataFrame, rounds: pd.DataFrame | None = None,
+                         training: Mapping[tuple[str, str, int], tuple | None] | None = None) -> pd.DataFrame:
     """Per condition × encoder: n_seeds, and `deterministic` when there are two or more seeds
-    and every seed's test predictions (ids, classes, and probabilities to 1e-6) are identical,
-    and so, when `rounds` is given, are their learning curves (CURVE_COLUMNS)."""
+    and every seed made the same run: identical predicted test labels (ids and classes), and,
+    where given, identical training sets (`training`, from training_sets) and learning curves
+    (`rounds`' CURVE_COLUMNS). Probabilities play no part: two runs that predict the same labels
+    after training on the same labels are one result, however their probabilities differ."""
     rows = []
     for (cond, enc), g in predictions.groupby(["condition", "encoder"], sort=False):
         distinct: list[tuple] = []
         for seed, gs in g.groupby("seed", sort=True):
             gs = gs.sort_values("id", kind="stable")
-            prob = np.nan_to_num(pd.to_numeric(gs["prob"], errors="coerce").to_numpy(float), nan=-1)
+            trained = (training or {}).get((cond, enc, int(seed)))
             curve = np.zeros(0)
             if rounds is not None:
                 gr = rounds[(rounds["condition"] == cond) & (rounds["encoder"] == enc)
                             & (rounds["seed"] == seed)].sort_values("round")
                 cols = [c for c in CURVE_COLUMNS if c in gr.columns]
                 curve = np.nan_to_num(gr[cols].to_numpy(float), nan=-1).ravel()
-            sig = (tuple(gs["id"]), tuple(gs["pred"]), prob, curve)
+            sig = (tuple(gs["id"]), tuple(gs["pred"]), trained, curve)
             if not any(_same_run(sig, other) for other in distinct):
                 distinct.append(sig)
         n_seeds = int(g["seed"].nunique())
@@ -136,10 +162,11 @@ def deterministic_groups(predictions: pd.DataFrame,
 
 
 def _same_run(a: tuple, b: tuple) -> bool:
-    """Same ids and predicted classes; probabilities and curves equal up to float noise (the
-    same training set in another order moves a solver's probabilities by about 1e-9)."""
-    return (a[0] == b[0] and a[1] == b[1] and a[2].shape == b[2].shape and a[3].shape == b[3].shape
-            and np.allclose(a[2], b[2], rtol=0, atol=1e-6) and np.allclose(a[3], b[3], rtol=1e-9, atol=1e-9))
+    """Same ids and predicted classes, same training set (where both runs have one), and the
+    same learning curve: its label counts, metrics and costs follow from labels and prices, so
+    they agree to the last bits (1e-9 covers summing the same costs in another order)."""
+    return (a[0] == b[0] and a[1] == b[1] and (a[2] is None or b[2] is None or a[2] == b[2])
+            and a[3].shape == b[3].shape and np.allclose(a[3], b[3], rtol=1e-9, atol=1e-9))
 
 
 def collapse_deterministic(df: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:

@@ -187,6 +187,7 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
             fail(f"{key}.training.reweight.meta_set",
                  f"annotator {cond['annotator']!r} has no demonstrations pool to serve as the meta set")
     problems += task_problems(config, recipes)
+    problems += study_problems(config)
     ref = (config.get("aggregate") or {}).get("reference")
     if ref is not None and ref not in config["conditions"]:
         fail("aggregate.reference", f"{ref!r} is not a condition")
@@ -197,6 +198,34 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
         if listed not in annotators:
             fail("agreement.annotators", f"{listed!r} is not an annotator (known: {sorted(annotators)})")
     return problems
+
+
+def agreement_only(config: dict[str, Any]) -> bool:
+    """A study that asks only for agreement tables: no conditions (so no AL runs, no gold)."""
+    return not config.get("conditions")
+
+
+def study_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Conditions need gold, encoders and seeds; without conditions (an agreement-only study)
+    agreement.annotators must name what to compare, and gold is optional."""
+    if agreement_only(config):
+        if not (config.get("agreement") or {}).get("annotators"):
+            return [("conditions", "no conditions: give at least one, or, for an agreement-only "
+                     "study, list the annotators to compare in agreement.annotators")]
+        return []
+    out = []
+    dataset = config["dataset"]
+    if dataset.get("kind") == "file" and not (dataset.get("columns") or {}).get("gold"):
+        out.append(("dataset.columns.gold", "the conditions train and score against gold: name "
+                    "the gold column (only an agreement-only study, without conditions, needs none)"))
+    if not config.get("encoders"):
+        out.append(("encoders", "the conditions need at least one encoder"))
+    if not config.get("seeds"):
+        out.append(("seeds", "the conditions need seeds, e.g. seeds: [0, 1, 2]"))
+    if (config.get("split") or {}).get("test") == 0:
+        out.append(("split.test", "0 leaves the conditions no test items to be scored on (only an "
+                    "agreement-only study, without conditions, may set 0)"))
+    return out
 
 
 def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple[str, str]]:

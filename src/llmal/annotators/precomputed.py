@@ -5,7 +5,9 @@ Spec keys (workflow/schemas/config.schema.yaml, kind precomputed):
   file        a CSV/TSV/JSONL/JSON/Parquet file (read by llmal.data.loaders.load_table, so no row
               is lost); without it, `columns` name columns of the prepared items table (a
               dataset column kept with dataset.columns.meta is found as meta_<name>)
-  format      the file's format when its suffix does not say
+  format, header, quoting, skip_rows, encoding
+              the file's reader options, as the dataset's (llmal.data.readers): a header-less
+              file (header: false) names its columns by position, 1 = first column
   columns     id (default id), label (required: the recorded answer), and optional raw (the
               raw answer text; default the label cell), probs (a column of JSON objects label
               or answer -> probability, or a mapping label name -> column of its probability),
@@ -30,12 +32,28 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.data.loaders import _label_key, label_lookup, load_table
+from llmal.data.loaders import _label_key, label_lookup, load_table, positional_columns
 from llmal.tables import META_PREFIX, make_annotations, safe_column_name
 
 
 class PrecomputedError(ValueError):
     """A precomputed annotator's source cannot be read as configured (names file and column)."""
+
+
+READER_KEYS = ("format", "header", "quoting", "skip_rows", "encoding")  # as the dataset's
+
+
+def spec_columns(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's `columns`, column numbers (header: false; 1 = first) as the reader names them."""
+    return positional_columns(spec.get("columns") or {})
+
+
+def read_source_file(spec: Mapping[str, Any], where: str) -> pd.DataFrame:
+    """The annotator's `file`, read with its reader options (format, header, quoting, skip_rows,
+    encoding); ids stay strings. Errors name the file and the annotator's keys (`where`)."""
+    id_col = str(spec_columns(spec).get("id", "id"))
+    return load_table(Path(str(spec["file"])), string_columns=[id_col], key=where,
+                      **{k: spec.get(k) for k in READER_KEYS})
 
 
 def _empty(value: Any) -> bool:
@@ -45,19 +63,24 @@ def _empty(value: Any) -> bool:
 
 def source_table(spec: Mapping[str, Any], items: pd.DataFrame, where: str) -> tuple[pd.DataFrame, str]:
     """(rows of this annotator, the name of their source) from the file or the items table."""
-    columns = dict(spec.get("columns") or {})
+    columns = spec_columns(spec)
     id_col = str(columns.get("id", "id"))
     if spec.get("file"):
-        path = Path(str(spec["file"]))
-        df = load_table(path, format=spec.get("format"), string_columns=[id_col])
-        source = str(path)
+        df = read_source_file(spec, where)
+        source = str(spec["file"])
+        first = [c for c in df.columns if c in set(items["id"].astype(str))]
+        if first and spec.get("header") is not False and id_col not in df.columns:
+            raise PrecomputedError(f"{where}: the header line of {source} holds the item id "
+                                   f"{first[0]!r}: a header-less file needs {where}.header: false "
+                                   "(and columns by number, 1 = first column), or its first "
+                                   "answer is lost to the header")
     else:
         df = items.copy()
         source = "the items table"
         for key, col in columns.items():     # dataset columns kept as meta_<name>
             if isinstance(col, str) and col not in df.columns and META_PREFIX + safe_column_name(col) in df.columns:
                 df[col] = df[META_PREFIX + safe_column_name(col)]
-    for col, value in (spec.get("select") or {}).items():
+    for col, value in positional_columns(spec.get("select") or {}).items():
         if col not in df.columns:
             raise PrecomputedError(f"{where}.select: {source} has no column {col!r} "
                                    f"(columns: {list(df.columns)})")
@@ -73,8 +96,12 @@ def source_table(spec: Mapping[str, Any], items: pd.DataFrame, where: str) -> tu
         wanted += [str(c) for c in probs.values()]
     missing = [c for c in wanted if c not in df.columns]
     if missing:
+        numbered = spec.get("file") and spec.get("header") is not False and any(
+            c.isdigit() for c in missing)
         raise PrecomputedError(f"{where}.columns: {source} has no column(s) {missing} "
-                               f"(columns: {list(df.columns)})")
+                               f"(columns: {list(df.columns)})"
+                               + (f"; columns given by number need {where}.header: false"
+                                  if numbered else ""))
     df = df.assign(**{id_col: df[id_col].astype(str)})
     dup = df[id_col].duplicated()
     if dup.any():
@@ -118,7 +145,7 @@ def annotate_precomputed(items: pd.DataFrame, spec: Mapping[str, Any], label_nam
     """The annotation table of `items` (pool and dev items, see llmal.annotators.run) from the
     recorded answers."""
     where = f"annotators.{name}"
-    columns = dict(spec.get("columns") or {})
+    columns = spec_columns(spec)
     id_col, label_col = str(columns.get("id", "id")), str(columns.get("label", "label"))
     df, source = source_table(spec, items, where)
     lookup = label_lookup(label_names, spec.get("label_map"), where=f"{where}.label_map")

@@ -21,7 +21,10 @@ FORMATS = readers.FORMATS
 detect_format = readers.detect_format
 
 COLUMN_KEYS = ("id", "text", "gold", "annotators", "topic", "split", "source", "meta")
-REQUIRED_COLUMN_KEYS = ("text", "gold")
+# gold is optional: without it every item's gold is -1 (unknown), which only an agreement-only
+# study (no conditions; llmal.config refuses conditions without gold) can use
+REQUIRED_COLUMN_KEYS = ("text",)
+NO_GOLD = -1
 SPLIT_COLUMN = META_PREFIX + "split"  # the dataset's own split, mapped to pool | dev | test
 
 # names a dataset may use for its splits -> the pipeline's splits
@@ -36,11 +39,13 @@ _BOOL_SPELLINGS = {True: ("true", "yes", "y", "on"), False: ("false", "no", "n",
 
 def load_table(path: str | Path, *, format: str | None = None,
                string_columns: Sequence[str] = (), quoting: str | None = None,
-               header: bool | None = None, encoding: str | None = None) -> pd.DataFrame:
+               header: bool | None = None, encoding: str | None = None,
+               skip_rows: int | None = None, key: str = "dataset") -> pd.DataFrame:
     """Read a table file into a DataFrame, choosing the reader by suffix (or `format`).
 
     CSV/TSV/JSON go through llmal.data.readers, record by record (see there for `quoting` and
-    `header`); the number of records is checked against the file. Only empty cells are missing
+    `header`, `skip_rows`); the number of records is checked against the file. `key` names the
+    config keys of these options in messages (dataset, or annotators.<name>). Only empty cells are missing
     values (a comment reading "NA" or "null" stays text). `string_columns` stay strings (ids keep
     leading zeros, texts stay byte-exact); the other CSV/TSV columns become numbers where every
     cell is one.
@@ -48,7 +53,7 @@ def load_table(path: str | Path, *, format: str | None = None,
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: file not found")
-    opts = readers.read_options(path, format, quoting, header, encoding)
+    opts = readers.read_options(path, format, quoting, header, encoding, skip_rows, key)
     if opts.format == "parquet":
         try:
             df = pd.read_parquet(path)
@@ -76,8 +81,9 @@ def check_record_count(path: Path, opts: readers.ReadOptions, raw: readers.RawTa
     the header, else an error naming the first line that did not become a record."""
     if opts.format == "csv" and opts.quoting == "standard" or opts.format == "json":
         return  # a quoted CSV cell may span lines; a JSON array is not line-based
-    text = readers.read_text(path, opts.encoding)
-    expected = [n for n, line in readers._physical_lines(text) if line.strip() != ""]
+    text = readers.read_text(path, opts.encoding, opts.key)
+    expected = [n for n, line in readers._physical_lines(text)
+                if n > opts.skip_rows and line.strip() != ""]
     if opts.format in ("csv", "tsv") and opts.header:
         expected = expected[1:]
     if expected != raw.lines:
@@ -182,6 +188,18 @@ def labels_to_indices(values: pd.Series, lookup: Mapping[str, int], *, label_nam
 _safe_name = safe_column_name
 
 
+def positional_columns(columns: Mapping[Any, Any]) -> dict[str, Any]:
+    """Column numbers (header: false; 1 = first column) as the names the reader gives them, in
+    the values (and lists or mappings of them) of a columns spec; keys become strings."""
+    def name(v: Any) -> Any:
+        if isinstance(v, list):
+            return [name(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: name(x) for k, x in v.items()}
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    return {str(k): name(v) for k, v in columns.items()}
+
+
 def _require_columns(df: pd.DataFrame, wanted: Mapping[str, str], where: str) -> None:
     for key, col in wanted.items():
         if col not in df.columns:
@@ -205,7 +223,8 @@ def map_columns(df: pd.DataFrame, columns: Mapping[str, Any], *, source: str,
     """Turn a user's table into an items table.
 
     `columns` maps contract names to the file's column names:
-      id (optional; default: row numbers "1", "2", ... in file order), text, gold (required),
+      id (optional; default: row numbers "1", "2", ... in file order), text (required), gold
+      (optional: without it every gold label is -1, unknown, for an agreement-only study),
       annotators (optional: a list of columns, each becoming ann_<column>; or one column of
       labels joined by `annotator_sep`, e.g. "1/0/1", becoming ann_1, ann_2, ... by position),
       topic (optional), split (optional: mapped to pool/dev/test through `split_map`, default
@@ -235,9 +254,12 @@ def map_columns(df: pd.DataFrame, columns: Mapping[str, Any], *, source: str,
     out["text"] = df[single["text"]].map(lambda v: v if v is None or v is pd.NA
                                          or (isinstance(v, float) and np.isnan(v)) else str(v))
     lookup = label_lookup(label_names, label_map)
-    gold = labels_to_indices(df[single["gold"]], lookup, label_names=label_names,
-                             column=single["gold"], where=where, ids=out["id"])
-    out["gold"] = gold.fillna(-1).astype("int64")
+    if "gold" in single:
+        gold = labels_to_indices(df[single["gold"]], lookup, label_names=label_names,
+                                 column=single["gold"], where=where, ids=out["id"])
+        out["gold"] = gold.fillna(NO_GOLD).astype("int64")
+    else:
+        out["gold"] = NO_GOLD
     out["topic"] = (df[single["topic"]].fillna("").astype(str) if "topic" in single else "")
     out["source"] = df[single["source"]].fillna("").astype(str) if "source" in single else source
 

@@ -5,7 +5,8 @@ dataset.kind picks the source:
         (hostility, or relation: entity-marked relation classification, llmal.data.relations)
   gahd  GAHD, from dataset.path or downloaded once into the cache directory (checked by sha256)
   file  a user's csv/tsv/jsonl/json/parquet; keys path (or files: [{path, split}, ...]),
-        columns, label_map, annotator_sep, split_map, format, quoting, header, encoding, source
+        columns, label_map, annotator_sep, split_map, format, quoting, header, skip_rows, encoding,
+        source
 Items whose text is empty are an error, unless dataset.drop_empty_text (default true for gahd,
 which holds one whitespace-only text, false for file) drops them with a warning naming their ids.
 """
@@ -20,7 +21,8 @@ import pandas as pd
 from llmal.data.demo import THREE_CLASS_NAMES, generate_demo
 from llmal.data.relations import RELATION_NAMES, generate_relations
 from llmal.data.gahd import load_gahd
-from llmal.data.loaders import DEFAULT_SPLIT_MAP, SPLIT_COLUMN, load_table, map_columns
+from llmal.data.loaders import (DEFAULT_SPLIT_MAP, SPLIT_COLUMN, load_table, map_columns,
+                                positional_columns)
 from llmal.data.split import assign_split
 from llmal.data.validate import (DatasetError, check_split, is_blank, small_test_classes,
                                  validate_items)
@@ -32,7 +34,8 @@ DATASET_KEYS = {
     "demo": COMMON_KEYS | {"n_items", "seed", "classes", "task"},
     "gahd": COMMON_KEYS | {"path", "drop_empty_text"},
     "file": COMMON_KEYS | {"path", "files", "columns", "label_map", "annotator_sep", "split_map",
-                           "format", "quoting", "header", "encoding", "source", "drop_empty_text"},
+                           "format", "quoting", "header", "skip_rows", "encoding", "source",
+                           "drop_empty_text"},
 }
 # GAHD holds one whitespace-only text (id f4c7eaf2, dev split); a user's file fails loudly
 DROP_EMPTY_TEXT_DEFAULT = {"demo": False, "gahd": True, "file": False}
@@ -118,7 +121,8 @@ def load_items(dataset_cfg: Mapping[str, Any], label_names: list[str], *,
     for path, split in files:
         table = load_table(path, format=dataset_cfg.get("format"), string_columns=string_columns,
                            quoting=dataset_cfg.get("quoting"), header=dataset_cfg.get("header"),
-                           encoding=dataset_cfg.get("encoding"))
+                           encoding=dataset_cfg.get("encoding"),
+                           skip_rows=dataset_cfg.get("skip_rows"))
         source = dataset_cfg.get("source") or dataset_cfg.get("name") or Path(path).stem
         part = map_columns(table, columns, source=str(source), label_names=label_names,
                            label_map=dataset_cfg.get("label_map"),
@@ -156,13 +160,6 @@ def dataset_files(dataset_cfg: Mapping[str, Any]) -> list[tuple[str, str | None]
     return out
 
 
-def positional_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
-    """Column numbers (header: false; 1 = first column) as the names the reader gives them."""
-    def name(v: Any) -> Any:
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
-    return {k: ([name(x) for x in v] if isinstance(v, list) else name(v)) for k, v in columns.items()}
-
-
 def drop_empty_text(items: pd.DataFrame, where: str) -> pd.DataFrame:
     """Remove items whose text is empty or whitespace only, saying which ones in the log."""
     empty = items["text"].map(is_blank).astype(bool)
@@ -192,18 +189,29 @@ def load_and_split(dataset_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]
     kind = str(dataset_cfg["kind"])
     if dataset_cfg.get("drop_empty_text", DROP_EMPTY_TEXT_DEFAULT[kind]):
         items = drop_empty_text(items, where)
-    validate_items(items, label_names=label_names, where=where)
+    # no gold column (an agreement-only study): every gold label is unknown, and that is fine
+    gold = has_gold(dataset_cfg)
+    validate_items(items, label_names=label_names, where=where, allow_unknown_gold=not gold)
     items = order_item_columns(items)
     cfg = {**SPLIT_DEFAULTS, **split_cfg}
     split = assign_split(items, test=float(cfg["test"]), dev=float(cfg["dev"]),
                          seed=int(cfg["seed"]), use_column=bool(cfg["use_column"]))
-    check_split(split, where)
+    check_split(split, where, need_test=gold)
     return items, split, where
+
+
+def has_gold(dataset_cfg: Mapping[str, Any]) -> bool:
+    """The dataset has gold labels: every kind but a `file` whose columns name no gold column."""
+    columns = dataset_cfg.get("columns")
+    return dataset_cfg.get("kind") != "file" or not isinstance(columns, Mapping) or \
+        columns.get("gold") not in (None, "")
 
 
 def dataset_warnings(items: pd.DataFrame, split: pd.DataFrame, label_names: list[str],
                      where: str) -> list[str]:
     """What makes results weak without making them wrong (log, report, `llmal check`)."""
+    if not (items["gold"] >= 0).any():
+        return []   # no gold at all (an agreement-only study): nothing is scored against it
     small = small_test_classes(items, split, label_names)
     if not small:
         return []

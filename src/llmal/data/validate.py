@@ -14,6 +14,7 @@ import pandas as pd
 from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS
 
 MAX_LISTED = 3  # offenders named in one message
+MAX_SHOWN = 80  # characters of an offending value shown
 MIN_TEST_PER_CLASS = 30  # fewer gold test items of a class: its scores are noise (a warning)
 # whitespace and characters that show nothing: zero-width spaces and joiners, word joiner, BOM,
 # soft hyphen, directional marks, Hangul fillers, Mongolian vowel separator, braille blank
@@ -38,9 +39,10 @@ def describe_offenders(df: pd.DataFrame, mask: "pd.Series[bool]", column: str | 
     ids = df["id"].astype(str).to_numpy() if "id" in df.columns else None
     parts = []
 
-    def value(pos: int) -> str:
+    def value(pos: int) -> str:  # at most MAX_SHOWN characters of a cell (it may hold a file)
         v = df[column].iloc[pos]
-        return repr(v.item() if hasattr(v, "item") else v)
+        shown = repr(v.item() if hasattr(v, "item") else v)
+        return shown if len(shown) <= MAX_SHOWN else f"{shown[:MAX_SHOWN]}... ({len(shown):,} characters)"
 
     for pos in positions[:MAX_LISTED]:
         part = f"row {pos + 1}"
@@ -123,10 +125,12 @@ def validate_items(df: pd.DataFrame, *, label_names: Sequence[str], where: str,
                 f"{list(label_names)} (column {col!r}), first at {describe_offenders(df, bad, col)}")
 
 
-def check_split(split: pd.DataFrame, where: str) -> None:
-    """A usable split has pool items (to learn from) and test items (to score on)."""
+def check_split(split: pd.DataFrame, where: str, need_test: bool = True) -> None:
+    """A usable split has pool items (to learn from) and test items (to score on); without gold
+    (an agreement-only study, `need_test` false) pool items are enough."""
     counts = split["split"].value_counts()
-    for name, why in (("pool", "nothing to learn from"), ("test", "nothing to evaluate on")):
+    needed = (("pool", "nothing to learn from"), ("test", "nothing to evaluate on"))
+    for name, why in needed if need_test else needed[:1]:
         if int(counts.get(name, 0)) == 0:
             raise DatasetError(
                 f"{where}: the split has no {name} items ({why}); split counts: "
