@@ -12,7 +12,9 @@ import pytest
 from scipy import stats as sps
 
 from llmal import aggregate, report
-from llmal.aggregate import AggregateSettings, RunFileError, collect_runs
+from llmal.results.settings import AggregateSettings
+from llmal.run_results import RunFileError, collect_runs
+from llmal.tables import ContractError
 from llmal.stats import holm, paired_comparison
 
 LABELS = ["not_hostile", "hostile"]
@@ -385,11 +387,11 @@ def test_missing_or_malformed_run_files_are_named(tmp_path):
 
 def test_config_errors_name_the_key(grid):
     _, dirs = grid
-    with pytest.raises(aggregate.ContractError, match="aggregate.reference"):
+    with pytest.raises(ContractError, match="aggregate.reference"):
         AggregateSettings.from_config({**CONFIG, "aggregate": {"reference": "nope"}})
     _, finals, _ = collect_runs(dirs[:3])
     bad = AggregateSettings.from_config({**CONFIG, "aggregate": {"metric": "f1_weighted"}})
-    with pytest.raises(aggregate.ContractError, match="aggregate.metric: 'f1_weighted'"):
+    with pytest.raises(ContractError, match="aggregate.metric: 'f1_weighted'"):
         aggregate.significance_table(finals, bad)
 
 
@@ -405,7 +407,8 @@ def test_classification_metrics_without_a_positive_class():
 
 
 def test_fp_zero_of_a_model_that_never_predicts_positive_is_not_best():
-    from llmal.aggregate import SUMMARY_METRICS, summary_best
+    from llmal.aggregate import summary_best
+    from llmal.results.settings import SUMMARY_METRICS
     summary = pd.DataFrame({"condition": ["silent", "real"], "encoder": ["e", "e"], "n_seeds": [1, 1],
                             **{f"{m.column}_mean": [0.5, 0.7] for m in SUMMARY_METRICS},
                             **{f"{m.column}_sd": [np.nan, np.nan] for m in SUMMARY_METRICS},

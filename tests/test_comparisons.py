@@ -142,7 +142,7 @@ def test_summary_never_bolds_a_degenerate_row():
     from llmal.aggregate import summary_best
     summary = pd.DataFrame({"condition": ["a", "b"], "encoder": ["e", "e"], "n_seeds": [3, 3],
                             "fp_mean": [0.0, 4.0], "fp_sd": [0.0, 1.0], "degenerate": [True, False]})
-    from llmal.aggregate import Metric
+    from llmal.results.settings import Metric
     metrics = (Metric("fp", "FP", 1, "min"),)
     assert summary_best(summary, metrics) == set()          # the only other row is alone
     summary.loc[2] = ["c", "e", 3, 6.0, 1.0, False]

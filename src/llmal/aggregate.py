@@ -13,88 +13,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from llmal import tablefmt
-from llmal.run_results import RunFileError, collect_runs  # noqa: F401  (re-exported)
+from llmal.run_results import collect_runs
 from llmal.stats import EXACT_PERMUTATION_MAX_N, EXACT_WILCOXON_MAX_N, holm, paired_comparison
-from llmal.tables import ContractError, annotation_cost, write_text
+from llmal.tables import annotation_cost, write_text
+from llmal.results.settings import (MEANINGLESS_WHEN, SUMMARY_METRICS, AggregateSettings, Metric, groups, mean_sd,
+                                   ordered, require_metric)
+from llmal.results.errors import errors_by_topic_table, fpfn_table
 from llmal.tasks.registry import capabilities_of
-
-KEYS = ["condition", "encoder", "seed"]
-UNKNOWN_TOPIC = "(unknown)"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A column of the summary table: how to name, format and rank it."""
-
-    column: str
-    label: str                 # may contain {pos}, the positive class name
-    decimals: int | None       # None: money formatting (about three significant digits)
-    better: str | None         # "max" | "min" | None (never bold)
-
-
-SUMMARY_METRICS: tuple[Metric, ...] = (
-    Metric("f1_macro", "F1 (macro)", 3, "max"),
-    Metric("f1_pos", "F1 ({pos})", 3, "max"),
-    Metric("precision_pos", "Precision ({pos})", 3, "max"),
-    Metric("recall_pos", "Recall ({pos})", 3, "max"),
-    Metric("fp", "FP", 1, "min"),
-    Metric("fn", "FN", 1, "min"),
-    Metric("n_labels", "Labels", 0, None),
-    Metric("n_train", "Trained on", 0, None),
-    Metric("cost_total", "Cost ($)", None, "min"),
-    Metric("soft_ce", "Soft CE", 3, "min"),
-)
-
-
-# summary column -> flag column (llmal.confusion.degenerate_predictions) under which it is not ranked
-MEANINGLESS_WHEN = {"fp": "never_positive", "fn": "never_negative"}
-
-
-@dataclass(frozen=True)
-class AggregateSettings:
-    """The `aggregate` section of the config, with defaults filled in."""
-
-    reference: str
-    metric: str = "f1_macro"
-    top_topics: int = 3
-    condition_order: tuple[str, ...] = ()
-    encoder_order: tuple[str, ...] = ()
-    positive: str = ""
-    demo: bool = False
-    dataset: str = ""
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], finals: pd.DataFrame | None = None) -> "AggregateSettings":
-        conditions = tuple((config.get("conditions") or {}).keys())
-        encoders = tuple((config.get("encoders") or {}).keys())
-        agg = config.get("aggregate") or {}
-        reference = agg.get("reference")
-        if reference is None:
-            if conditions:
-                reference = conditions[0]
-            elif finals is not None and len(finals):
-                reference = str(finals["condition"].iloc[0])
-            else:
-                reference = ""
-        if conditions and reference not in conditions:
-            raise ContractError(f"config key aggregate.reference: {reference!r} is not a condition "
-                                f"(conditions: {list(conditions)})")
-        top = agg.get("top_topics", 3)
-        if not isinstance(top, int) or top < 1:
-            raise ContractError(f"config key aggregate.top_topics: expected a positive integer, got {top!r}")
-        dataset = config.get("dataset") or {}
-        return cls(reference=str(reference), metric=str(agg.get("metric", "f1_macro")), top_topics=top,
-                   condition_order=conditions, encoder_order=encoders,
-                   positive=str((config.get("labels") or {}).get("positive", "")),
-                   demo=dataset.get("kind") == "demo", dataset=str(dataset.get("name", "")))
-
 
 # --------------------------------------------------------------------------------------------
 # tables
@@ -104,11 +35,11 @@ def summary_table(finals: pd.DataFrame, settings: AggregateSettings,
                   metrics: Sequence[Metric] = SUMMARY_METRICS) -> pd.DataFrame:
     """Per condition × encoder over seeds: n_seeds and `<metric>_mean`, `<metric>_sd`."""
     rows = []
-    for (cond, enc), g in _groups(finals, settings):
+    for (cond, enc), g in groups(finals, settings):
         row: dict[str, Any] = {"condition": cond, "encoder": enc, "n_seeds": int(g["seed"].nunique())}
         for m in metrics:
             vals = pd.to_numeric(g[m.column], errors="coerce") if m.column in g else pd.Series(dtype=float)
-            row[f"{m.column}_mean"], row[f"{m.column}_sd"] = _mean_sd(vals)
+            row[f"{m.column}_mean"], row[f"{m.column}_sd"] = mean_sd(vals)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -244,15 +175,15 @@ def learning_curve_table(rounds: pd.DataFrame, settings: AggregateSettings) -> p
     if "n_tokens" in rounds.columns:
         cols.insert(1, "n_tokens")
     if settings.metric not in cols:
-        _require_metric(rounds, settings.metric, "rounds.csv")
+        require_metric(rounds, settings.metric, "rounds.csv")
         cols.append(settings.metric)
     rows = []
-    for (cond, enc), g in _groups(rounds, settings):
+    for (cond, enc), g in groups(rounds, settings):
         for rnd, gr in g.groupby("round", sort=True):
             row: dict[str, Any] = {"condition": cond, "encoder": enc, "round": int(rnd),
                                    "n_seeds": int(gr["seed"].nunique())}
             for c in cols:
-                row[f"{c}_mean"], row[f"{c}_sd"] = _mean_sd(gr[c])
+                row[f"{c}_mean"], row[f"{c}_sd"] = mean_sd(gr[c])
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -265,14 +196,14 @@ def significance_table(finals: pd.DataFrame, settings: AggregateSettings,
     Wilcoxon and the t-test p-values.
     """
     metric = settings.metric
-    _require_metric(finals, metric, "the final rounds")
+    require_metric(finals, metric, "the final rounds")
     ref = settings.reference
     rows = []
-    for enc in _ordered(finals["encoder"].unique(), settings.encoder_order):
+    for enc in ordered(finals["encoder"].unique(), settings.encoder_order):
         fe = finals[finals["encoder"] == enc]
         ref_vals = fe[fe["condition"] == ref].set_index("seed")[metric].astype(float)
         enc_rows = []
-        for cond in _ordered(fe["condition"].unique(), settings.condition_order):
+        for cond in ordered(fe["condition"].unique(), settings.condition_order):
             if cond == ref:
                 continue
             vals = fe[fe["condition"] == cond].set_index("seed")[metric].astype(float)
@@ -306,7 +237,7 @@ def significance_display(sig: pd.DataFrame, confidence: float = 0.95) -> pd.Data
     return pd.DataFrame({
         "Encoder": sig["encoder"], "Condition": sig["condition"], "vs": sig["reference"],
         "Pairs": sig["n_pairs"].astype(int),
-        f"Δ {metric} [{ci}]": [_diff_ci(m, lo, hi) for m, lo, hi in zip(sig["mean_diff"], sig["ci_low"], sig["ci_high"])],
+        f"Δ {metric} [{ci}]": [tablefmt.format_diff_ci(m, lo, hi) for m, lo, hi in zip(sig["mean_diff"], sig["ci_low"], sig["ci_high"])],
         "p Wilcoxon": sig["p_wilcoxon"].map(tablefmt.format_p),
         "p Wilcoxon (Holm)": sig["p_wilcoxon_holm"].map(tablefmt.format_p),
         "p t-test": sig["p_ttest"].map(tablefmt.format_p),
@@ -330,83 +261,6 @@ def significance_markdown(sig: pd.DataFrame, confidence: float = 0.95) -> str:
         return "No comparisons: only the reference condition was run.\n"
     return (significance_caption(str(sig["metric"].iloc[0])) + "\n\n"
             + tablefmt.markdown_table(significance_display(sig, confidence)))
-
-
-def _diff_ci(mean: float, lo: float, hi: float) -> str:
-    if tablefmt.is_missing(mean):
-        return tablefmt.MISSING
-    s = f"{mean:+.3f}"
-    if not tablefmt.is_missing(lo):
-        s += f" [{lo:+.3f}, {hi:+.3f}]"
-    return s
-
-
-def fpfn_table(finals: pd.DataFrame, settings: AggregateSettings) -> pd.DataFrame:
-    """Per condition × encoder: mean/sd of FP and FN, FP/FN ratio (of the means), and mean
-    false-positive rate FP/(FP+TN) and false-negative rate FN/(FN+TP)."""
-    rows = []
-    for (cond, enc), g in _groups(finals, settings):
-        fp, fn = g["fp"].astype(float), g["fn"].astype(float)
-        fp_mean, fp_sd = _mean_sd(fp)
-        fn_mean, fn_sd = _mean_sd(fn)
-        rows.append({
-            "condition": cond, "encoder": enc, "n_seeds": int(g["seed"].nunique()),
-            "fp_mean": fp_mean, "fp_sd": fp_sd, "fn_mean": fn_mean, "fn_sd": fn_sd,
-            "fp_fn_ratio": _ratio(fp_mean, fn_mean),
-            "fp_rate_mean": _mean_sd(_safe_div(fp, fp + g["tn"].astype(float)))[0],
-            "fn_rate_mean": _mean_sd(_safe_div(fn, fn + g["tp"].astype(float)))[0],
-        })
-    return pd.DataFrame(rows)
-
-
-def errors_by_topic_table(predictions: pd.DataFrame, finals: pd.DataFrame,
-                          settings: AggregateSettings) -> pd.DataFrame:
-    """Per condition × encoder × topic, from the final-round test predictions.
-
-    fp_rate = FP / items whose gold is not positive; fn_rate = FN / items whose gold is positive;
-    error_rate = (FP + FN) / items; each first per seed, then the mean over seeds.
-    error_share = the topic's FP + FN summed over seeds / all FP + FN of that condition × encoder
-    (so shares sum to 1 whenever there is any error); item_share likewise for test items;
-    concentration = error_share / item_share (above 1: more errors than the topic's size implies).
-    rank orders topics by error_share (1 = most); top marks the first `settings.top_topics`.
-    """
-    pos_idx = finals.set_index(KEYS)["positive_index"]
-    p = predictions.join(pos_idx, on=KEYS)
-    gold_pos = p["gold"] == p["positive_index"]
-    pred_pos = p["pred"] == p["positive_index"]
-    p = p.assign(topic=p["topic"].replace("", UNKNOWN_TOPIC), n=1, n_gold_pos=gold_pos.astype(int),
-                 n_gold_neg=(~gold_pos).astype(int), fp=(pred_pos & ~gold_pos).astype(int),
-                 fn=(~pred_pos & gold_pos).astype(int))
-    per_seed = p.groupby(KEYS + ["topic"], sort=False)[["n", "n_gold_pos", "n_gold_neg", "fp", "fn"]].sum()
-    per_seed = per_seed.reset_index()
-    per_seed["fp_rate"] = _safe_div(per_seed["fp"], per_seed["n_gold_neg"])
-    per_seed["fn_rate"] = _safe_div(per_seed["fn"], per_seed["n_gold_pos"])
-    per_seed["error_rate"] = _safe_div(per_seed["fp"] + per_seed["fn"], per_seed["n"])
-    rows = []
-    for (cond, enc), g in _groups(per_seed, settings):
-        total_err = float((g["fp"] + g["fn"]).sum())
-        total_n = float(g["n"].sum())
-        part = []
-        for topic, gt in g.groupby("topic", sort=True):
-            err = float((gt["fp"] + gt["fn"]).sum())
-            item_share = float(gt["n"].sum()) / total_n if total_n else float("nan")
-            share = err / total_err if total_err else float("nan")
-            part.append({
-                "condition": cond, "encoder": enc, "topic": topic, "n_seeds": int(gt["seed"].nunique()),
-                "n_items": float(gt["n"].mean()), "fp_mean": float(gt["fp"].mean()),
-                "fn_mean": float(gt["fn"].mean()), "fp_rate": float(gt["fp_rate"].mean()),
-                "fn_rate": float(gt["fn_rate"].mean()), "error_rate": float(gt["error_rate"].mean()),
-                "error_share": share, "item_share": item_share,
-                "concentration": _ratio(share, item_share),
-            })
-        part.sort(key=lambda r: (-(r["error_share"] if not math.isnan(r["error_share"]) else -1), r["topic"]))
-        for rank, r in enumerate(part, start=1):
-            r["rank"] = rank
-            r["top"] = bool(rank <= settings.top_topics and r["error_share"] > 0)
-        rows.extend(part)
-    columns = ["condition", "encoder", "topic", "rank", "top", "n_seeds", "n_items", "fp_mean", "fn_mean",
-               "fp_rate", "fn_rate", "error_rate", "error_share", "item_share", "concentration"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 def errors_by_topic_display(topics: pd.DataFrame) -> pd.DataFrame:
@@ -496,7 +350,7 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
                                      if finals["positive"].notna().iloc[0] else "")
     fair = fair_comparisons(rounds, finals, preds, config, settings)
     finals = fair["finals"]  # deterministic repeats counted once
-    conditions = _ordered(finals["condition"].unique(), settings.condition_order)
+    conditions = ordered(finals["condition"].unique(), settings.condition_order)
     if positive:
         metrics: Sequence[Metric] = SUMMARY_METRICS
         summary = fair["summary_marks"](summary_table(finals, settings)).merge(
@@ -612,48 +466,3 @@ def ner_summary_metrics(types: Sequence[str]) -> tuple[Metric, ...]:
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def ordered_conditions(values: Iterable[str], settings: AggregateSettings) -> list[str]:
-    return _ordered(values, settings.condition_order)
-
-
-def _ordered(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
-    vals = list(dict.fromkeys(str(v) for v in values))
-    known = [v for v in preferred if v in vals]
-    return known + sorted(v for v in vals if v not in preferred)
-
-
-def _groups(df: pd.DataFrame, settings: AggregateSettings):
-    """(condition, encoder), sub-frame in table order: encoder-major, then condition."""
-    for enc in _ordered(df["encoder"].unique(), settings.encoder_order):
-        de = df[df["encoder"] == enc]
-        for cond in _ordered(de["condition"].unique(), settings.condition_order):
-            yield (cond, enc), de[de["condition"] == cond]
-
-
-def _mean_sd(values: pd.Series) -> tuple[float, float]:
-    v = pd.to_numeric(values, errors="coerce").dropna().astype(float)
-    if v.empty:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) >= 2 else float("nan")
-
-
-def _ratio(a: float, b: float) -> float:
-    if math.isnan(a) or math.isnan(b):
-        return float("nan")
-    if b == 0:
-        return float("nan") if a == 0 else float("inf")
-    return a / b
-
-
-def _safe_div(a: pd.Series, b: pd.Series) -> pd.Series:
-    a, b = a.astype(float), b.astype(float)
-    return (a / b.where(b != 0)).astype(float)
-
-
-def _require_metric(df: pd.DataFrame, metric: str, where: str) -> None:
-    if metric not in df.columns:
-        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-        raise ContractError(f"config key aggregate.metric: {metric!r} is not a column of {where} "
-                            f"(numeric columns: {numeric})")

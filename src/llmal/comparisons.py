@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from llmal import tablefmt
-from llmal.aggregate import _diff_ci, _mean_sd, _ordered  # shared table helpers
+from llmal.results.settings import mean_sd, ordered
 from llmal.stats import holm, paired_comparison
 
 KEYS = ["condition", "encoder", "seed"]
@@ -238,7 +238,7 @@ def aulc_summary(aulc: pd.DataFrame, condition_order: Sequence[str] = ()) -> pd.
                                "deterministic": bool(g["deterministic"].any()),
                                "single_round": bool(g["single_round"].all())}
         for col in [c for c in ("aulc_labels", "aulc_cost", "aulc_tokens") if c in g.columns]:
-            row[f"{col}_mean"], row[f"{col}_sd"] = _mean_sd(g[col])
+            row[f"{col}_mean"], row[f"{col}_sd"] = mean_sd(g[col])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -287,7 +287,7 @@ def matched_budget_table(rounds: pd.DataFrame, settings: ComparisonSettings,
         kind = "usd" if axis == "cost" else axis     # the budget_kind of matched_budget.csv
         budgets = list(explicit[axis]) or auto_budgets(rounds, col)
         per_run = _values_at_budgets(rounds, col, metric, budgets)
-        for enc in _ordered(per_run["encoder"].unique(), ()):
+        for enc in ordered(per_run["encoder"].unique(), ()):
             for budget in budgets:
                 cell = per_run[(per_run["encoder"] == enc) & (per_run["budget"] == budget)]
                 cell = cell.dropna(subset=["value"])
@@ -334,9 +334,9 @@ def _budget_rows(cell: pd.DataFrame, kind: str, budget: float, enc: str, family:
     ref_vals = cell[cell["condition"] == ref].set_index("seed")["value"]
     ref_det = (ref, enc) in det
     rows = []
-    for cond in _ordered(cell["condition"].unique(), order):
+    for cond in ordered(cell["condition"].unique(), order):
         g = cell[cell["condition"] == cond]
-        mean, sd = _mean_sd(g["value"])
+        mean, sd = mean_sd(g["value"])
         row: dict[str, Any] = {
             "budget_kind": kind, "budget": budget, "encoder": enc, "condition": cond,
             "n_runs": int(len(g)), "deterministic": (cond, enc) in det,
@@ -392,7 +392,7 @@ def matched_budget_display(table: pd.DataFrame, metric: str, *, markdown: bool) 
                    for k, b in zip(table["budget_kind"], table["budget"])],
         "Encoder": table["encoder"], "Condition": table["condition"],
         "Runs": table["n_runs"].astype(int), metric: cells, "Flags": tags,
-        "Δ vs reference [95% CI]": [_diff_ci(m, lo, hi) for m, lo, hi in
+        "Δ vs reference [95% CI]": [tablefmt.format_diff_ci(m, lo, hi) for m, lo, hi in
                                     zip(table["mean_diff"], table["ci_low"], table["ci_high"])],
         f"p ({table['primary_test'].iloc[0] if len(table) else ''})":
             table["p"].map(tablefmt.format_p),
@@ -483,7 +483,7 @@ def _budget_text(kind: str, budget: float) -> str:
 
 
 def _ordered_groups(df: pd.DataFrame, order: Sequence[str]):
-    for enc in _ordered(df["encoder"].unique(), ()):
+    for enc in ordered(df["encoder"].unique(), ()):
         de = df[df["encoder"] == enc]
-        for cond in _ordered(de["condition"].unique(), order):
+        for cond in ordered(de["condition"].unique(), order):
             yield (cond, enc), de[de["condition"] == cond]

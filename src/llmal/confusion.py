@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from llmal import tablefmt
-from llmal.aggregate import (KEYS, UNKNOWN_TOPIC, AggregateSettings, Metric, _groups, _mean_sd,
-                             errors_by_topic_table, fpfn_table)
+from llmal.results.errors import errors_by_topic_table, fpfn_table
+from llmal.results.settings import KEYS, UNKNOWN_TOPIC, AggregateSettings, Metric, groups, mean_sd
 
 CLASS_COLUMN = "class"
 
@@ -80,7 +80,7 @@ def confusion_table(predictions: pd.DataFrame, settings: AggregateSettings,
     sd, and the share of the gold class's items (row-normalised, pooled over seeds)."""
     k = len(label_names)
     rows: list[dict[str, Any]] = []
-    for (cond, enc), g in _groups(predictions, settings):
+    for (cond, enc), g in groups(predictions, settings):
         per_seed = []
         for _, gs in g.groupby("seed", sort=True):
             m = np.zeros((k, k))
@@ -91,7 +91,7 @@ def confusion_table(predictions: pd.DataFrame, settings: AggregateSettings,
         row_tot = pooled.sum(axis=1)
         for i, gold in enumerate(label_names):
             for j, pred in enumerate(label_names):
-                mean, sd = _mean_sd(pd.Series(stack[:, i, j]))
+                mean, sd = mean_sd(pd.Series(stack[:, i, j]))
                 rows.append({"condition": cond, "encoder": enc, "gold": gold, "pred": pred,
                              "n_seeds": len(per_seed), "count_mean": mean, "count_sd": sd,
                              "share_of_gold": pooled[i, j] / row_tot[i] if row_tot[i] else float("nan")})
@@ -103,13 +103,13 @@ def per_class_table(finals: pd.DataFrame, settings: AggregateSettings,
                     label_names: Sequence[str]) -> pd.DataFrame:
     """Per condition × encoder × class: mean/sd over seeds of precision, recall and F1."""
     rows = []
-    for (cond, enc), g in _groups(finals, settings):
+    for (cond, enc), g in groups(finals, settings):
         for name in label_names:
             row: dict[str, Any] = {"condition": cond, "encoder": enc, CLASS_COLUMN: name,
                                    "n_seeds": int(g["seed"].nunique())}
             for m in ("precision", "recall", "f1"):
                 col = f"{m}_{name}"
-                row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(g[col]) if col in g else (float("nan"),) * 2
+                row[f"{m}_mean"], row[f"{m}_sd"] = mean_sd(g[col]) if col in g else (float("nan"),) * 2
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -187,7 +187,7 @@ def degenerate_predictions(finals: pd.DataFrame, settings: AggregateSettings) ->
     """Per condition × encoder: whether some seed never predicts the positive class (so FP = 0
     means nothing) or never the negative one (FN = 0 means nothing)."""
     rows = []
-    for (cond, enc), g in _groups(finals, settings):
+    for (cond, enc), g in groups(finals, settings):
         said_pos = g["tp"].astype(float) + g["fp"].astype(float)
         said_neg = g["tn"].astype(float) + g["fn"].astype(float)
         rows.append({"condition": cond, "encoder": enc, "never_positive": bool((said_pos == 0).any()),

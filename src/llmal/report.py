@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from llmal import aggregate, tablefmt
+from llmal.results import settings as result_settings
 from llmal.figures import metric_label
 from llmal.tables import SPLITS, write_text
 from llmal.tasks.registry import capabilities_of
@@ -71,7 +72,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     """
     tables_dir, figures_dir, out_html = Path(tables_dir), Path(figures_dir), Path(out_html)
     meta = _runs_frame(runs_meta)
-    settings = aggregate.AggregateSettings.from_config(config, meta if len(meta) else None)
+    settings = result_settings.AggregateSettings.from_config(config, meta if len(meta) else None)
     dataset = config.get("dataset") or {}
     name = str(dataset.get("name", "")) or "dataset"
     positive = settings.positive or (str(meta["positive"].iloc[0]) if "positive" in meta and len(meta)
@@ -114,7 +115,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
 # sections
 
 
-def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggregate.AggregateSettings,
+def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: result_settings.AggregateSettings,
                   split_counts: Mapping[str, int] | None) -> list[str]:
     dataset = config.get("dataset") or {}
     out = [_h2("What was run")]
@@ -138,7 +139,7 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: aggre
     conditions = config.get("conditions") or {}
     annotators = config.get("annotators") or {}
     rows = []
-    for cond in aggregate.ordered_conditions(list(conditions) + meta.get("condition", pd.Series(dtype=str)).tolist(),
+    for cond in result_settings.ordered_conditions(list(conditions) + meta.get("condition", pd.Series(dtype=str)).tolist(),
                                              settings):
         spec = dict(conditions.get(cond) or {})
         run = meta[meta["condition"] == cond].iloc[0] if len(meta) and (meta["condition"] == cond).any() else None
@@ -165,7 +166,7 @@ def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str]
     from llmal import confusion
 
     summary = _read_csv(tables_dir / "summary.csv")
-    metrics = aggregate.SUMMARY_METRICS if positive else confusion.summary_metrics(label_names)
+    metrics = result_settings.SUMMARY_METRICS if positive else confusion.summary_metrics(label_names)
     if entity_level:   # entity-level strict scores (seqeval), label_names = the entity types
         metrics = aggregate.ner_summary_metrics(label_names)
     shown, bold = aggregate.summary_html_frame(summary, positive, metrics)
@@ -190,7 +191,7 @@ def _significance_section(tables_dir: Path) -> list[str]:
     return out + notes
 
 
-def _fair_comparison_section(config: Mapping[str, Any], settings: aggregate.AggregateSettings,
+def _fair_comparison_section(config: Mapping[str, Any], settings: result_settings.AggregateSettings,
                              tables_dir: Path, figures_dir: Path) -> list[str]:
     """AULC per condition and the matched-budget comparisons (llmal.comparisons)."""
     from llmal import comparisons as cmp
@@ -277,7 +278,7 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
 
 
 def _has_topics(topics: pd.DataFrame) -> bool:
-    return bool(len(topics)) and bool((topics["topic"].astype(str) != aggregate.UNKNOWN_TOPIC).any())
+    return bool(len(topics)) and bool((topics["topic"].astype(str) != result_settings.UNKNOWN_TOPIC).any())
 
 
 def _classes_section(tables_dir: Path, figures_dir: Path) -> list[str]:
@@ -344,7 +345,7 @@ def _agreement_section(agreement_dir: Path) -> list[str]:
             _table(pairwise, numeric=list(pairwise.columns[1:]))]
 
 
-def _provenance_section(meta: pd.DataFrame, settings: aggregate.AggregateSettings) -> list[str]:
+def _provenance_section(meta: pd.DataFrame, settings: result_settings.AggregateSettings) -> list[str]:
     out = [_h2("Provenance")]
     if meta.empty:
         return out + ["<p>No run metadata.</p>"]
@@ -521,13 +522,13 @@ RUN_COLUMNS = {"encoder": "Encoder", "condition": "Condition", "seed": "Seed", "
                "n_rounds": "Rounds", "seconds_total": "Seconds"}
 
 
-def _runs_display(meta: pd.DataFrame, settings: aggregate.AggregateSettings) -> pd.DataFrame:
+def _runs_display(meta: pd.DataFrame, settings: result_settings.AggregateSettings) -> pd.DataFrame:
     """One row per run, in table order (encoder, then condition as configured, then seed)."""
     encoders = list(dict.fromkeys(meta["encoder"].astype(str)))
     encoders = [e for e in settings.encoder_order if e in encoders] + sorted(
         e for e in encoders if e not in settings.encoder_order)
     enc = {e: i for i, e in enumerate(encoders)}
-    cond = {c: i for i, c in enumerate(aggregate.ordered_conditions(meta["condition"].astype(str), settings))}
+    cond = {c: i for i, c in enumerate(result_settings.ordered_conditions(meta["condition"].astype(str), settings))}
     order = sorted(range(len(meta)), key=lambda i: (enc.get(str(meta["encoder"].iloc[i]), 0),
                                                     cond.get(str(meta["condition"].iloc[i]), 0),
                                                     _sort_key(meta["seed"].iloc[i])))

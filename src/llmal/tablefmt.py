@@ -137,3 +137,12 @@ def _cell(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def format_diff_ci(mean: float, lo: float, hi: float) -> str:
+    if is_missing(mean):
+        return MISSING
+    s = f"{mean:+.3f}"
+    if not is_missing(lo):
+        s += f" [{lo:+.3f}, {hi:+.3f}]"
+    return s
