@@ -42,6 +42,8 @@ from unittest import mock
 
 import pandas as pd
 
+from llmal.tasks.registry import task_of
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "config"
 GOLDEN_DIR = ROOT / "tests" / "golden"
@@ -106,17 +108,13 @@ def shared_data_missing(config: dict[str, Any]) -> str | None:
 
 def prepare(config: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Items and split as the prepare rule makes them; GAHD and MasakhaNER from the shared copy."""
-    from llmal.data.prepare import prepare_dataset
-    from llmal.ner.data import prepare_ner
-
     dataset = dict(config["dataset"])
     if dataset["kind"] == "gahd":
         dataset.setdefault("path", str(SHARED["gahd"]))
     if dataset["kind"] == "masakhaner":
         dataset.setdefault("path", str(SHARED["masakhaner"] / str(dataset.get("language", "tsn"))))
-    make = prepare_ner if config.get("task") == "ner" else prepare_dataset
     with tempfile.TemporaryDirectory() as tmp:
-        return make(dataset, config["labels"], config.get("split", {}), cache_dir=tmp)
+        return task_of(config).prepare(dataset, config["labels"], config.get("split", {}), cache_dir=tmp)
 
 
 class Capture:
@@ -198,7 +196,7 @@ def render_annotate(config: dict[str, Any], items: pd.DataFrame, split: pd.DataF
         with captured() as sent:
             table = annotate(subset, split, spec, annotate_config(config, spec, tmp / f"cache-{name}"),
                              name=name, embeddings_path=emb.get(encoder) if encoder else None,
-                             log=lambda _m: None, task=config.get("task"))
+                             log=lambda _m: None, task=task_of(config))
         out[name] = summarise(table, sent.get(name, []), spec["kind"])
         if config["dataset"]["kind"] == "demo":   # synthetic text: the first body as it is
             out[name]["body"] = sent[name][0]["body"]
@@ -210,7 +208,7 @@ def render_annotate(config: dict[str, Any], items: pd.DataFrame, split: pd.DataF
 def placeholder_body(config: dict[str, Any], name: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """The body of one request for made-up items: the template part of the body, no dataset text."""
     from llmal.annotators.run import annotate
-    from llmal.ner.data import TOKENS
+    from llmal.tasks.ner.data import TOKENS
 
     ids = [f"golden-{n}" for n in range(len(PLACEHOLDER))]
     items = pd.DataFrame({"id": ids, "text": [" ".join(t) for t in PLACEHOLDER],
@@ -218,7 +216,7 @@ def placeholder_body(config: dict[str, Any], name: str, spec: dict[str, Any], tm
     split = pd.DataFrame({"id": ids, "split": "pool"})
     with captured() as sent:
         annotate(items, split, spec, annotate_config(config, spec, tmp / f"cache-placeholder-{name}"),
-                 name=name, log=lambda _m: None, task=config.get("task"))
+                 name=name, log=lambda _m: None, task=task_of(config))
     return sent[name][0]["body"]
 
 
@@ -238,14 +236,13 @@ def render_lazy(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame
                 annotators[a]["kind"] in LLM_KINDS for a in annotator_tree(annotators, cond["annotator"])):
             continue
         spec = run_spec(config, cname, condition_encoders(config, cname)[0])
-        llm = {"labels": spec["labels"], **({"task": "ner"} if spec.get("task") == "ner" else {}),
-               **(spec.get("llm") or {}), "cache_dir": str(tmp / f"cache-lazy-{cname}")}
+        llm = {"labels": spec["labels"], **(spec.get("llm") or {}), "cache_dir": str(tmp / f"cache-lazy-{cname}")}
         tables = table_members(config, spec, items, split)
         with captured() as sent:
             oracle = build_oracle(spec["annotator"], annotators=spec["annotators"], mode=spec["annotation"],
                                   items=items, split=split, tables=tables, llm=llm,
                                   embeddings={e: load_features(emb[e]) for e in spec["llm"]["demo_encoders"]},
-                                  state_dir=tmp / "runs" / cname, log=lambda _m: None)
+                                  state_dir=tmp / "runs" / cname, task=task_of(spec), log=lambda _m: None)
             visible = oracle.visible()
             ids = [i for i in first_visible(items, split, len(items))
                    if visible is None or i in visible][:N_LAZY]
@@ -268,7 +265,7 @@ def table_members(config: dict[str, Any], spec: dict[str, Any], items: pd.DataFr
     from llmal.config import TABLE_KINDS
 
     return {a: annotate(items, split, s, {"labels": config["labels"]}, name=a, log=lambda _m: None,
-                        task=config.get("task"))
+                        task=task_of(config))
             for a, s in spec["annotators"].items() if s["kind"] in TABLE_KINDS}
 
 
