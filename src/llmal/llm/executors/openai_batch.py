@@ -227,9 +227,11 @@ class OpenAIBatchExecutor:
             lock.release()
             self.stats.seconds = time.monotonic() - started
         log.info("openai_batch: %d ok, %d errors; batches created %d, resumed %d, adopted %d; "
+                 "uploads found on the server %d; create or upload tries after an error %d; "
                  "%d requests resubmitted; %.1f s", self.stats.ok, self.stats.errors,
                  self.stats.batches_created, self.stats.batches_resumed, self.stats.batches_adopted,
-                 self.stats.resubmitted, self.stats.seconds)
+                 self.stats.uploads_adopted, self.stats.create_retries, self.stats.resubmitted,
+                 self.stats.seconds)
 
     # ------------------------------------------------------------------ the run
     def _run(self, client: openai.OpenAI, state: BatchState, by_id: dict[str, RequestLine],
@@ -422,9 +424,16 @@ class OpenAIBatchExecutor:
                              chunk.created_at - LOOKBACK_S)
 
     def _find_file_by_name(self, client: openai.OpenAI, name: str, chunk: Chunk) -> Any | None:
-        return _newest_match(client.files.list(purpose="batch", limit=100, order="desc"),
-                             lambda f: f.filename == name and getattr(f, "status", None) != "error",
-                             chunk.created_at - LOOKBACK_S)
+        """The chunk's upload, if the server lists files; None means upload (again): a second
+        copy of a file costs nothing, unlike a second batch."""
+        try:
+            return _newest_match(client.files.list(purpose="batch", limit=100, order="desc"),
+                                 lambda f: f.filename == name and getattr(f, "status", None) != "error",
+                                 chunk.created_at - LOOKBACK_S)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):      # a server that cannot list files
+                return None
+            raise
 
     def _collect(self, client: openai.OpenAI, state: BatchState, chunk: Chunk, batch: Any,
                  by_id: dict[str, RequestLine], store: Store) -> list[str]:
