@@ -86,6 +86,7 @@ class Faults:
     batch_rate_500: float = 0.0    # transient per (custom_id, attempt): 500 line in error file
     batch_create_rate_500: float = 0.0  # POST /v1/batches creates the batch, then answers 500
     upload_rate_500: float = 0.0   # POST /v1/files stores the file, then answers 500
+    no_file_list: int = 0          # 1: GET /v1/files answers 404, like a server that cannot list
     prefix_cache_min_tokens: int = 64  # a repeated prefix this long is cached (OpenAI: 1024) ...
     prefix_cache_block: int = 16       # ... in blocks of this many tokens (OpenAI: 128)
     planted: str = ""              # JSON {substring: content}: a request whose last user message
@@ -113,6 +114,7 @@ FAULT_HELP = {
     'batch_rate_500': 'transient per (custom_id, attempt): 500 line in error file',
     'batch_create_rate_500': 'POST /v1/batches creates the batch, then answers 500',
     'upload_rate_500': 'POST /v1/files stores the file, then answers 500',
+    'no_file_list': '1: GET /v1/files answers 404, like a server that cannot list',
     'prefix_cache_min_tokens': 'a repeated prefix this long is cached (OpenAI: 1024) ...',
     'prefix_cache_block': '... in blocks of this many tokens (OpenAI: 128)',
     'planted': 'JSON {substring: content}: answers planted verbatim for matching requests',
@@ -677,7 +679,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, obj)
         if path == "/v1/batches":
             return self._list_batches(parse_qs(parts.query))
-        if path == "/v1/files":
+        if path == "/v1/files" and not self.state.faults.no_file_list:
             return self._list_files(parse_qs(parts.query))
         return self._send(404, _openai_error(f"Unknown path {path}", "invalid_request_error"))
 

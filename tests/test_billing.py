@@ -38,6 +38,12 @@ ONLINE_FAULTS = dict(rate_429=0.1, rate_500=0.1, retry_after=0.01, rate_slow=0.1
                      rate_cutoff=0.12, transient_attempts=2)
 
 
+def batch_spec(server: Any) -> dict[str, Any]:
+    """Batches of 20 requests, polled fast."""
+    return {"kind": "openai_batch", "model": MODEL, "prompt": "two_question", "base_url": server.base_url,
+            "poll_interval": 0.05, "max_requests_per_batch": 20}
+
+
 def billed_per_request(billed: list[dict[str, Any]], cids: set[str]) -> Counter:
     return Counter(e["body_hash"] for e in billed if e["body_hash"] in cids)
 
@@ -46,8 +52,7 @@ def test_batch_creates_answered_500_and_a_kill_after_create_bill_each_request_on
         start_server: Any, tmp_path: Path) -> None:
     server = start_server(seed=23, batch_seconds=0.1, batch_create_rate_500=0.3, upload_rate_500=0.3)
     items = synthetic_items(200, seed=23)
-    spec = {"kind": "openai_batch", "model": MODEL, "prompt": "two_question", "base_url": server.base_url,
-            "poll_interval": 0.05, "max_requests_per_batch": 20}
+    spec = batch_spec(server)
     assert run_pipeline(tmp_path, items, spec, kill_after=("batches", 4)) == -signal.SIGKILL
     assert not (tmp_path / "table.parquet").exists()
     assert run_pipeline(tmp_path, items, spec) == 0
@@ -80,8 +85,7 @@ def test_batch_killed_between_upload_and_recording_it_finds_its_file(start_serve
     with the file it finds by name; nothing is uploaded or billed twice."""
     server = start_server(seed=5, batch_seconds=0.1)
     items = synthetic_items(60, seed=5)
-    spec = {"kind": "openai_batch", "model": MODEL, "prompt": "two_question", "base_url": server.base_url,
-            "poll_interval": 0.05, "max_requests_per_batch": 20}
+    spec = batch_spec(server)
     assert run_pipeline(tmp_path, items, spec, kill_after=("files", 2)) == -signal.SIGKILL
     assert len(server.ledger()["batches"]) == 1
     assert run_pipeline(tmp_path, items, spec) == 0
@@ -89,6 +93,18 @@ def test_batch_killed_between_upload_and_recording_it_finds_its_file(start_serve
     uploads = Counter(f["filename"] for f in server.ledger()["files"] if f["purpose"] == "batch")
     assert len(uploads) == 3 and set(uploads.values()) == {1}
     assert "submitting it now" in (tmp_path / "driver.log").read_text()
+
+
+def test_a_server_that_cannot_list_files_gets_a_failed_upload_again(start_server: Any, tmp_path: Path) -> None:
+    server = start_server(seed=23, batch_seconds=0.1, upload_rate_500=0.3, no_file_list=1)
+    items = synthetic_items(60, seed=23)
+    spec = batch_spec(server)
+    assert run_pipeline(tmp_path, items, spec) == 0
+    check_resumed_run(server, tmp_path, items, n_batches=3)
+    ledger = server.ledger()
+    failed_uploads = sum(f["fault"] == "upload_500" for f in ledger["faults"])
+    uploads = Counter(f["filename"] for f in ledger["files"] if f["purpose"] == "batch")
+    assert failed_uploads and len(uploads) == 3 and sum(uploads.values()) == 3 + failed_uploads
 
 
 def arrived(server: Any, cids: set[str]) -> int:
