@@ -26,12 +26,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from llmal.llm.annotate import LLMRunStats, count_unanswered, settle_after_report
+from llmal.llm.annotate import LLMRunStats, count_unanswered, send_once, settle_after_report
 from llmal.llm.cache import ResponseCache
 from llmal.llm.executors.base import ok_line
 from llmal.llm.cost import price_for
+from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
+from llmal.llm.inflight import InFlight
 from test_openai_executors import (
-    MODEL, PRICES, check_resumed_run, item_custom_ids, run_pipeline, start_server, synthetic_items,  # noqa: F401
+    MODEL, PRICES, check_resumed_run, collect, item_custom_ids, request_lines, run_pipeline, start_server,  # noqa: F401
+    synthetic_items,
 )
 
 ONLINE_FAULTS = dict(rate_429=0.1, rate_500=0.1, retry_after=0.01, rate_slow=0.1, slow_seconds=0.8,
@@ -216,3 +219,27 @@ def test_a_cache_from_before_labels_keeps_its_answers(tmp_path: Path) -> None:
         cache.register("new:1:y", "batches/gpt")
     with ResponseCache(path) as cache:
         assert len(cache) == 1 and cache.integrity_ok()
+
+
+def test_a_request_another_job_answered_after_this_job_read_the_cache_is_not_sent_again(start_server, tmp_path):
+    """Job B reads the cache (nothing there), job A then answers the same requests and lets go
+    of them, and only then does B reserve them: B must read the cache again under its
+    reservation and send nothing (it sent all of them again before: 7 double bills in a
+    two-seed NER run under cache_mode network)."""
+    server = start_server()
+    spec = {"kind": "openai", "model": MODEL, "base_url": server.base_url, "max_retries": 0}
+    lines = request_lines(6)
+    backend = "openai test"
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        first = collect(OpenAIOnlineExecutor(spec), lines[:4])      # job A, which then lets go
+        cache.put_many([got[0] for got in first.values()], backend)
+        billed_before = len(server.ledger()["billed"])
+        stats, cached, fresh = LLMRunStats(), {}, {}                # job B read the cache before A
+        with InFlight(cache, backend, log=lambda m: None) as flight:
+            send_once(OpenAIOnlineExecutor(spec), lines, cache, backend, flight, cached, fresh, stats,
+                      lambda m: None)
+    billed = Counter(b["body_hash"] for b in server.ledger()["billed"])
+    assert billed_before == 4 and len(billed) == 6 and set(billed.values()) == {1}   # each billed once
+    assert set(cached) == {line["custom_id"] for line in lines[:4]} and set(fresh) == {
+        line["custom_id"] for line in lines[4:]}
+    assert stats.sent == 2 and stats.waited == 4

@@ -228,11 +228,22 @@ def send_once(executor: Executor, pending: Sequence[RequestLine], cache: Respons
               stats: LLMRunStats, log: Callable[[str], None]) -> None:
     """Send each pending request once across every job sharing the cache.
 
-    Reserve what no other job is sending and send it; wait for the others, then read their
-    answers from the cache; what they left unanswered (they failed or died) is claimed again."""
+    Reserve what no other job is sending, read the cache again for what was reserved (another
+    job may have answered it and let go since this job first looked), and send the rest; wait
+    for the others, then read their answers from the cache; what they left unanswered (they
+    failed or died) is claimed again."""
     todo = list(pending)
     while todo:
         mine, theirs = flight.claim([line["custom_id"] for line in todo])
+        if mine:
+            # another job may have answered some of them after this job read the cache and
+            # before it reserved them: read again under the reservation, send only the rest
+            late = {cid: c.line for cid, c in cache.get_many(list(mine), backend).items()}
+            if late:
+                cached.update(late)
+                stats.waited += len(late)
+                flight.done(list(late))
+                mine = mine - set(late)
         if mine:
             own = [line for line in todo if line["custom_id"] in mine]
             stats.sent += len(own)
