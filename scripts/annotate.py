@@ -2,13 +2,16 @@
 import pandas as pd
 
 from llmal.annotators.run import annotate
+from llmal.llm.annotate import settle_after_report
 from llmal.llm.retry import record_failures
 from llmal.tables import annotation_cost, write_parquet
 from llmal.tasks.registry import task_named
 from llmal.workflow import log_executors, logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-with logged(sm.log[0]):
+# an LLM request possibly billed without an answer (also in a killed earlier attempt of this job)
+# stays recorded in the response cache until the table that counts it is written
+with logged(sm.log[0]), settle_after_report():
     log_executors()   # batch ids, resumed batches and retries
     # a mixture's members, in the order of its spec (annotate_inputs lists their tables that way)
     members = dict(zip(sm.params.spec.get("members", []), map(pd.read_parquet, sm.input.get("members", []))))
@@ -23,8 +26,8 @@ with logged(sm.log[0]):
     if llm:
         print(f"{sm.wildcards.annotator}: sent {llm['sent']}, cached {llm['cached']}, waited for "
               f"other jobs {llm['waited']}, possibly billed without an answer {llm['maybe_billed']} "
-              f"({llm['maybe_billed_timeouts']} timed out, {llm['maybe_billed_lost_in_flight']} "
-              f"in flight at a kill)")
+              f"({llm['maybe_billed_timeouts']} timed out, {llm['billed_unreadable']} unreadable, "
+              f"{llm['maybe_billed_lost_in_flight']} in flight at a kill)")
     write_parquet(table, sm.output[0])
     failed = table[table["status"] == "failed"]
     transient = record_failures(sm.output[0], dict(zip(failed["id"], failed["raw"])))

@@ -26,10 +26,16 @@ message) it has seen before for that model, like a provider's prompt cache.
 
 Faults are deterministic given `seed`: transient ones (429 with Retry-After, 500, slow
 responses) are decided per (request hash, attempt number) so a retry can succeed; malformed
-answers and permanent failures are decided per request hash. Batches are processed by a
-background thread, take `batch_seconds`, and the first `batch_expire_first` batches expire with
-only `batch_expire_fraction` of their requests done (the rest in the error file, code
-`batch_expired`).
+answers and permanent failures are decided per request hash. A cut-off answer (`rate_cutoff`)
+is billed like any answer but its 200 body cannot be read: half of them (by request hash) are
+JSON cut in the middle with a matching Content-Length, the others announce the full length and
+close the connection early. Batches are processed by a background thread, take
+`batch_seconds`, and the first `batch_expire_first` batches expire with only
+`batch_expire_fraction` of their requests done (the rest in the error file, code
+`batch_expired`). `batch_create_rate_500` (per batch, by its creation number) and
+`upload_rate_500` (per upload, by its number) answer 500 *after* the batch or file was made, as a
+real service can: a client that simply posts again has two of them. GET /v1/files lists the
+uploads newest first, in pages, like GET /v1/batches.
 """
 from __future__ import annotations
 
@@ -67,6 +73,7 @@ class Faults:
     rate_500: float = 0.0          # transient: 500
     rate_slow: float = 0.0         # transient: answer after `slow_seconds`
     slow_seconds: float = 0.0
+    rate_cutoff: float = 0.0       # transient: a billed 200 whose body is cut off
     transient_attempts: int = 2    # transient faults only hit attempts 0..transient_attempts-1
     retry_after: float = 0.05      # seconds announced with a 429
     rate_fail: float = 0.0         # permanent: every attempt of that request gets a 500
@@ -77,6 +84,9 @@ class Faults:
     batch_expire_first: int = 0    # the first N batches created expire ...
     batch_expire_fraction: float = 0.5  # ... with this fraction of their requests done
     batch_rate_500: float = 0.0    # transient per (custom_id, attempt): 500 line in error file
+    batch_create_rate_500: float = 0.0  # POST /v1/batches creates the batch, then answers 500
+    upload_rate_500: float = 0.0   # POST /v1/files stores the file, then answers 500
+    no_file_list: int = 0          # 1: GET /v1/files answers 404, like a server that cannot list
     prefix_cache_min_tokens: int = 64  # a repeated prefix this long is cached (OpenAI: 1024) ...
     prefix_cache_block: int = 16       # ... in blocks of this many tokens (OpenAI: 128)
     planted: str = ""              # JSON {substring: content}: a request whose last user message
@@ -91,6 +101,7 @@ FAULT_HELP = {
     'rate_429': 'transient: 429 with Retry-After / retry-after-ms',
     'rate_500': 'transient: 500',
     'rate_slow': 'transient: answer after `slow_seconds`',
+    'rate_cutoff': 'transient: a billed 200 whose body is cut off',
     'transient_attempts': 'transient faults only hit attempts 0..transient_attempts-1',
     'retry_after': 'seconds announced with a 429',
     'rate_fail': 'permanent: every attempt of that request gets a 500',
@@ -101,6 +112,9 @@ FAULT_HELP = {
     'batch_expire_first': 'the first N batches created expire ...',
     'batch_expire_fraction': '... with this fraction of their requests done',
     'batch_rate_500': 'transient per (custom_id, attempt): 500 line in error file',
+    'batch_create_rate_500': 'POST /v1/batches creates the batch, then answers 500',
+    'upload_rate_500': 'POST /v1/files stores the file, then answers 500',
+    'no_file_list': '1: GET /v1/files answers 404, like a server that cannot list',
     'prefix_cache_min_tokens': 'a repeated prefix this long is cached (OpenAI: 1024) ...',
     'prefix_cache_block': '... in blocks of this many tokens (OpenAI: 128)',
     'planted': 'JSON {substring: content}: answers planted verbatim for matching requests',
@@ -393,6 +407,7 @@ class ServerState:
         self.batch_custom_ids: dict[str, list[str]] = {}
         self.attempts: dict[str, int] = {}
         self.batch_attempts: dict[str, int] = {}
+        self.uploads = 0                               # POST /v1/files answered so far
         self.billed: list[JsonDict] = []
         self.faults_log: list[JsonDict] = []
         self.arrivals: list[JsonDict] = []
@@ -439,6 +454,7 @@ class ServerState:
                     {**self.batches[b], "custom_ids": self.batch_custom_ids.get(b, [])}
                     for b in self.batch_order
                 ],
+                "files": [{k: f[k] for k in ("id", "filename", "purpose")} for f in self.files.values()],
             }
 
     # ---- files
@@ -663,13 +679,26 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, obj)
         if path == "/v1/batches":
             return self._list_batches(parse_qs(parts.query))
+        if path == "/v1/files" and not self.state.faults.no_file_list:
+            return self._list_files(parse_qs(parts.query))
         return self._send(404, _openai_error(f"Unknown path {path}", "invalid_request_error"))
 
     def _list_batches(self, query: dict[str, list[str]]) -> None:
-        limit = max(1, min(100, int((query.get("limit") or ["20"])[0])))
-        after = (query.get("after") or [None])[0]
         with self.state.lock:
             newest_first = [dict(self.state.batches[b]) for b in reversed(self.state.batch_order)]
+        self._send_page(newest_first, query)
+
+    def _list_files(self, query: dict[str, list[str]]) -> None:
+        purpose = (query.get("purpose") or [None])[0]
+        with self.state.lock:
+            newest_first = [dict(f) for f in reversed(self.state.files.values())
+                            if purpose is None or f["purpose"] == purpose]
+        self._send_page(newest_first, query)
+
+    def _send_page(self, newest_first: list[JsonDict], query: dict[str, list[str]]) -> None:
+        """One page of a list endpoint (`limit`, `after`), newest first, as OpenAI pages them."""
+        limit = max(1, min(100, int((query.get("limit") or ["20"])[0])))
+        after = (query.get("after") or [None])[0]
         start = 0
         if after is not None:
             ids = [b["id"] for b in newest_first]
@@ -679,6 +708,15 @@ class Handler(BaseHTTPRequestHandler):
                          "first_id": page[0]["id"] if page else None,
                          "last_id": page[-1]["id"] if page else None,
                          "has_more": start + limit < len(newest_first)})
+
+    def _fault_after_making(self, kind: str, rate: float, number: int, made: str) -> bool:
+        """Whether to answer 500 although `made` (a batch or file id) now exists; logged."""
+        if uniform(self.state.faults.seed, kind, number) >= rate:
+            return False
+        with self.state.lock:
+            self.state.faults_log.append({"fault": kind, "made": made, "number": number, "t": time.time()})
+        self._send(500, _openai_error("The server had an error while processing your request.", "server_error"))
+        return True
 
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
@@ -729,6 +767,8 @@ class Handler(BaseHTTPRequestHandler):
                 fault = "500"
             elif u < faults.rate_429 + faults.rate_500 + faults.rate_slow:
                 fault = "slow"
+            elif u < faults.rate_429 + faults.rate_500 + faults.rate_slow + faults.rate_cutoff:
+                fault = "cutoff"
         if fault is not None:
             with state.lock:
                 state.faults_log.append({"body_hash": body_hash, "attempt": attempt, "fault": fault, "t": now,
@@ -747,8 +787,28 @@ class Handler(BaseHTTPRequestHandler):
         content, malformed, usage = state.answer(body, body_hash)
         state.bill([{"kind": "chat", "custom_id": None, "body_hash": body_hash, "attempt": attempt,
                      "model": body.get("model"), "usage": usage, "content": content, "malformed": malformed,
-                     "slow": fault == "slow", "t": time.time()}])
+                     "slow": fault == "slow", "cutoff": fault == "cutoff", "t": time.time()}])
+        if fault == "cutoff":
+            return self._send_cut_off(chat_completion(body, content, usage, malformed), body_hash)
         return self._send(200, chat_completion(body, content, usage, malformed))
+
+    def _send_cut_off(self, payload: JsonDict, body_hash: str) -> None:
+        """A billed 200 whose body breaks off halfway: as JSON cut short (a matching
+        Content-Length), or with the full length announced and the connection closed early."""
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        cut = data[:len(data) // 2]
+        announced = len(cut) if uniform(self.state.faults.seed, "cutoff-kind", body_hash) < 0.5 else len(data)
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(announced))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            self.wfile.write(cut)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _upload(self, raw: bytes) -> None:
         content_type = self.headers.get("Content-Type", "")
@@ -766,7 +826,13 @@ class Handler(BaseHTTPRequestHandler):
                 filename = part.get_filename() or filename
         if purpose != "batch" or content is None:
             return self._send(400, _openai_error("Need a 'file' and purpose 'batch'.", "invalid_request_error"))
-        return self._send(200, self.state.add_file(content, filename, purpose))
+        made = self.state.add_file(content, filename, purpose)
+        with self.state.lock:
+            number = self.state.uploads
+            self.state.uploads += 1
+        if self._fault_after_making("upload_500", self.state.faults.upload_rate_500, number, made["id"]):
+            return None
+        return self._send(200, made)
 
     def _create_batch(self, raw: bytes) -> None:
         try:
@@ -794,9 +860,12 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.batches[batch_id] = batch
             self.state.batch_order.append(batch_id)
+            number = len(self.state.batch_order) - 1
         self.state.work.put(batch_id)
         if self.state.faults.batch_create_delay:
             time.sleep(self.state.faults.batch_create_delay)
+        if self._fault_after_making("create_500", self.state.faults.batch_create_rate_500, number, batch_id):
+            return None
         return self._send(200, dict(batch))
 
 
@@ -808,6 +877,11 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: ServerState) -> None:
         super().__init__(address, Handler)
         self.state = state
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return   # a client killed or timed out mid-request: nothing to report
+        super().handle_error(request, client_address)
 
 
 class OpenAITestServer:

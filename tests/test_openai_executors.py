@@ -463,13 +463,25 @@ def test_batch_annotation_under_faults_reports_every_item(start_server: Any, tmp
 
 
 DRIVER = r"""
-import json, logging, sys
+import json, logging, os, signal, sys
 from pathlib import Path
 import pandas as pd
 from llmal.llm.annotate import annotate_with_llm
 logging.basicConfig(level=logging.WARNING)
 logging.getLogger("llmal").setLevel(logging.INFO)
 args = json.loads(sys.argv[1])
+if args.get("kill_after"):   # SIGKILL itself right after the n-th batch (or file) create returns
+    from openai.resources.batches import Batches
+    from openai.resources.files import Files
+    what, n = args["kill_after"]
+    resource = {"batches": Batches, "files": Files}[what]
+    create, made = resource.create, []
+    def create_then_die(self, *a, **k):
+        made.append(create(self, *a, **k))
+        if len(made) >= n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return made[-1]
+    resource.create = create_then_die
 items = pd.read_parquet(args["items"])
 table = annotate_with_llm(items, spec=args["spec"], label_names=args["labels"], positive=args["positive"],
                           prompts_dir=Path(args["prompts"]), prices=args["prices"],
@@ -480,16 +492,21 @@ table.to_parquet(args["out"])
 
 
 def run_pipeline(tmp_path: Path, items: pd.DataFrame, spec: dict[str, Any],
-                 kill_when: Callable[[], bool] | None = None, timeout: float = 120) -> int:
-    """annotate_with_llm in a subprocess; SIGKILL it once `kill_when()` holds. Returns its exit code."""
-    items_path = tmp_path / "items.parquet"
+                 kill_when: Callable[[], bool] | None = None, timeout: float = 120,
+                 kill_after: tuple[str, int] | None = None, run: str = "") -> int:
+    """annotate_with_llm in a subprocess; SIGKILL it once `kill_when()` holds (or it kills itself
+    right after its n-th batch or file create returns: `kill_after` ("batches" | "files", n)).
+    Returns its exit code.
+    `run` names its items, state dir and table (one run per name; all share the cache)."""
+    items_path = tmp_path / f"items{run}.parquet"
     if not items_path.exists():
         items.to_parquet(items_path)
     args = {"items": str(items_path), "spec": spec, "labels": LABELS, "positive": POSITIVE,
             "prompts": str(PROMPTS), "prices": PRICES, "cache": str(tmp_path / "cache.sqlite"),
-            "state": str(tmp_path / "state"), "out": str(tmp_path / "table.parquet")}
+            "state": str(tmp_path / f"state{run}"), "out": str(tmp_path / f"table{run}.parquet"),
+            "kill_after": kill_after}
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OPENAI_API_KEY="")
-    log = open(tmp_path / "driver.log", "a")
+    log = open(tmp_path / f"driver{run}.log", "a")
     process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(args)], stdout=log,
                                stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + timeout

@@ -3,6 +3,7 @@ queries and nothing else, one call (one Batch API batch) per round, and what the
 equals the run's ledger, also across a SIGKILL of Snakemake mid-round and a rerun."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, snakemake, tiny_config, write_config
+from llmal.llm.cache import ResponseCache
 from openai_server import Faults, read_ledger_file, start_subprocess
 from test_workflow_llm import PRICES, group_gone, ledger_cost, snakemake_cmd
 
@@ -123,3 +125,67 @@ def test_lazy_batch_condition_one_batch_per_round_and_nothing_twice_after_sigkil
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def answered_requests(work: Path, cond: str, source: str) -> int:
+    """Requests the run's ledger paid for: distinct texts among its answered labels."""
+    ledger, _, items = bought(work, cond)
+    mine = ledger[(ledger["source"] == source) & (ledger["status"] != "failed")]
+    return int(items.loc[mine["id"], "text"].nunique())
+
+
+def test_lazy_runs_report_their_own_maybe_billed_in_run_json_across_two_sigkills(tmp_path: Path) -> None:
+    """One lazy online run on a server with 429/500, slow answers past the client's timeout and
+    cut-off 200s is killed twice (the whole Snakemake group) with requests in flight; another run,
+    on a server without faults, then runs on the same cache before the first is rerun. Each
+    run.json's llm_maybe_billed + the requests its ledger paid >= what its server billed; the
+    second run's is exactly 0, none of the first run's in-flight requests."""
+    faulty_dir, clean_dir = tmp_path / "faulty", tmp_path / "clean"
+    faulty, faulty_url = start_subprocess(faulty_dir, Faults(
+        seed=11, rate_429=0.1, rate_500=0.1, retry_after=0.01, rate_slow=0.15, slow_seconds=0.8,
+        rate_cutoff=0.1))
+    clean, clean_url = start_subprocess(clean_dir, Faults(seed=12))
+    try:
+        work = tmp_path / "work"
+        config = lazy_config(work, faulty_url, "openai", "gpt-test-online", concurrency=4, timeout=0.4,
+                             backoff_base=0.01, backoff_max=0.05, max_retries=8)
+        config["annotators"]["clean"] = {**config["annotators"]["llm"], "base_url": clean_url}
+        config["conditions"]["clean_al"] = {"annotator": "clean", "sampler": "entropy"}
+        config["al"] = {"initial": 30, "batch": 30, "rounds": 4}
+        write_config(work, config)
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OPENAI_API_KEY="sk-test")
+        target = {cond: RUN.format(cond=cond) + "/run.json" for cond in ("llm_al", "clean_al")}
+        for kill_at in (25, 70):         # bills of the faulty run's server when Snakemake is killed
+            with open(tmp_path / "killed.out", "a") as out:
+                snake = subprocess.Popen(snakemake_cmd(work, target["llm_al"]), stdout=out,
+                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                try:
+                    deadline = time.monotonic() + 120
+                    while snake.poll() is None and time.monotonic() < deadline:
+                        if len(read_ledger_file(faulty_dir)) >= kill_at:
+                            break
+                        time.sleep(0.02)
+                    assert snake.poll() is None, (tmp_path / "killed.out").read_text()[-3000:]
+                finally:
+                    os.killpg(snake.pid, signal.SIGKILL)
+                    snake.wait()
+            assert group_gone(snake.pid) and not (work / target["llm_al"]).exists()
+            snakemake(work, "--unlock")
+        snakemake(work, target["clean_al"], env_extra={"OPENAI_API_KEY": "sk-test"})
+        snakemake(work, target["llm_al"], env_extra={"OPENAI_API_KEY": "sk-test"})
+        time.sleep(1.2)                         # slow answers of the killed attempts get billed
+        report = {}
+        for cond, source, server_dir in (("llm_al", "llm", faulty_dir), ("clean_al", "clean", clean_dir)):
+            run = json.loads((work / RUN.format(cond=cond) / "run.json").read_text())
+            report[cond] = (answered_requests(work, cond, source), run["llm_maybe_billed"],
+                            len(read_ledger_file(server_dir)))
+        print(report)
+        paid, maybe, bill = report["llm_al"]
+        assert paid + maybe >= bill > paid and maybe > 0, report
+        assert report["clean_al"][1] == 0 and report["clean_al"][0] == report["clean_al"][2], report
+        with ResponseCache(work / ".llmal-cache" / "responses.sqlite") as cache:
+            assert not cache.unanswered("batches/runs/lazy/llm_al/tfidf/seed0/llm")   # settled
+    finally:
+        for process in (faulty, clean):
+            process.terminate()
+            process.wait(timeout=10)

@@ -15,6 +15,7 @@ from llmal.config import spec_hash
 from llmal.encoders import load_features
 from llmal.engine.oracle import GoldSource, oracles_in
 from llmal.engine.schedule import Schedule
+from llmal.llm.annotate import settle_after_report
 from llmal.tables import check_annotations, write_json, write_parquet, write_text
 from llmal.tasks.registry import task_of
 from llmal.workflow import versions
@@ -29,6 +30,15 @@ def _by_stem(paths: Sequence[str] | str | None) -> dict[str, str]:
 
 def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, Any],
            outputs: dict[str, str], threads: int | None = None) -> dict[str, Any]:
+    # an LLM request possibly billed without an answer (also in a killed earlier attempt of this
+    # run) stays recorded in the response cache until run.json, which counts it, is written
+    with settle_after_report():
+        return _run_al(spec=spec, dataset=dataset, seed=seed, inputs=inputs, outputs=outputs,
+                       threads=threads)
+
+
+def _run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, Any],
+            outputs: dict[str, str], threads: int | None) -> dict[str, Any]:
     start = time.perf_counter()
     if threads and spec["recipe_spec"]["kind"] == "finetune":
         import torch
@@ -72,7 +82,8 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
         "device": info.get("device", "cpu"), "training": info, "data": result.info,
         "stop_reason": result.info["stop_reason"], "stop_message": result.info["stop_message"],
         "costs": {k: result.info[k] for k in ("cost_al", "cost_dev", "cost_gold", "cost_total")},
-        # requests that timed out or were in flight at a kill: the server may have billed them
+        # LLM requests this run sent (now or in a killed earlier attempt) that the server may have
+        # billed without an answer: timed out, unreadable 200s, in flight at a kill
         "llm_maybe_billed": int(sum(getattr(o, "backend_stats", {}).get("maybe_billed", 0)
                                     for o in oracles_in(oracle))),
         "final": result.rounds.iloc[-1].to_dict(), "versions": versions(),

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,9 +77,10 @@ def _redactor(spec: Mapping[str, Any]) -> Callable[[str], str]:
 class LLMRunStats:
     """What one annotate_with_llm call did (`table.attrs["llm"]`, also in the annotation parquet).
 
-    maybe_billed: requests sent that got no answer (client timeout, connection lost after
-    sending) plus requests in flight when an earlier job died (cleared reservations): the server
-    may have billed them, and their cost is in no table."""
+    maybe_billed: attempts the server may have billed without an answer reaching the cache, sent
+    for this run (annotate.run_label) by this call or by a killed earlier attempt of the same run:
+    timed out or lost their connection after sending, 200s whose body could not be read (billed),
+    and requests in flight when an earlier attempt died. Their cost is in no table."""
     items: int = 0
     requests: int = 0              # distinct request bodies
     cached: int = 0                # answered from the cache (no new bill)
@@ -85,6 +88,7 @@ class LLMRunStats:
     waited: int = 0                # sent by another job sharing the cache; this one waited
     failed: int = 0                # rows with status failed (retried by the next run)
     maybe_billed_timeouts: int = 0
+    billed_unreadable: int = 0
     maybe_billed_lost_in_flight: int = 0
     legacy_adopted: int = 0        # answers taken over from a pre-backend cache
     reasoning_tokens: int = 0
@@ -93,7 +97,7 @@ class LLMRunStats:
 
     @property
     def maybe_billed(self) -> int:
-        return self.maybe_billed_timeouts + self.maybe_billed_lost_in_flight
+        return self.maybe_billed_timeouts + self.billed_unreadable + self.maybe_billed_lost_in_flight
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "maybe_billed": self.maybe_billed}
@@ -175,8 +179,9 @@ def report_problems(stats: LLMRunStats, *, name: str, log: Callable[[str], None]
     if stats.maybe_billed:
         log(f"{name}: WARNING {stats.maybe_billed} requests may have been billed without an answer "
             f"reaching the cache ({stats.maybe_billed_timeouts} timed out or lost their connection "
-            f"after sending, {stats.maybe_billed_lost_in_flight} were in flight when an earlier "
-            "job died); their cost is not in the table")
+            f"after sending, {stats.billed_unreadable} were answered with a body that could not be "
+            f"read, {stats.maybe_billed_lost_in_flight} were in flight when an earlier attempt of "
+            "this run died); their cost is not in the table")
     if stats.failed:
         log(f"{name}: {stats.failed} rows failed; a plain rerun retries exactly these")
 
@@ -201,11 +206,12 @@ def fetch_responses(lines: Sequence[RequestLine], custom_ids: Sequence[str], spe
         log(f"{name}: {what}, {len(lines)} distinct requests, {len(cached)} cached, "
             f"{len(pending)} to send ({spec.get('kind')}, {spec.get('model')}, prompt {prompt}, "
             f"backend {redact(backend)})")
+        label = run_label(state_dir, cache_path)
         if pending:
             ex = executor or make_executor(spec, state_dir=Path(state_dir))
-            with InFlight(cache, backend, log=say) as flight:
+            with InFlight(cache, backend, log=say, label=label) as flight:
                 send_once(ex, pending, cache, backend, flight, cached, fresh, stats, say)
-        stats.maybe_billed_lost_in_flight = cache.lost_in_flight
+        count_unanswered(cache, label, stats)
         stats.legacy_adopted = cache.adopted_legacy
     finally:
         cache.close()
@@ -222,11 +228,22 @@ def send_once(executor: Executor, pending: Sequence[RequestLine], cache: Respons
               stats: LLMRunStats, log: Callable[[str], None]) -> None:
     """Send each pending request once across every job sharing the cache.
 
-    Reserve what no other job is sending and send it; wait for the others, then read their
-    answers from the cache; what they left unanswered (they failed or died) is claimed again."""
+    Reserve what no other job is sending, read the cache again for what was reserved (another
+    job may have answered it and let go since this job first looked), and send the rest; wait
+    for the others, then read their answers from the cache; what they left unanswered (they
+    failed or died) is claimed again."""
     todo = list(pending)
     while todo:
         mine, theirs = flight.claim([line["custom_id"] for line in todo])
+        if mine:
+            # another job may have answered some of them after this job read the cache and
+            # before it reserved them: read again under the reservation, send only the rest
+            late = {cid: c.line for cid, c in cache.get_many(list(mine), backend).items()}
+            if late:
+                cached.update(late)
+                stats.waited += len(late)
+                flight.done(list(late))
+                mine = mine - set(late)
         if mine:
             own = [line for line in todo if line["custom_id"] in mine]
             stats.sent += len(own)
@@ -234,7 +251,6 @@ def send_once(executor: Executor, pending: Sequence[RequestLine], cache: Respons
                 run_executor(executor, own, cache, backend, fresh, log, flight=flight)
             finally:
                 flight.done(list(mine))
-                stats.maybe_billed_timeouts += maybe_billed_of(executor)
         if not theirs:
             return
         log(f"waiting for another job that is sending {len(theirs)} of these requests")
@@ -246,9 +262,57 @@ def send_once(executor: Executor, pending: Sequence[RequestLine], cache: Respons
                 and line["custom_id"] not in got and line["custom_id"] not in fresh]
 
 
-def maybe_billed_of(executor: Executor) -> int:
-    """Attempts of the executor's last run that were sent but got no answer (it may say)."""
-    return int(getattr(getattr(executor, "stats", None), "maybe_billed", 0) or 0)
+def run_label(state_dir: Path, cache_path: Path) -> str:
+    """The run a request is sent for, as the response cache records it: the annotator's batch
+    state dir (one per annotator of the annotate rule, one per annotator of each AL run, the
+    same for a rerun), relative to the cache's folder when inside it."""
+    state, home = Path(state_dir).resolve(), Path(cache_path).resolve().parent
+    try:
+        return state.relative_to(home).as_posix()
+    except ValueError:
+        return state.as_posix()
+
+
+_SETTLE: ContextVar[dict[tuple[str, str], set[int]] | None] = ContextVar("llmal_settle", default=None)
+
+
+@contextmanager
+def settle_after_report() -> Iterator[None]:
+    """Write the report (run.json, the annotation table) inside this block.
+
+    The requests possibly billed without an answer that the LLM calls inside count (their own,
+    and those of killed earlier attempts of the same run) stay recorded in the response cache
+    until the block ends without an error, so a run killed before its report is written counts
+    them again when it is rerun; each is counted once per block, however many calls see it.
+    Outside such a block each call settles what it counted at once."""
+    pending: dict[tuple[str, str], set[int]] = {}
+    token = _SETTLE.set(pending)
+    try:
+        yield
+    finally:
+        _SETTLE.reset(token)
+    for (path, mode), ids in pending.items():
+        if ids:
+            with ResponseCache(path, mode=mode) as cache:
+                cache.settle(ids)
+
+
+def count_unanswered(cache: ResponseCache, label: str, stats: LLMRunStats) -> None:
+    """Put run `label`'s requests possibly billed without an answer, not counted yet, in `stats`."""
+    rows = cache.unanswered(label)
+    pending = _SETTLE.get()
+    if pending is None:
+        cache.settle(rows)
+    else:
+        seen = pending.setdefault((str(cache.path), cache.mode), set())
+        rows = {i: row for i, row in rows.items() if i not in seen}
+        seen.update(rows)
+    by_reason = Counter()
+    for reason, n in rows.values():
+        by_reason[reason] += n
+    stats.maybe_billed_timeouts += by_reason["timeout"]
+    stats.billed_unreadable += by_reason["unreadable"]
+    stats.maybe_billed_lost_in_flight += by_reason["lost_in_flight"]
 
 
 class CacheStore:
@@ -260,7 +324,8 @@ class CacheStore:
     the hash of its request; other unknown lines are logged and dropped. The first answer wins.
 
     Executors may also call `store.sending(custom_ids)` just before sending (a job killed
-    afterwards may have been billed) and `store.already_cached(custom_ids)` once they hold their
+    afterwards may have been billed), `store.maybe_billed(reason)` for an attempt that may have
+    been billed without an answer (recorded for this run at once), and `store.already_cached(custom_ids)` once they hold their
     own lock (the batch executor), which returns the ids another job answered meanwhile.
     """
 
@@ -276,6 +341,10 @@ class CacheStore:
     def sending(self, custom_ids: Sequence[str]) -> None:
         if self.flight is not None:
             self.flight.sent(list(custom_ids))
+
+    def maybe_billed(self, reason: str, n: int = 1) -> None:
+        if self.flight is not None:
+            self.flight.unanswered(reason, n)
 
     def already_cached(self, custom_ids: Sequence[str]) -> set[str]:
         got = self.cache.get_many(list(custom_ids), self.backend)

@@ -16,8 +16,15 @@ leaves at most its own uncommitted transaction behind, which SQLite rolls back.
 In-flight reservations (table `inflight`, see inflight.py) let jobs that share the file send
 each request once: a job reserves what it is about to send; another job that needs the same
 request waits for it and reads the answer. A reservation whose job died (its process is gone, or
-its heartbeat older than the lease) is cleared; the ones it had already sent are counted as
-possibly billed (`lost_in_flight`).
+its heartbeat older than the lease) is cleared.
+
+Requests possibly billed without an answer in the cache (table `unanswered`) are recorded under
+the label of the run they were sent for (the job's `owners.label`: one per annotator of the
+annotate rule, one per annotator of each AL run; annotate.run_label), never under whichever job
+happens to notice them: sent attempts that timed out or lost their connection (`timeout`), 200s
+whose body could not be read (`unreadable`), and a dead job's reservations that it had sent and
+that have no answer in the cache when they are cleared (`lost_in_flight`). The rerun of that run
+reports them (`unanswered(label)`) and, once its report is written, `settle`s them.
 
 Cluster filesystems (`cache_mode: network`): SQLite's WAL needs shared memory between the
 processes that open the file, so it is unsafe where jobs on several nodes share a `cache_dir` on
@@ -28,7 +35,9 @@ connection opened for it and closed after it: NFS's close-to-open consistency th
 job what the previous holder committed. Slower per call (milliseconds), safe across nodes.
 All jobs sharing one cache must use the same mode.
 
-Migration: caches of llmal versions before backend identities have a table `responses` keyed by
+Migration: a cache written before labels gets the column `owners.label` (reservations of its
+jobs carry no label) and the table `unanswered`; its answers are kept. Caches of llmal versions
+before backend identities have a table `responses` keyed by
 custom_id alone, with the executor kind that filled it. Such a legacy answer is adopted by the
 first backend of the same family (openai/openai_batch, vllm, local) that asks for it, moved into
 `answers` under that backend, and so never paid for again, nor shared with a second server.
@@ -71,8 +80,18 @@ CREATE TABLE IF NOT EXISTS owners (
     owner     TEXT PRIMARY KEY,
     host      TEXT NOT NULL,
     pid       INTEGER NOT NULL,
-    heartbeat REAL NOT NULL
+    heartbeat REAL NOT NULL,
+    label     TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS unanswered (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    label     TEXT NOT NULL,      -- the run (or annotator) that sent the requests
+    backend   TEXT NOT NULL,
+    reason    TEXT NOT NULL,      -- timeout | unreadable | lost_in_flight
+    n         INTEGER NOT NULL,
+    at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unanswered_by_label ON unanswered (label);
 CREATE TABLE IF NOT EXISTS file_hashes (
     path      TEXT PRIMARY KEY,
     size      INTEGER NOT NULL,
@@ -82,6 +101,7 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 LEGACY_TABLE = "responses"
 CACHE_MODES = ("local", "network")
+UNANSWERED_REASONS = ("timeout", "unreadable", "lost_in_flight")
 LOOKUP_CHUNK = 500
 LEASE_S = 120.0            # a job whose heartbeat is older than this is taken for dead
 HOST = socket.gethostname()
@@ -126,7 +146,7 @@ class ResponseCache:
         self.lease_s = lease_s
         self.mode = mode
         self.timeout_s = timeout_s
-        self.lost_in_flight = 0      # sent requests of dead jobs this process cleared
+        self.lost_in_flight = 0      # sent, unanswered requests of dead jobs this process cleared
         self.adopted_legacy = 0      # answers moved over from a pre-backend cache
         self._lock = threading.Lock()
         self._dirlock = DirLock(self.path.with_name(self.path.name + ".lock"), timeout_s=timeout_s)
@@ -135,6 +155,8 @@ class ResponseCache:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if "label" not in {row[1] for row in db.execute("PRAGMA table_info(owners)")}:
+                db.execute("ALTER TABLE owners ADD COLUMN label TEXT NOT NULL DEFAULT ''")
             self._legacy = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                       (LEGACY_TABLE,)).fetchone() is not None
 
@@ -261,29 +283,63 @@ class ResponseCache:
             return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     # ------------------------------------------------------------------ reservations
-    def register(self, owner: str) -> None:
+    def register(self, owner: str, label: str = "") -> None:
+        """A job that will reserve requests; `label`: the run it sends them for."""
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO owners (owner, host, pid, heartbeat) VALUES (?,?,?,?)",
-                       (owner, HOST, os.getpid(), time.time()))
+            db.execute("INSERT OR REPLACE INTO owners (owner, host, pid, heartbeat, label) VALUES (?,?,?,?,?)",
+                       (owner, HOST, os.getpid(), time.time(), label))
 
     def heartbeat(self, owner: str) -> None:
         with self._transaction() as db:
             db.execute("UPDATE owners SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
 
     def _clear_dead(self, db: sqlite3.Connection) -> None:
-        """Drop owners that are gone and their reservations (in the caller's transaction)."""
+        """Drop owners that are gone and their reservations (in the caller's transaction); the
+        ones they had sent that got no answer are recorded under their run's label."""
         now = time.time()
-        dead = [owner for owner, host, pid, beat in
-                db.execute("SELECT owner, host, pid, heartbeat FROM owners").fetchall()
+        dead = [(owner, label) for owner, host, pid, beat, label in
+                db.execute("SELECT owner, host, pid, heartbeat, label FROM owners").fetchall()
                 if beat < now - self.lease_s or (host == HOST and not pid_alive(int(pid)))]
-        for owner in dead:
-            sent = db.execute("SELECT COUNT(*) FROM inflight WHERE owner = ? AND sent = 1",
-                              (owner,)).fetchone()[0]
-            self.lost_in_flight += int(sent)
+        for owner, label in dead:
+            for backend, sent in db.execute(
+                    "SELECT backend, COUNT(*) FROM inflight AS i WHERE owner = ? AND sent = 1 AND NOT EXISTS "
+                    "(SELECT 1 FROM answers AS a WHERE a.backend = i.backend AND a.custom_id = i.custom_id) "
+                    "GROUP BY backend", (owner,)).fetchall():
+                self.lost_in_flight += int(sent)
+                self._record(db, label, backend, "lost_in_flight", int(sent))
             db.execute("DELETE FROM inflight WHERE owner = ?", (owner,))
             db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
         # reservations of owners never registered (cannot happen through inflight.py) are void
         db.execute("DELETE FROM inflight WHERE owner NOT IN (SELECT owner FROM owners)")
+
+    # ------------------------------------------------------------------ possibly billed, unanswered
+    @staticmethod
+    def _record(db: sqlite3.Connection, label: str, backend: str, reason: str, n: int) -> None:
+        if reason not in UNANSWERED_REASONS:
+            raise ValueError(f"unknown reason {reason!r}; one of {UNANSWERED_REASONS}")
+        if n > 0:
+            db.execute("INSERT INTO unanswered (label, backend, reason, n, at) VALUES (?,?,?,?,?)",
+                       (label, backend, reason, n, time.time()))
+
+    def record_unanswered(self, label: str, backend: str, reason: str, n: int = 1) -> None:
+        """`n` requests of run `label` possibly billed without an answer (committed at once)."""
+        with self._transaction() as db:
+            self._record(db, label, backend, reason, n)
+
+    def unanswered(self, label: str) -> dict[int, tuple[str, int]]:
+        """Run `label`'s records not settled yet, {id: (reason, n)}: its own and those of its
+        killed earlier attempts (dead jobs are cleared first)."""
+        with self._transaction() as db:
+            self._clear_dead(db)
+            rows = db.execute("SELECT id, reason, n FROM unanswered WHERE label = ?", (label,)).fetchall()
+        return {int(i): (str(reason), int(n)) for i, reason, n in rows}
+
+    def settle(self, ids: Iterable[int]) -> None:
+        """Forget records that a written report shows."""
+        rows = [(int(i),) for i in ids]
+        if rows:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM unanswered WHERE id = ?", rows)
 
     def reserve(self, custom_ids: Sequence[str], backend: str, owner: str) -> tuple[set[str], set[str]]:
         """Reserve the free ones of `custom_ids` for `owner`: (now ours, reserved by other jobs)."""

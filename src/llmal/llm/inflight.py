@@ -7,8 +7,9 @@
         flight.wait(theirs)                       # until the other jobs let go; then read the cache
 
 A heartbeat thread keeps this job's reservations alive (a Batch API job may wait for hours);
-a job that dies leaves reservations that the next job clears (cache.py), counting those already
-sent as possibly billed.
+a job that dies leaves reservations that the next job clears (cache.py), recording those it had
+sent and that got no answer as possibly billed, under the job's `label` (the run it sends for).
+`unanswered(reason)` records an attempt that may have been billed without an answer the same way.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ MAX_POLL_S = 5.0
 
 class InFlight:
     def __init__(self, cache: ResponseCache, backend: str, *, log: Callable[[str], None] = print,
-                 heartbeat_s: float | None = None) -> None:
-        self.cache, self.backend, self.log = cache, backend, log
+                 heartbeat_s: float | None = None, label: str = "") -> None:
+        self.cache, self.backend, self.log, self.label = cache, backend, log, label
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.heartbeat_s = heartbeat_s or max(1.0, min(15.0, cache.lease_s / 8))
         self.waited = 0               # requests this job waited for (another job sent them)
@@ -35,7 +36,7 @@ class InFlight:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "InFlight":
-        self.cache.register(self.owner)
+        self.cache.register(self.owner, self.label)
         self._thread = threading.Thread(target=self._beat, daemon=True, name="llmal-inflight")
         self._thread.start()
         return self
@@ -60,6 +61,10 @@ class InFlight:
         """Mark requests as on their way (a job killed now may have been billed for them)."""
         if custom_ids:
             self.cache.mark_sent(custom_ids, self.backend, self.owner)
+
+    def unanswered(self, reason: str, n: int = 1) -> None:
+        """`n` attempts sent that may have been billed without an answer (cache.UNANSWERED_REASONS)."""
+        self.cache.record_unanswered(self.label, self.backend, reason, n)
 
     def done(self, custom_ids: Sequence[str]) -> None:
         self.cache.release(self.owner, list(custom_ids))

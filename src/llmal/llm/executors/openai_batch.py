@@ -5,10 +5,17 @@ run(requests, store):
      requested custom_ids is polled again, never resubmitted (a pipeline killed while waiting
      pays nothing twice). A chunk persisted without a batch id (killed between creating the
      batch and saving its id) is looked up on the server by its metadata before anything is
-     created again.
+     created again; if it never became a batch, it is submitted now under its own key (its
+     upload found by file name when it got that far).
   2. submit: the requests no live batch covers are split into chunks (<= max_requests_per_batch
      lines, <= max_bytes_per_batch bytes); each chunk is persisted before it is uploaded and
      its batch created, and again with the file and batch ids.
+     Creating is idempotent: the client's own retries are off for the two POSTs (a 500 or a
+     lost connection may come after the server made the file or the batch), and before each
+     try after the first the server is asked whether the last one went through: the batch is
+     found by the chunk key in its metadata, the upload by its file name
+     (`llmal-<chunk key>.jsonl`). 429, 408/409, 5xx and connection errors are tried again with
+     backoff, at most `max_retries` times; a batch is never created twice for one chunk.
   3. poll every `poll_interval` seconds until each batch ends (completed, failed, expired,
      cancelled); download its output and error files and hand all their lines to the store at
      once (`store_all`: one cache transaction); only after that is the batch marked collected,
@@ -23,13 +30,14 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sqlite3
 import time
 import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import openai
 from filelock import FileLock, Timeout
@@ -40,8 +48,10 @@ from .openai_common import (
     api_error_message,
     ExecutorConfigError,
     authentication_failed,
+    is_transient_api_error,
     redact,
     resolve_api_key,
+    retry_after_seconds,
     spec_number,
 )
 
@@ -55,6 +65,8 @@ RESUBMIT_CODES = frozenset({"batch_expired", "batch_cancelled", "batch_failed", 
 STATE_FILE = "openai_batches.sqlite"
 LOCK_FILE = "openai_batches.lock"
 METADATA_KEY = "llmal_chunk"
+LOOKBACK_S = 3600.0      # a chunk's file or batch is no older than the chunk, give or take clock skew
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -96,7 +108,9 @@ class Chunk:
 class BatchStats:
     batches_created: int = 0
     batches_resumed: int = 0
-    batches_adopted: int = 0          # found on the server by metadata after a crash
+    batches_adopted: int = 0          # found on the server by metadata (after a crash, or a failed create)
+    uploads_adopted: int = 0          # input files found on the server by name instead of uploaded again
+    create_retries: int = 0           # upload or create tries after a transient error
     resubmitted: int = 0              # requests sent in a later batch
     ok: int = 0
     errors: int = 0
@@ -213,9 +227,11 @@ class OpenAIBatchExecutor:
             lock.release()
             self.stats.seconds = time.monotonic() - started
         log.info("openai_batch: %d ok, %d errors; batches created %d, resumed %d, adopted %d; "
+                 "uploads found on the server %d; create or upload tries after an error %d; "
                  "%d requests resubmitted; %.1f s", self.stats.ok, self.stats.errors,
                  self.stats.batches_created, self.stats.batches_resumed, self.stats.batches_adopted,
-                 self.stats.resubmitted, self.stats.seconds)
+                 self.stats.uploads_adopted, self.stats.create_retries, self.stats.resubmitted,
+                 self.stats.seconds)
 
     # ------------------------------------------------------------------ the run
     def _run(self, client: openai.OpenAI, state: BatchState, by_id: dict[str, RequestLine],
@@ -225,9 +241,11 @@ class OpenAIBatchExecutor:
         for chunk in state.live(self.server):
             if wanted.isdisjoint(chunk.custom_ids):
                 continue  # another request set's batch: left for the run that wants it
-            if chunk.batch_id is None and not self._adopt(client, state, chunk):
-                continue  # never reached the server: its requests go into a new chunk
-            self.stats.batches_resumed += 1
+            if chunk.batch_id is None:
+                if not self._adopt(client, state, chunk, by_id):
+                    continue  # never reached the server: its requests go into a new chunk
+            else:
+                self.stats.batches_resumed += 1
             active.append(chunk)
         covered = {cid for chunk in active for cid in chunk.custom_ids}
         if covered & wanted:
@@ -310,49 +328,112 @@ class OpenAIBatchExecutor:
         if ids:
             yield ids
 
-    def _adopt(self, client: openai.OpenAI, state: BatchState, chunk: Chunk) -> bool:
-        """A chunk persisted without batch id: find its batch on the server, or drop the chunk."""
+    def _adopt(self, client: openai.OpenAI, state: BatchState, chunk: Chunk,
+               by_id: dict[str, RequestLine]) -> bool:
+        """A chunk persisted without batch id: find its batch on the server; failing that, submit
+        it now when this run asks for all its requests (its upload is looked up first), else
+        drop it (the requests asked for go into a new chunk)."""
         found = self._find_batch_by_metadata(client, chunk)
-        if found is None:
-            chunk.status = "abandoned"
-            state.update(chunk, collected=True)
-            log.info("openai_batch: chunk %s never became a batch; its requests are planned again", chunk.key)
-            return False
-        chunk.batch_id, chunk.input_file_id, chunk.status = found.id, found.input_file_id, found.status
-        state.update(chunk)
-        self.stats.batches_adopted += 1
-        log.info("openai_batch: found batch %s of chunk %s on the server", found.id, chunk.key)
-        return True
+        if found is not None:
+            chunk.input_file_id = found.input_file_id
+            self._record_batch(state, chunk, found, adopted=True)
+            log.info("openai_batch: found batch %s of chunk %s on the server", found.id, chunk.key)
+            return True
+        if all(cid in by_id for cid in chunk.custom_ids):
+            log.info("openai_batch: chunk %s never became a batch; submitting it now", chunk.key)
+            self._submit(client, state, chunk, by_id, resumed=True)
+            return True
+        chunk.status = "abandoned"
+        state.update(chunk, collected=True)
+        log.info("openai_batch: chunk %s never became a batch; its requests are planned again", chunk.key)
+        return False
 
     def _submit(self, client: openai.OpenAI, state: BatchState, chunk: Chunk,
-                by_id: dict[str, RequestLine]) -> None:
-        """Upload the chunk's input file and create its batch, persisting each id at once."""
+                by_id: dict[str, RequestLine], *, resumed: bool = False) -> None:
+        """Upload the chunk's input file and create its batch, persisting each id at once.
+
+        Neither POST is repeated blindly (module docstring): `resumed` (a chunk of a killed
+        run) looks for its file on the server before the first upload as well."""
+        once = client.with_options(max_retries=0)
         if chunk.input_file_id is None:
+            name = f"llmal-{chunk.key}.jsonl"
             content = b"".join(_line_bytes(by_id[cid]) for cid in chunk.custom_ids)
-            uploaded = client.files.create(file=(f"llmal-{chunk.key}.jsonl", content, "application/jsonl"),
-                                           purpose="batch")
+            uploaded, found = self._create_once(
+                "upload", chunk, lambda: self._find_file_by_name(once, name, chunk),
+                lambda: once.files.create(file=(name, content, "application/jsonl"), purpose="batch"),
+                look_first=resumed)
+            self.stats.uploads_adopted += found
             chunk.input_file_id = uploaded.id
             chunk.status = "uploaded"
             state.update(chunk)
-        batch = client.batches.create(
-            input_file_id=chunk.input_file_id, endpoint=chunk.endpoint,  # type: ignore[arg-type]
-            completion_window=self.completion_window,  # type: ignore[arg-type]
-            metadata={METADATA_KEY: chunk.key, "llmal_attempt": str(chunk.attempt)})
+        batch, found = self._create_once(
+            "batch create", chunk, lambda: self._find_batch_by_metadata(once, chunk),
+            lambda: once.batches.create(
+                input_file_id=chunk.input_file_id, endpoint=chunk.endpoint,  # type: ignore[arg-type]
+                completion_window=self.completion_window,  # type: ignore[arg-type]
+                metadata={METADATA_KEY: chunk.key, "llmal_attempt": str(chunk.attempt)}))
+        self._record_batch(state, chunk, batch, adopted=found)
+        log.info("openai_batch: %s batch %s (%d requests, attempt %d)", "found" if found else "created",
+                 batch.id, len(chunk.custom_ids), chunk.attempt)
+
+    def _record_batch(self, state: BatchState, chunk: Chunk, batch: Any, *, adopted: bool) -> None:
         chunk.batch_id, chunk.status = batch.id, batch.status
         state.update(chunk)
-        self.stats.batches_created += 1
+        if adopted:
+            self.stats.batches_adopted += 1
+        else:
+            self.stats.batches_created += 1
         self.stats.batch_ids.append(batch.id)
-        log.info("openai_batch: created batch %s (%d requests, attempt %d)", batch.id,
-                 len(chunk.custom_ids), chunk.attempt)
+
+    def _create_once(self, what: str, chunk: Chunk, find: Callable[[], T | None], create: Callable[[], T],
+                     *, look_first: bool = False) -> tuple[T, bool]:
+        """`create()` at most once per chunk: (the object, whether it was found instead).
+
+        After a transient failure (and before the first try when `look_first`) `find()` asks
+        the server whether the object exists already; a failed look-up is retried the same way."""
+        attempt = 0
+        while True:
+            try:
+                if attempt or look_first:
+                    found = find()
+                    if found is not None:
+                        return found, True
+                return create(), False
+            except openai.APIError as exc:
+                if not is_transient_api_error(exc) or attempt >= self.max_retries:
+                    raise
+                wait = self._backoff(attempt, exc)
+                log.warning("openai_batch: %s of chunk %s failed (%s); looking it up on the server "
+                            "before trying again in %.2f s", what, chunk.key,
+                            self._clean(f"{type(exc).__name__}: {exc}"), wait)
+                self.stats.create_retries += 1
+                attempt += 1
+                time.sleep(wait)
+
+    def _backoff(self, attempt: int, exc: BaseException) -> float:
+        response = getattr(exc, "response", None)
+        asked = retry_after_seconds(response.headers) if response is not None else None
+        if asked is not None:
+            return min(asked, 60.0)
+        ceiling = min(60.0, min(1.0, self.poll_interval) * 2.0**attempt)
+        return ceiling * (0.5 + 0.5 * random.random())
 
     def _find_batch_by_metadata(self, client: openai.OpenAI, chunk: Chunk) -> Any | None:
-        oldest = chunk.created_at - 3600.0    # generous for clock skew between us and the server
-        for batch in client.batches.list(limit=100):
-            if (batch.metadata or {}).get(METADATA_KEY) == chunk.key:
-                return batch
-            if batch.created_at < oldest:
-                return None                   # newest first: nothing older can be ours
-        return None
+        return _newest_match(client.batches.list(limit=100),
+                             lambda b: (b.metadata or {}).get(METADATA_KEY) == chunk.key,
+                             chunk.created_at - LOOKBACK_S)
+
+    def _find_file_by_name(self, client: openai.OpenAI, name: str, chunk: Chunk) -> Any | None:
+        """The chunk's upload, if the server lists files; None means upload (again): a second
+        copy of a file costs nothing, unlike a second batch."""
+        try:
+            return _newest_match(client.files.list(purpose="batch", limit=100, order="desc"),
+                                 lambda f: f.filename == name and getattr(f, "status", None) != "error",
+                                 chunk.created_at - LOOKBACK_S)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):      # a server that cannot list files
+                return None
+            raise
 
     def _collect(self, client: openai.OpenAI, state: BatchState, chunk: Chunk, batch: Any,
                  by_id: dict[str, RequestLine], store: Store) -> list[str]:
@@ -463,6 +544,17 @@ def _classify(line: Mapping[str, Any]) -> tuple[str, str, str] | None:
         message = str(error.get("message") or code)
         return ("retry" if code in RESUBMIT_CODES else "error", code, message)
     return ("retry", "batch_no_answer", "the batch returned neither a response nor an error")
+
+
+def _newest_match(listing: Iterable[Any], match: Callable[[Any], bool], oldest: float) -> Any | None:
+    """The first object of a newest-first listing (pages fetched as needed) that `match`es,
+    looking no further back than `oldest` (a time.time())."""
+    for obj in listing:
+        if match(obj):
+            return obj
+        if obj.created_at < oldest:
+            return None
+    return None
 
 
 def _normalised_ok(line: Mapping[str, Any]) -> ResponseLine:

@@ -18,6 +18,23 @@ _SECRET_PATTERNS = (
 )
 
 
+# statuses worth another try besides 5xx: request timeout, conflict (a lock), rate limit
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
+
+
+def is_transient_api_error(exc: BaseException) -> bool:
+    """An openai client error worth another try: 408/409/429/5xx, a timeout, a lost connection."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return is_retryable_status(exc.status_code)
+    return isinstance(exc, openai.APIConnectionError)
+
+
 class ExecutorConfigError(ValueError):
     """An executor spec cannot be used; the message names the key at fault (never a secret)."""
 

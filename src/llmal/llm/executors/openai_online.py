@@ -6,6 +6,12 @@ waiting what the server asks for in `retry-after-ms` / `retry-after` when it say
 policy is this module's: the openai client's own retries are switched off. Other 4xx answers
 become error lines at once, except 401 (a wrong key), which stops the run. Every answer is handed to `store` as soon as it arrives.
 
+Attempts that the server may have billed without an answer reaching the store are counted:
+timeouts and connections lost after sending (`maybe_billed`), and 200s whose body cannot be read
+(cut off, not JSON: `billed_unreadable`; the server billed them) before they are sent again.
+A store that offers `maybe_billed(reason)` hears of each at once ("timeout" or "unreadable"),
+so that a count survives a kill of this process.
+
 Spec keys: base_url (None = OpenAI), api_key_env (OPENAI_API_KEY), concurrency (8),
 max_retries (6), timeout (60 s), backoff_base (1 s), backoff_max (60 s).
 """
@@ -29,6 +35,7 @@ from .openai_common import (
     ExecutorConfigError,
     api_path,
     authentication_failed,
+    is_retryable_status,
     redact,
     resolve_api_key,
     retry_after_seconds,
@@ -36,8 +43,6 @@ from .openai_common import (
 )
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 @dataclass
@@ -49,14 +54,18 @@ class OnlineStats:
     retries: int = 0
     retry_reasons: dict[str, int] = field(default_factory=dict)
     maybe_billed: int = 0      # attempts sent that got no answer (timeout, connection lost after sending)
+    billed_unreadable: int = 0  # 200s whose body could not be read (billed, sent again)
     seconds: float = 0.0
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, message: str, wait: float | None, maybe_billed: bool = False) -> None:
+    """A failed attempt worth another; `billed`: None, or why the server may have billed it
+    ("timeout": sent, no answer; "unreadable": a 200 whose body could not be read)."""
+
+    def __init__(self, reason: str, message: str, wait: float | None, billed: str | None = None) -> None:
         super().__init__(message)
         self.reason, self.message, self.wait = reason, message, wait
-        self.maybe_billed = maybe_billed
+        self.billed = billed
 
 
 def sent_before_failing(exc: BaseException) -> bool:
@@ -81,6 +90,7 @@ class OpenAIOnlineExecutor:
             raise ExecutorConfigError(
                 f"annotator key 'backoff_max' ({self.backoff_max}) is below 'backoff_base' ({self.backoff_base})")
         self._jitter = random.Random()
+        self._on_billed: Any = None
         self.stats = OnlineStats()
 
     def __repr__(self) -> str:  # never show the key
@@ -123,6 +133,7 @@ class OpenAIOnlineExecutor:
                                     timeout=self.timeout, max_retries=0)
 
         sending = getattr(store, "sending", None)
+        self._on_billed = getattr(store, "maybe_billed", None)
 
         async def worker() -> None:
             while True:
@@ -158,9 +169,10 @@ class OpenAIOnlineExecutor:
         log.info("openai: %d requests, %d ok, %d errors, %d retries %s in %.1f s",
                  self.stats.requests, self.stats.ok, self.stats.errors, self.stats.retries,
                  self.stats.retry_reasons, self.stats.seconds)
-        if self.stats.maybe_billed:
-            log.warning("openai: %d attempts timed out or lost their connection after sending; the "
-                        "server may have billed them", self.stats.maybe_billed)
+        if self.stats.maybe_billed or self.stats.billed_unreadable:
+            log.warning("openai: %d attempts timed out or lost their connection after sending, and %d "
+                        "answers could not be read; the server may have billed them",
+                        self.stats.maybe_billed, self.stats.billed_unreadable)
 
     async def _send(self, client: openai.AsyncOpenAI, request: RequestLine) -> ResponseLine:
         custom_id = str(request.get("custom_id"))
@@ -173,8 +185,8 @@ class OpenAIOnlineExecutor:
             try:
                 return await self._attempt(client, custom_id, url, body)
             except _Retry as retry:
-                if retry.maybe_billed:
-                    self.stats.maybe_billed += 1
+                if retry.billed:
+                    self._count_billed(retry.billed)
                 if attempt >= self.max_retries:
                     return error_line(custom_id, retry.reason,
                                       f"gave up after {attempt + 1} attempts: {retry.message}")
@@ -186,6 +198,14 @@ class OpenAIOnlineExecutor:
                 attempt += 1
                 await asyncio.sleep(wait)
 
+    def _count_billed(self, reason: str) -> None:
+        if reason == "unreadable":
+            self.stats.billed_unreadable += 1
+        else:
+            self.stats.maybe_billed += 1
+        if callable(self._on_billed):
+            self._on_billed(reason)
+
     async def _attempt(self, client: openai.AsyncOpenAI, custom_id: str, url: str,
                        body: dict[str, Any]) -> ResponseLine:
         try:
@@ -193,24 +213,26 @@ class OpenAIOnlineExecutor:
             response = await client.post(api_path(url), cast_to=httpx.Response, body=body)
         except openai.APITimeoutError as exc:
             raise _Retry("timeout", f"no answer within {self.timeout:g} s", None,
-                         maybe_billed=sent_before_failing(exc)) from None
+                         billed="timeout" if sent_before_failing(exc) else None) from None
         except openai.APIConnectionError as exc:
             raise _Retry("connection_error", self._clean(f"connection failed: {exc.__cause__ or exc}"),
-                         None, maybe_billed=sent_before_failing(exc)) from None
+                         None, billed="timeout" if sent_before_failing(exc) else None) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status == 401:  # every other request would fail alike: stop the run
                 raise authentication_failed(self._spec, api_error_message(exc), self._api_key) from None
             message = self._clean(f"HTTP {status}: {api_error_message(exc)}")
-            if status in RETRYABLE_STATUS or status >= 500:
+            if is_retryable_status(status):
                 raise _Retry(f"http_{status}", message, retry_after_seconds(exc.response.headers)) from None
             return error_line(custom_id, _error_code(exc) or f"http_{status}", message)
+        # a 200 is billed whether or not its body can be read
         try:
             payload = response.json()
         except ValueError:
-            raise _Retry("invalid_response", f"HTTP {response.status_code} answer is not JSON", None) from None
+            raise _Retry("invalid_response", f"HTTP {response.status_code} answer is not JSON", None,
+                         billed="unreadable") from None
         if not isinstance(payload, dict):
-            raise _Retry("invalid_response", "answer is not a JSON object", None)
+            raise _Retry("invalid_response", "answer is not a JSON object", None, billed="unreadable")
         return ok_line(custom_id, payload, response.headers.get("x-request-id", ""))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
