@@ -416,6 +416,9 @@ CASES: dict[str, tuple[Any, ...]] = {
                        "dataset.columns.split", "part"),
         r"data\.tsv: the pool holds gold labels of 1 class\(es\) \(\{'hostile': \d+\}\): every AL run",
         "warning"),
+    "a condition that can buy one label (a warning)": (
+        lambda t: _set(_base(t), "conditions.human_al.al", {"budget_labels": 1}),
+        r"conditions\.human_al: its runs can buy 1 training label\(s\) .*never two classes", "warning"),
     "human column of one class on the pool (a warning)": (
         lambda t: _set(_set(_set(_base(t, _rows_with(lambda rs: [r.update(e1="hostile") for r in rs])),
                                  "dataset.columns.annotators", ["e1"]),

@@ -509,13 +509,23 @@ def one_class_pool(counts: Mapping[str, int]) -> list[str]:
 
 
 def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
-    """A condition whose human annotator (one dataset column) labels the pool with one class only
-    never gets a model to train: warn before its runs pay for labels."""
+    """A condition that cannot buy labels of two classes never gets a model to train: its
+    schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
+    column) labels the pool with one class only. Warn before its runs pay for labels."""
     from llmal.annotators.human import annotator_column
+    from llmal.engine.schedule import Schedule
+    pool = (summary.get("split_counts") or {}).get("pool")
+    out = []
+    for cname, cond in config["conditions"].items():
+        cap = Schedule.from_settings(al_settings(dict(config), cname), full=cond["sampler"] == "full"
+                                     ).label_cap(pool if pool is not None else 2)
+        if cap < 2:
+            out.append(f"conditions.{cname}: its runs can buy {cap} training label(s) (al.initial + "
+                       "al.rounds x al.batch, or al.budget_labels), never two classes: every run "
+                       "stops in round 0 with stop_reason no_two_classes")
     counts = summary.get("pool_classes")
     if not counts or len(counts.get("gold", {})) < 2:
-        return []   # the pool's own warning says it
-    out = []
+        return out   # the pool's own warning says it
     for cname, cond in config["conditions"].items():
         spec = config["annotators"].get(cond["annotator"]) or {}
         got = counts.get(annotator_column(str(spec.get("column")))) if spec.get("kind") == "human" else None
