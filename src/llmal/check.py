@@ -476,16 +476,17 @@ def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
     names = [str(n) for n in config["labels"]["names"]]
     counts = split["split"].value_counts()
     has_topic = bool((items["topic"].astype(str) != "").any())
+    in_pool = pool_classes(items, split, names)
     return {
         "where": where, "errors": [],
         "warnings": [_strip_where(w, where) for w in dataset_warnings(items, split, names, where)]
-        + one_class_pool(pool_classes(items, split, names)["gold"]),
+        + one_class_pool(in_pool["gold"]),
         "n_items": int(len(items)),
         "split_counts": {s: int(counts.get(s, 0)) for s in ("pool", "dev", "test")},
         "topics": sorted(set(items["topic"].astype(str)) - {""}) if has_topic else [],
         "class_counts": {n: int((items["gold"] == k).sum()) for k, n in enumerate(names)},
         "item_columns": [str(c) for c in items.columns],
-        "pool_classes": pool_classes(items, split, names),
+        "pool_classes": in_pool,
     }
 
 

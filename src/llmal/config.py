@@ -117,14 +117,6 @@ def _condition_al_overrides(config: dict[str, Any]) -> dict[str, dict[str, Any]]
             if isinstance(c, dict) and isinstance(c.get("al"), dict)}
 
 
-def check_references(config: dict[str, Any], where: str = "config") -> None:
-    """Raise ConfigError for the first cross-reference problem (see reference_problems)."""
-    problems = reference_problems(config)
-    if problems:
-        key, msg = problems[0]
-        raise ConfigError(f"{where}: {key}: {msg}")
-
-
 def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
     """Every cross-reference problem of a schema-valid config, as (key, message) pairs."""
     problems: list[tuple[str, str]] = []
@@ -288,16 +280,16 @@ def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple
     return out
 
 
+TOKEN_BUDGET = ("a token budget counts the tokens of sentences (for classification use budget_labels "
+                "or budget_usd)")
 # keys that only one task reads: key (* = any name) -> (that task, what the key is for); under
 # the other task they would be silently ignored, so they are refused, naming the key
 TASK_KEYS: dict[str, tuple[str, str]] = {
     "annotators.*.cost_per_token": ("ner", "a price per token of a sentence"),
     "annotators.*.entity_error": ("ner", "noise on the entities of a sentence (classification: error)"),
     "annotators.*.sentences_per_prompt": ("ner", "sentences sent in one request"),
-    "al.budget_tokens": ("ner", "a token budget counts the tokens of sentences (for classification "
-                                "use budget_labels or budget_usd)"),
-    "conditions.*.al.budget_tokens": ("ner", "a token budget counts the tokens of sentences (for "
-                                             "classification use budget_labels or budget_usd)"),
+    "al.budget_tokens": ("ner", TOKEN_BUDGET),
+    "conditions.*.al.budget_tokens": ("ner", TOKEN_BUDGET),
     "aggregate.token_budgets": ("ner", "token budgets count the tokens of sentences"),
     "annotators.*.error": ("classification", "class-conditional noise on a text's label (task ner: "
                                              "entity_error)"),
