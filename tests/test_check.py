@@ -404,6 +404,10 @@ CASES: dict[str, tuple[Any, ...]] = {
     "precomputed file without the label column": (
         lambda t: _precomputed(t, "id,answer\nx1,hostile\nx2,not_hostile\n", {"label": "label"}),
         r"annotators\.pre\.columns: .*answers\.csv has no column\(s\) \['label'\] \(columns: \['id', 'answer'\]\)"),
+    "precomputed file without a header line read with one": (
+        lambda t: _precomputed(t, "x1,hostile\nx2,not_hostile\n", {"label": "label"}),
+        r"annotators\.pre\.columns: .*answers\.csv has no column\(s\) \['id', 'label'\] \(columns: \['x1', "
+        r"'hostile'\]\).* for a file without a header line, set its header: false"),
     "precomputed dataset column not kept in dataset.columns.meta": (
         lambda t: _set(_base(t, _rows_with(lambda rs: [r.update(conf=r["label"]) for r in rs])),
                        "annotators.pre", {"kind": "precomputed", "columns": {"label": "conf"}}),

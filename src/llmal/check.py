@@ -345,7 +345,8 @@ def source_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> li
 
 META_HINT = ("; a column of the dataset file reaches the items table only when dataset.columns.meta "
              "lists it: add it there")
-FILE_HINT = "; name the file's own columns in the annotator's columns (and select) keys"
+FILE_HINT = ("; name the file's own columns in the annotator's columns (and select) keys, or, for a "
+             "file without a header line, set its header: false and give columns by number")
 
 
 def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str, Any],
