@@ -24,10 +24,12 @@ if not workflow.overwrite_configfiles:
 # the one check of `llmal check` (llmal.check.check_config): every config and data problem at
 # once, naming the key, file, column or line; it fills in the schema's defaults. The data summary
 # is cached by file hash, so planning again reads only the hash. What this machine lacks (an API
-# key, a model offline) is a warning under -n and an error in a run.
+# key, a model offline) is a warning under -n and an error when a run starts (not again in each
+# job's own process, e.g. on a SLURM node: a job that needs the key or model names it itself).
 CONFIG_WHERE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
+PLAN_ONLY = bool(getattr(workflow.output_settings, "dryrun", False)) or not workflow.is_main_process
 try:
-    for warning in plan_check(config, where=CONFIG_WHERE, dry_run=bool(getattr(workflow.output_settings, "dryrun", False))):
+    for warning in plan_check(config, where=CONFIG_WHERE, dry_run=PLAN_ONLY):
         print(warning, file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
