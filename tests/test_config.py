@@ -1,4 +1,5 @@
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,27 @@ def test_a_condition_al_block_overrides_only_the_keys_it_names():
     spec = run_spec(config, "human_al", "tfidf")
     assert spec["al"] == {"initial": 30, "batch": 20, "rounds": 4, "dev_labels": True, "budget_usd": 5.0}
     assert config["conditions"]["human_al"]["al"] == {"budget_usd": 5.0}
+
+
+@pytest.mark.parametrize("key, value, task", [
+    ("annotators.crowd.cost_per_token", 0.01, None), ("annotators.noisy.entity_error", {"hostile": {"missed": 0.1}}, None),
+    ("al.budget_tokens", 500, None), ("aggregate.token_budgets", [100], None),
+    ("annotators.noisy.error", {"PER": 0.1}, "ner"), ("annotators.noisy.topic_error", {"PER": {"t": 0.1}}, "ner"),
+    ("labels.positive", "PER", "ner")])
+def test_keys_of_the_other_task_are_refused_by_name(key, value, task):
+    """config.TASK_KEYS: a key only the other task reads would be silently ignored."""
+    from conftest import tiny_config
+
+    config = tiny_config()
+    if task == "ner":
+        config.update(task="ner", dataset={"name": "n", "kind": "demo", "task": "ner", "n_items": 100},
+                      labels={"names": ["PER", "ORG"]}, recipes={"crf": {"kind": "crf"}},
+                      conditions={"noisy_random": {"annotator": "noisy", "sampler": "random"}})
+        config["annotators"]["noisy"] = {"kind": "simulated"}
+    node = config
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    with pytest.raises(ConfigError, match=re.escape(key) + ": .*(it needs task: ner|task ner does not read it)"):
+        validate_config(config)

@@ -129,7 +129,8 @@ def test_bad_dataset_fails_with_a_message_naming_the_problem(tmp_path, column_fi
 
 
 def test_paper_scale_plan_has_280_runs(tmp_path, repo_root, monkeypatch):
-    # its GPT annotators have requests to send: planning checks that the key variable is set
+    # its GPT annotators have requests to send: without the key -n only warns (test_check.py
+    # plans it without one); with it the plan prints no warning
     monkeypatch.setenv("OPENAI_API_KEY", "sk-plan-only")
     shutil.copy(repo_root / "config" / "hakimi2026.yaml", tmp_path / "config.yaml")
     res = snakemake(tmp_path, "-n", "--quiet", "rules")

@@ -1,19 +1,23 @@
-"""Every config and data check, all problems at once: `llmal check` and the Snakefile's plan.
+"""Every config and data check, all problems at once: the one check behind `llmal check`,
+`llmal plan`, `snakemake -n` and a real run's planning (the Snakefile calls `plan_check`).
 
 `check_config_file` / `check_config` return a list of Problems (errors and warnings), each
 naming the config key or the file, column and row at fault. Nothing here needs Snakemake.
 
 The dataset is read once and summarised (record count, split counts, topics, class counts, its
-own errors and warnings); the summary is cached under `<cache_dir>/check/`, keyed by the sha256
-and size of every dataset file and the dataset/labels/split settings, so that planning a grid
-again reads nothing but the hash. The demo dataset is never generated for this: its size and
-topics follow from the config.
+columns, the pool's classes, its own errors and warnings); the summary is cached under
+`<cache_dir>/check/`, keyed by the sha256 and size of every dataset file and the
+dataset/labels/split settings, so that planning a grid again reads nothing but the hash. A
+precomputed annotator's file is read by its annotate job's own reader and cached the same way.
+The demo dataset is never generated for this: its size and topics follow from the config.
 
-A missing API-key variable is an error for an annotator that calls a remote API (kinds openai
-and openai_batch, a base_url that is not loopback) and has no annotation table under results/
-yet. Whether each single request is cached would need every prompt rendered (items, k-NN
-demonstrations, embeddings) at plan time; an existing annotation table is the cheap, exact
-stand-in for "nothing left to ask".
+What this machine lacks is a warning in a dry run (`llmal check`, `llmal plan`, `snakemake -n`)
+and an error in a real run: the API-key variable of an annotator that calls a remote API (kinds
+openai and openai_batch, a base_url that is not loopback) and has no annotation table under
+results/ yet, and, offline (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE), a Hugging Face model that
+is not on disk or in the cache. Whether each single request is cached would need every prompt
+rendered (items, k-NN demonstrations, embeddings) at plan time; an existing annotation table is
+the cheap, exact stand-in for "nothing left to ask".
 """
 from __future__ import annotations
 
@@ -28,9 +32,9 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from llmal.config import (FEATURE_ENCODERS, LLM_KINDS, ConfigError, _best_error, _key_path,
-                          _validator_with_defaults, al_settings, load_schema, reference_problems)
+                          al_settings, apply_schema, config_problems)
 
-CHECK_VERSION = 1  # bump when the cached data summary changes meaning
+CHECK_VERSION = 2  # bump when the cached data summary changes meaning
 REMOTE_KINDS = ("openai", "openai_batch")
 SELF_HOSTED_KINDS = ("vllm", "local")
 
@@ -64,26 +68,36 @@ def check_config_file(path: str | Path, *, results: str | Path = "results") -> l
 
 
 def check_config(config: dict[str, Any], where: str = "config", *,
-                 results: str | Path = "results", data: bool = True) -> list[Problem]:
-    """All problems of a raw (not yet validated) config; `config` itself is not changed."""
-    config = copy.deepcopy(config)
+                 results: str | Path = "results", data: bool = True, dry_run: bool = True,
+                 in_place: bool = False) -> list[Problem]:
+    """All problems of a raw (not yet validated) config: the one check of `llmal check`,
+    `llmal plan` and the Snakefile (`plan_check`).
+
+    `dry_run`: nothing will be sent or loaded yet (`llmal check`, `llmal plan`, `snakemake -n`),
+    so what this machine lacks (an API key, a model in the Hugging Face cache) is a warning; in a
+    real run it is an error. `in_place`: fill the schema's defaults into `config` itself (the
+    Snakefile plans with them); otherwise `config` is not changed."""
+    if not in_place:
+        config = copy.deepcopy(config)
     problems = [Problem("error", where, m) for m in yaml_type_hints(config)]
-    validator = _validator_with_defaults()(load_schema())
-    schema_errors = list(validator.iter_errors(config))
+    schema_errors, explicit = apply_schema(config)
     if schema_errors:
         problems += [Problem("error", where, m) for m in schema_messages(schema_errors)
                      if not any(m.split(":")[0] == p.message.split(":")[0] for p in problems)]
         return problems
-    problems += [Problem("error", where, f"{k}: {m}") for k, m in reference_problems(config)]
+    problems += [Problem("error", where, f"{k}: {m}") for k, m in config_problems(config, explicit)]
     settings = settings_problems(config)
     problems += [Problem("error", where, m) for m in settings]
-    problems += [Problem("error", where, m) for m in remote_problems(config, Path(results))]
+    problems += [Problem("error", where, m) for m in model_problems(config)]
+    machine = "warning" if dry_run else "error"
+    problems += [Problem(machine, where, m) for m in machine_problems(config, Path(results))]
     if data and not any(m.startswith("split.") for m in settings):  # no split: nothing to count
         summary = dataset_summary(config)
         data_where = summary.get("where") or where
         problems += [Problem("error", data_where, m) for m in summary.get("errors", [])]
         problems += [Problem("warning", data_where, m) for m in summary.get("warnings", [])]
         problems += [Problem("error", where, m) for m in data_config_problems(config, summary)]
+        problems += [Problem("warning", where, m) for m in class_warnings(config, summary)]
     return problems
 
 
@@ -187,7 +201,31 @@ def expected_classes(ds: Mapping[str, Any]) -> int | None:
     return None
 
 
-def remote_problems(config: Mapping[str, Any], results: Path) -> list[str]:
+def model_problems(config: Mapping[str, Any]) -> list[str]:
+    """A `local` annotator's model must be a GGUF file or a packaged alias (llmal.models.hub)."""
+    from llmal.models.hub import PACKAGED_MODELS, resolve_model
+    out = []
+    for name, spec in config["annotators"].items():
+        if spec["kind"] != "local":
+            continue
+        try:
+            path = Path(resolve_model(str(spec["model"])))
+        except FileNotFoundError as e:   # a packaged alias whose package is missing
+            out.append(f"annotators.{name}.model: {e}")
+            continue
+        if not path.is_file():
+            out.append(f"annotators.{name}.model: {spec['model']!r} is neither a GGUF file nor a "
+                       f"packaged alias (aliases: {sorted(PACKAGED_MODELS)})")
+    return out
+
+
+def machine_problems(config: Mapping[str, Any], results: Path) -> list[str]:
+    """What this machine lacks for the jobs that would send or load something: an API key, a
+    Hugging Face model offline. A warning in a dry run, an error in a real one (check_config)."""
+    return api_key_problems(config, results) + hub_model_problems(config)
+
+
+def api_key_problems(config: Mapping[str, Any], results: Path) -> list[str]:
     """A remote LLM annotator with requests left to send needs its API-key variable."""
     from llmal.llm.executors.openai_common import api_key_env, is_loopback_url
     out = []
@@ -203,8 +241,54 @@ def remote_problems(config: Mapping[str, Any], results: Path) -> list[str]:
         out.append(f"annotators.{name}.api_key_env: the environment variable {env} is not set or "
                    f"empty, and annotator {name} has requests to send to "
                    f"{spec.get('base_url') or 'the OpenAI API'} (export {env}=..., or name another "
-                   "variable with api_key_env)")
+                   "variable with api_key_env); a dry run plans without it, a run stops here")
     return out
+
+
+def hub_models(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, model) of every model loaded with from_pretrained or vLLM: transformer and
+    sentence-transformer encoders, vllm annotators."""
+    found = [(f"encoders.{n}.model", str(e["model"])) for n, e in config["encoders"].items()
+             if e["kind"] in ("transformer", "sentence_transformer") and e.get("model")]
+    found += [(f"annotators.{n}.model", str(a["model"])) for n, a in config["annotators"].items()
+              if a["kind"] == "vllm"]
+    return found
+
+
+def hub_offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_model_available(model: str) -> bool:
+    """A local path, a packaged alias, or a repository in the Hugging Face cache (no network)."""
+    from llmal.models.hub import resolve_model
+    try:
+        if Path(resolve_model(model)).exists():
+            return True
+    except FileNotFoundError:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+    # sentence-transformers resolves a bare name under its own organisation
+    for repo in ([model] if "/" in model else [model, f"sentence-transformers/{model}"]):
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return True
+        except Exception:  # an id the hub refuses (HFValidationError): not in any cache
+            continue
+    return False
+
+
+def hub_model_problems(config: Mapping[str, Any]) -> list[str]:
+    """Offline (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE), a model neither on disk nor in the
+    Hugging Face cache cannot be loaded. Online it may be downloaded: nothing to say without
+    asking the network."""
+    if not hub_offline():
+        return []
+    return [f"{key}: {model!r} is neither a local path, a packaged alias nor in the Hugging Face "
+            "cache, and HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE forbid downloading it (download it "
+            f"first, e.g. `huggingface-cli download {model}`, or give a local path)"
+            for key, model in hub_models(config) if not hub_model_available(model)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,6 +307,7 @@ def data_config_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) 
                         out.append(f"annotators.{name}.topic_error.{label}.{topic}: the dataset has "
                                    f"no topic {topic!r} (topics: {shown}"
                                    f"{' ...' if len(topics) > 20 else ''})")
+    out += source_problems(config, summary)
     pool = (summary.get("split_counts") or {}).get("pool")
     if pool is not None:
         for cname, cond in config["conditions"].items():
@@ -235,6 +320,56 @@ def data_config_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) 
                 out.append(f"{key}: {initial} initial labels for condition {cname}, but the pool "
                            f"has only {pool} items")
     return out
+
+
+def source_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
+    """The columns human and precomputed annotators read, found as their jobs will find them:
+    a human `column` among the items' annotator columns; a precomputed file read by its own
+    reader (llmal.annotators.precomputed.source_table), or its columns among the items'."""
+    import pandas as pd
+
+    from llmal.annotators.human import column_labels
+    item_columns = summary.get("item_columns")
+    items = pd.DataFrame(columns=item_columns or ["id"])
+    out = []
+    for name, spec in config["annotators"].items():
+        if spec["kind"] == "human" and spec.get("column") and item_columns is not None:
+            try:
+                column_labels(items, str(spec["column"]))
+            except ValueError as e:
+                out.append(f"annotators.{name}.column: {e}")
+        elif spec["kind"] == "precomputed" and (spec.get("file") or item_columns is not None):
+            out += precomputed_summary(config, name, spec, items)["errors"]
+    return out
+
+
+META_HINT = ("; a column of the dataset file reaches the items table only when dataset.columns.meta "
+             "lists it: add it there")
+FILE_HINT = ("; name the file's own columns in the annotator's columns (and select) keys, or, for a "
+             "file without a header line, set its header: false and give columns by number")
+
+
+def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str, Any],
+                        items: Any) -> dict[str, Any]:
+    """{errors}: the annotator's source read as its annotate job reads it (a file is read once
+    per content and spec, then cached like the dataset summary)."""
+    from llmal.annotators.precomputed import PrecomputedError, source_table
+
+    def read() -> dict[str, Any]:
+        where = f"annotators.{name}"
+        try:
+            source_table(spec, items, where)
+        except (PrecomputedError, ConfigError, ValueError) as e:
+            columns = str(e).startswith((f"{where}.columns", f"{where}.select"))
+            hint = (FILE_HINT if spec.get("file") else META_HINT) if columns else ""
+            return {"errors": [str(e) + hint]}
+        return {"errors": []}
+
+    if not spec.get("file"):
+        return read()
+    if not Path(str(spec["file"])).is_file():
+        return {"errors": []}   # reference_problems names the missing file
+    return cached(config, [str(spec["file"])], {"annotator": spec}, read)
 
 
 def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,6 +401,12 @@ def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
         key = "dataset.path" if ds.get("path") else "dataset.files"
         return {"errors": [f"{key}: file {p} not found" for p in missing]}
     settings = {k: config.get(k) for k in ("dataset", "labels", "split")}
+    return cached(config, files, settings, lambda: _read_and_summarise(config))
+
+
+def cached(config: Mapping[str, Any], files: list[str], settings: Mapping[str, Any],
+           compute: Any) -> dict[str, Any]:
+    """compute(), kept under <cache_dir>/check/ by the files' sha256 and the settings."""
     key = _cache_key(files, settings)
     cache = Path(config.get("cache_dir") or ".llmal-cache") / "check" / f"{key}.json"
     if cache.is_file():
@@ -273,7 +414,7 @@ def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
             return json.loads(cache.read_text())
         except (OSError, json.JSONDecodeError):
             pass
-    summary = _read_and_summarise(config)
+    summary = compute()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".tmp{os.getpid()}")
@@ -336,14 +477,66 @@ def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
     names = [str(n) for n in config["labels"]["names"]]
     counts = split["split"].value_counts()
     has_topic = bool((items["topic"].astype(str) != "").any())
+    in_pool = pool_classes(items, split, names)
     return {
         "where": where, "errors": [],
-        "warnings": [_strip_where(w, where) for w in dataset_warnings(items, split, names, where)],
+        "warnings": [_strip_where(w, where) for w in dataset_warnings(items, split, names, where)]
+        + one_class_pool(in_pool["gold"]),
         "n_items": int(len(items)),
         "split_counts": {s: int(counts.get(s, 0)) for s in ("pool", "dev", "test")},
         "topics": sorted(set(items["topic"].astype(str)) - {""}) if has_topic else [],
         "class_counts": {n: int((items["gold"] == k).sum()) for k, n in enumerate(names)},
+        "item_columns": [str(c) for c in items.columns],
+        "pool_classes": in_pool,
     }
+
+
+def pool_classes(items: Any, split: Any, names: list[str]) -> dict[str, dict[str, int]]:
+    """Label counts over the pool items: of gold, and of each annotator column (ann_*)."""
+    from llmal.tables import annotator_columns
+    pool = items["id"].astype(str).isin(split.loc[split["split"] == "pool", "id"].astype(str))
+    out = {}
+    for col in ["gold", *annotator_columns(items)]:
+        values = items.loc[pool, col].dropna().astype(int).value_counts()
+        out[col] = {names[k]: int(n) for k, n in sorted(values.items()) if 0 <= k < len(names)}
+    return out
+
+
+def one_class_pool(counts: Mapping[str, int]) -> list[str]:
+    if len(counts) >= 2:
+        return []
+    return [f"the pool holds gold labels of {len(counts)} class(es) ({dict(counts)}): every AL "
+            "run on it stops in round 0 with stop_reason no_two_classes, after buying its initial "
+            "labels (check dataset.columns.split, split.use_column and the split shares)"]
+
+
+def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
+    """A condition that cannot buy labels of two classes never gets a model to train: its
+    schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
+    column) labels the pool with one class only. Warn before its runs pay for labels."""
+    from llmal.annotators.human import annotator_column
+    from llmal.engine.schedule import Schedule
+    pool = (summary.get("split_counts") or {}).get("pool")
+    out = []
+    for cname, cond in config["conditions"].items():
+        cap = Schedule.from_settings(al_settings(dict(config), cname), full=cond["sampler"] == "full"
+                                     ).label_cap(pool if pool is not None else 2)
+        if cap < 2:
+            out.append(f"conditions.{cname}: its runs can buy {cap} training label(s) (al.initial + "
+                       "al.rounds x al.batch, or al.budget_labels), never two classes: every run "
+                       "stops in round 0 with stop_reason no_two_classes")
+    counts = summary.get("pool_classes")
+    if not counts or len(counts.get("gold", {})) < 2:
+        return out   # the pool's own warning says it
+    for cname, cond in config["conditions"].items():
+        spec = config["annotators"].get(cond["annotator"]) or {}
+        got = counts.get(annotator_column(str(spec.get("column")))) if spec.get("kind") == "human" else None
+        if spec.get("column") and got is not None and len(got) < 2:
+            out.append(f"conditions.{cname}.annotator: {cond['annotator']} (dataset column "
+                       f"{spec['column']}) gives labels of {len(got)} class(es) on the pool ({got}): "
+                       f"every run of {cname} stops in round 0 with stop_reason no_two_classes, "
+                       "after buying its initial labels")
+    return out
 
 
 def _strip_where(message: str, where: str) -> str:
@@ -361,14 +554,15 @@ def format_problems(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
-def plan_check(config: dict[str, Any], where: str) -> list[Problem]:
-    """What the Snakefile runs while planning: raise ConfigError listing every error; return
-    the warnings (printed by the caller)."""
-    problems = check_config(config, where)
+def plan_check(config: dict[str, Any], where: str, *, dry_run: bool = False) -> list[Problem]:
+    """What the Snakefile runs while planning: check_config with the defaults filled into
+    `config`; raise ConfigError listing every error, return the warnings (printed by the caller)."""
+    problems = check_config(config, where, dry_run=dry_run, in_place=True)
     bad = errors(problems)
-    if bad:
+    if bad:   # the warnings too: the same list as `llmal check`
+        listed = sorted(problems, key=lambda p: p.level != "error")
         raise ConfigError(f"{len(bad)} problem(s) in {where} (run `llmal check --configfile "
-                          f"{where}` for the same list):\n" + "\n".join(f"  {p}" for p in bad))
+                          f"{where}` for the same list):\n" + "\n".join(f"  {p}" for p in listed))
     return [p for p in problems if p.level == "warning"]
 
 

@@ -19,7 +19,8 @@ def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="estimate tokens and dollars of the LLM annotators of a config",
                        description="Render every LLM annotator's requests for the items it would "
                        "annotate and estimate tokens and dollars per annotator and prompt "
-                       "interface. Sends nothing.")
+                       "interface. Sends nothing, needs no API key (runs `llmal check` first: "
+                       "errors stop it, warnings are printed).")
     p.add_argument("--configfile", required=True, type=Path, help="an llmal config (YAML)")
     p.add_argument("--annotator", help="plan only this annotator")
     p.add_argument("--compare", default="holistic,two_question",
@@ -33,6 +34,13 @@ def _run_plan(args: argparse.Namespace) -> int:
     from .llm.plan import format_plan
     from .tasks.registry import task_of
 
+    from .check import check_config_file, errors, format_problems
+
+    problems = check_config_file(args.configfile)   # a dry run: a missing API key only warns
+    if problems:
+        print(format_problems(problems), file=sys.stderr)
+    if errors(problems):
+        return 2
     config = load_config(args.configfile)
     dataset_cfg = config["dataset"]
     cache_dir = Path(dataset_cfg.get("cache_dir") or Path(config.get("cache_dir", ".llmal-cache")) / "datasets")
@@ -104,9 +112,12 @@ def _add_check(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="every config and data check, all problems at once",
                        description="Validate a config and its dataset without Snakemake: schema, "
                        "cross references, settings, API-key variables, prices, and the data "
-                       "(every record read, labels, splits, classes). Prints every problem, each "
-                       "naming the key, file, column or line; exit status 1 on any error. "
-                       "`snakemake -n` runs the same checks.")
+                       "(every record read, labels, splits, classes), precomputed sources, "
+                       "models. Prints every problem, each naming the key, file, column or line; "
+                       "exit status 1 on any error. `snakemake -n` runs the same check and gives "
+                       "the same messages. What this machine lacks (an API key; offline, a model "
+                       "not in the Hugging Face cache) is a warning here and under -n, and an "
+                       "error when snakemake runs jobs.")
     p.add_argument("--configfile", required=True, type=Path, help="an llmal config (YAML)")
     p.add_argument("--results", type=Path, default=Path("results"),
                    help="results folder (annotation tables there need no API key)")

@@ -76,21 +76,37 @@ def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validati
 
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
-    """Validate in place against the schema (filling defaults), then check cross references."""
-    explicit = _explicit_annotator_keys(config)   # before the schema fills in defaults
-    overrides = _condition_al_overrides(config)
-    validator = _validator_with_defaults()(load_schema())
-    errors = list(validator.iter_errors(config))
+    """Validate in place against the schema (filling defaults), then raise ConfigError for the
+    first of config_problems (`llmal check` and the Snakefile list them all, llmal.check)."""
+    errors, explicit = apply_schema(config)
     if errors:
         err = _best_error(errors)
         raise ConfigError(f"{where}: {_key_path(err)}: {err.message}")
-    for name, keys in overrides.items():
-        # a condition's `al` overrides the global settings key by key: the schema's defaults
-        # must not fill it, or `al: {budget_usd: 5}` would reset initial/batch/rounds to 50/50/10
-        config["conditions"][name]["al"] = keys
-    check_references(config, where)
-    check_llm_requests(config, explicit, where)
+    problems = config_problems(config, explicit)
+    if problems:
+        key, msg = problems[0]
+        raise ConfigError(f"{where}: {key}: {msg}")
     return config
+
+
+def apply_schema(config: dict[str, Any]) -> tuple[list[jsonschema.ValidationError], dict[str, set[str]]]:
+    """Fill the schema's defaults into `config` in place and return (its schema errors, the
+    annotator keys the user wrote). A condition's `al` keeps only the keys it sets."""
+    explicit = _explicit_annotator_keys(config)   # before the schema fills in defaults
+    overrides = _condition_al_overrides(config)
+    errors = list(_validator_with_defaults()(load_schema()).iter_errors(config))
+    if not errors:
+        for name, keys in overrides.items():
+            # a condition's `al` overrides the global settings key by key: the schema's defaults
+            # must not fill it, or `al: {budget_usd: 5}` would reset initial/batch/rounds to 50/50/10
+            config["conditions"][name]["al"] = keys
+    return errors, explicit
+
+
+def config_problems(config: dict[str, Any], explicit: dict[str, set[str]] | None = None) -> list[tuple[str, str]]:
+    """Every problem of a schema-valid config (defaults filled in) that the config alone shows,
+    as (key, message) pairs: cross references, task-specific keys, LLM request settings."""
+    return reference_problems(config) + llm_request_problems(config, explicit)
 
 
 def _condition_al_overrides(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -100,14 +116,6 @@ def _condition_al_overrides(config: dict[str, Any]) -> dict[str, dict[str, Any]]
         return {}
     return {str(n): dict(c["al"]) for n, c in conditions.items()
             if isinstance(c, dict) and isinstance(c.get("al"), dict)}
-
-
-def check_references(config: dict[str, Any], where: str = "config") -> None:
-    """Raise ConfigError for the first cross-reference problem (see reference_problems)."""
-    problems = reference_problems(config)
-    if problems:
-        key, msg = problems[0]
-        raise ConfigError(f"{where}: {key}: {msg}")
 
 
 def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -260,13 +268,7 @@ def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple
                         f"sequence labelling (task ner: {list(NER_SAMPLERS)})"))
         if not ner and cond["sampler"] in NER_ONLY_SAMPLERS:
             out.append((f"conditions.{cname}.sampler", f"{cond['sampler']!r} scores tag sequences: it needs task: ner"))
-    al_keys = [("al", config.get("al"))] + [(f"conditions.{c}.al", v.get("al")) for c, v in config["conditions"].items()]
-    for key, al in al_keys:
-        if not ner and (al or {}).get("budget_tokens") is not None:
-            out.append((f"{key}.budget_tokens", "a token budget counts the tokens of sentences: it needs "
-                        "task: ner (for classification use budget_labels or budget_usd)"))
-    if not ner and (config.get("aggregate") or {}).get("token_budgets"):
-        out.append(("aggregate.token_budgets", "token budgets count the tokens of sentences: they need task: ner"))
+    out += task_key_problems(config)
     if ner:
         for name, spec in config["annotators"].items():
             if spec["kind"] == "mixture" and spec.get("method", "majority") != "majority":
@@ -276,6 +278,49 @@ def task_problems(config: dict[str, Any], recipes: dict[str, Any]) -> list[tuple
                 if typ not in config["labels"]["names"]:
                     out.append((f"annotators.{name}.entity_error.{typ}",
                                 f"unknown entity type (labels.names: {config['labels']['names']})"))
+    return out
+
+
+TOKEN_BUDGET = ("a token budget counts the tokens of sentences (for classification use budget_labels "
+                "or budget_usd)")
+# keys that only one task reads: key (* = any name) -> (that task, what the key is for); under
+# the other task they would be silently ignored, so they are refused, naming the key
+TASK_KEYS: dict[str, tuple[str, str]] = {
+    "annotators.*.cost_per_token": ("ner", "a price per token of a sentence"),
+    "annotators.*.entity_error": ("ner", "noise on the entities of a sentence (classification: error)"),
+    "annotators.*.sentences_per_prompt": ("ner", "sentences sent in one request"),
+    "al.budget_tokens": ("ner", TOKEN_BUDGET),
+    "conditions.*.al.budget_tokens": ("ner", TOKEN_BUDGET),
+    "aggregate.token_budgets": ("ner", "token budgets count the tokens of sentences"),
+    "annotators.*.error": ("classification", "class-conditional noise on a text's label (task ner: "
+                                             "entity_error)"),
+    "annotators.*.topic_error": ("classification", "topic-conditional noise on a text's label "
+                                                   "(task ner: entity_error)"),
+    "labels.positive": ("classification", "the positive class of a binary text classification "
+                                          "(task ner scores entities of every type)"),
+}
+
+
+def _keys_matching(config: dict[str, Any], pattern: str) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every key of `config` that `pattern` (* = any name) names."""
+    nodes: list[tuple[str, Any]] = [("", config)]
+    for part in pattern.split("."):
+        nodes = [(f"{key}.{name}".lstrip("."), value) for key, node in nodes if isinstance(node, dict)
+                 for name, value in node.items() if part in ("*", name)]
+    yield from nodes
+
+
+def task_key_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Keys of TASK_KEYS set (not empty) under the other task."""
+    task = "ner" if config.get("task") == "ner" else "classification"
+    out = []
+    for pattern, (needs, what) in TASK_KEYS.items():
+        if needs == task:
+            continue
+        for key, value in _keys_matching(config, pattern):
+            if value is not None and value != {} and value != []:
+                out.append((key, f"{what}: it needs task: ner" if needs == "ner" else
+                            f"{what}: task ner does not read it; remove it"))
     return out
 
 
@@ -302,32 +347,51 @@ def _explicit_annotator_keys(config: dict[str, Any]) -> dict[str, set[str]]:
     return {str(n): set(s) for n, s in annotators.items() if isinstance(s, dict)}
 
 
-def check_llm_requests(config: dict[str, Any], explicit: dict[str, set[str]] | None = None,
-                       where: str = "config") -> None:
+def llm_request_problems(config: dict[str, Any], explicit: dict[str, set[str]] | None = None
+                         ) -> list[tuple[str, str]]:
     """Body keys a model would reject (max_tokens or temperature on a reasoning model...),
-    codebook files that do not exist, and replicates whose requests equal another's."""
+    codebook files that do not exist, replicates whose requests equal another's, and
+    transport settings that cannot work (a base_url that is no URL, backoff_max < backoff_base)."""
     from .llm.profiles import request_problems
 
+    out: list[tuple[str, str]] = []
     annotators = config["annotators"]
     for name, spec in annotators.items():
         if spec["kind"] not in LLM_KINDS:
             continue
+        key = f"annotators.{name}"
         keys = (explicit or {}).get(name, set(spec))
-        for key, message in request_problems(spec, keys):
-            raise ConfigError(f"{where}: annotators.{name}.{key}: {message}")
+        out += [(f"{key}.{k}", message) for k, message in request_problems(spec, keys)]
         file = (spec.get("guidelines") or {}).get("file")
         if file and not Path(file).exists() and not (PROMPTS_DIR / file).exists():
-            raise ConfigError(f"{where}: annotators.{name}.guidelines.file: {file} does not exist "
-                              f"(also looked in {PROMPTS_DIR})")
+            out.append((f"{key}.guidelines.file", f"{file} does not exist (also looked in {PROMPTS_DIR})"))
+        url = spec.get("base_url")
+        if url is not None and not _is_http_url(str(url)):
+            out.append((f"{key}.base_url", f"{url!r} is not an http(s) URL (e.g. "
+                        "http://localhost:8000/v1 or https://api.openai.com/v1)"))
+        if float(spec.get("backoff_max", 60)) < float(spec.get("backoff_base", 1.0)):
+            out.append((f"{key}.backoff_max", f"{spec['backoff_max']} seconds is below backoff_base "
+                        f"{spec.get('backoff_base', 1.0)}: the cap must be at least the first wait"))
     for name, spec in annotators.items():
         target = spec.get("replicate_of")
         if spec["kind"] in LLM_KINDS and target in annotators and \
                 request_identity(spec) == request_identity(annotators[target]):
-            raise ConfigError(
-                f"{where}: annotators.{name}.replicate_of: its requests are identical to those of "
-                f"{target!r} (same backend, model, prompt and sampling keys), so every answer would "
-                "come from the cache and self-consistency would be 1 by construction; change its "
-                "seed (and temperature > 0 on a chat model)")
+            out.append((f"annotators.{name}.replicate_of",
+                        f"its requests are identical to those of {target!r} (same backend, model, "
+                        "prompt and sampling keys), so every answer would come from the cache and "
+                        "self-consistency would be 1 by construction; change its seed (and "
+                        "temperature > 0 on a chat model)"))
+    return out
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    try:
+        parts = urlparse(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in url
 
 
 # what decides an LLM annotator's request bodies and backend (not retries, polling, ...)

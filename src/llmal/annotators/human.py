@@ -49,9 +49,14 @@ def labels_consulted(items: pd.DataFrame, mode: str) -> np.ndarray:
     return np.maximum(n, 1)
 
 
+def annotator_column(column: str) -> str:
+    """The items table's column of the dataset's annotator column `column` (ann_<column>)."""
+    return column if column.startswith(ANNOTATOR_PREFIX) else ANNOTATOR_PREFIX + safe_column_name(column)
+
+
 def column_labels(items: pd.DataFrame, column: str) -> pd.Series:
     """One expert's labels: the annotator column `column` of the dataset (ann_<column>)."""
-    name = column if column.startswith(ANNOTATOR_PREFIX) else ANNOTATOR_PREFIX + safe_column_name(column)
+    name = annotator_column(column)
     if name not in items.columns:
         raise ValueError(f"human annotator column {column!r}: the items table has no column {name!r} "
                          f"(annotator columns: {annotator_columns(items)}; see dataset.columns.annotators)")
