@@ -12,7 +12,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # rule scripts run in processes of their own (in conda environments too): they import llmal from src/
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
-from llmal.check import plan_check  # noqa: E402
+from llmal.config.check import plan_check  # noqa: E402
 from llmal.config import ConfigError, expand_runs  # noqa: E402
 
 # the default grid, unless --configfile names another: a named config replaces it whole
@@ -21,7 +21,7 @@ if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
-# the one check of `llmal check` (llmal.check.check_config): every config and data problem at
+# the one check of `llmal check` (llmal.config.check.check_config): every config and data problem at
 # once, naming the key, file, column or line; it fills in the schema's defaults. The data summary
 # is cached by file hash, so planning again reads only the hash. What this machine lacks (an API
 # key, a model offline) is a warning under -n and an error when a run starts (not again in each

@@ -24,7 +24,7 @@ def plan(config: Path) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(config, Path(tmp) / "config.yaml")
         start = time.perf_counter()
-        # the paper grid's GPT annotators need their key variable at plan time (llmal.check)
+        # the paper grid's GPT annotators need their key variable at plan time (llmal.config.check)
         env = {**os.environ, "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY") or "sk-plan-only"}
         res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
                               "--directory", tmp, "--configfile", str(Path(tmp) / "config.yaml"),

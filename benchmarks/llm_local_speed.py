@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from llmal.config import PROMPTS_DIR
-from llmal.data.demo import generate_demo
+from llmal.tasks.classification.demo import generate_demo
 from llmal.llm.annotate import annotate_with_llm
 
 

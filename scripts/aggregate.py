@@ -1,7 +1,7 @@
 """Rule aggregate: all runs -> tables and figures."""
 from pathlib import Path
 
-from llmal.aggregate import aggregate_all
+from llmal.results.aggregate import aggregate_all
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

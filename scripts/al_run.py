@@ -1,6 +1,7 @@
 """Rule al_run: one condition x encoder x seed."""
 from llmal.runner import run_al
-from llmal.workflow import log_executors, logged
+from llmal.workflow import log_executors
+from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):

@@ -1,12 +1,14 @@
 """Rule annotate: one annotator over the pool and dev items."""
 import pandas as pd
 
-from llmal.annotators.run import annotate
+from llmal.annotate.run import annotate
 from llmal.llm.annotate import settle_after_report
 from llmal.llm.retry import record_failures
-from llmal.tables import annotation_cost, write_parquet
+from llmal.contracts import annotation_cost
+from llmal.contracts import write_parquet
 from llmal.tasks.registry import task_named
-from llmal.workflow import log_executors, logged
+from llmal.workflow import log_executors
+from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 # an LLM request possibly billed without an answer (also in a killed earlier attempt of this job)

@@ -1,5 +1,5 @@
 """Rule prepare: dataset -> items.parquet + split.parquet."""
-from llmal.tables import write_parquet
+from llmal.contracts import write_parquet
 from llmal.tasks.registry import task_named
 from llmal.workflow import logged
 

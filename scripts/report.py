@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmal.aggregate import annotation_summary
+from llmal.results.aggregate import annotation_summary
 from llmal.data.prepare import dataset_warnings
-from llmal.report import write_report
+from llmal.report.html import write_report
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

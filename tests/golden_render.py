@@ -9,13 +9,13 @@ body's sha256 and the backend; results: an AL run reruns when its spec changes).
    what no shipped config uses (k-NN demonstrations, samples, n, logprobs, a mixture of LLMs,
    NER demonstrations), the requests the pipeline sends are captured at the executor (the one
    place every request passes; nothing is sent, nothing is cached) along two paths:
-   - `annotate`: every LLM annotator through llmal.annotators.run.annotate, what the annotate
+   - `annotate`: every LLM annotator through llmal.annotate.run.annotate, what the annotate
      rule runs. Annotators with a `limit` or `demonstrations` get all items (their sample and
      their gold pool depend on all of them); the others get the first N_ITEMS pool/dev items in
      item order (an item's request does not depend on the other items; NER pairs with
      `sentences_per_prompt` stay the same since N_ITEMS is even).
    - `lazy`: every lazy condition whose annotator tree holds an LLM: its oracle built as the
-     runner builds it (llmal.annotators.oracles.build_oracle from config.run_spec), asked once
+     runner builds it (llmal.engine.oracles.build_oracle from config.run_spec), asked once
      about the first N_LAZY items it may label.
    Stored per annotator: the backend identity (the other half of the cache key), the number of
    items and distinct requests, item id -> custom_id (sha256 of the body), and one whole body:
@@ -85,7 +85,9 @@ def has_llm(path: Path) -> bool:
 # ------------------------------------------------------------------------------ spec hashes
 def spec_hashes(path: Path) -> dict[str, str]:
     """Run path -> config_hash of every run of the config (what run.json records)."""
-    from llmal.config import expand_runs, run_spec, spec_hash
+    from llmal.config import expand_runs
+    from llmal.config import run_spec
+    from llmal.config import spec_hash
 
     config = load(path)
     dataset = config["dataset"]["name"]
@@ -147,7 +149,9 @@ def captured() -> Iterator[dict[str, list[dict[str, Any]]]]:
 def embeddings(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame,
                encoders: set[str], where: Path) -> dict[str, Path]:
     """Encoder -> its embeddings file, made as the embed rule makes it."""
-    from llmal.encoders import encode, fit_mask, save_features
+    from llmal.models.encoders import encode
+    from llmal.models.encoders import fit_mask
+    from llmal.models.encoders import save_features
 
     out = {}
     ids = items["id"].astype(str).tolist()
@@ -181,8 +185,9 @@ def annotate_config(config: dict[str, Any], spec: dict[str, Any], cache_dir: Pat
 
 def render_annotate(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame,
                     emb: dict[str, Path], tmp: Path) -> dict[str, Any]:
-    from llmal.annotators.run import annotate
-    from llmal.config import LLM_KINDS, demonstration_encoder
+    from llmal.annotate.run import annotate
+    from llmal.config import LLM_KINDS
+    from llmal.config import demonstration_encoder
 
     out = {}
     for name, spec in config["annotators"].items():
@@ -207,7 +212,7 @@ def render_annotate(config: dict[str, Any], items: pd.DataFrame, split: pd.DataF
 
 def placeholder_body(config: dict[str, Any], name: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """The body of one request for made-up items: the template part of the body, no dataset text."""
-    from llmal.annotators.run import annotate
+    from llmal.annotate.run import annotate
     from llmal.tasks.ner.data import TOKENS
 
     ids = [f"golden-{n}" for n in range(len(PLACEHOLDER))]
@@ -224,10 +229,10 @@ def render_lazy(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame
                 emb: dict[str, Path], tmp: Path) -> dict[str, Any]:
     """Each lazy condition's oracle (built as llmal.runner.run_al builds it) asked about the
     first N_LAZY items it may label."""
-    from llmal.annotators.oracles import build_oracle
+    from llmal.engine.oracles import build_oracle
     from llmal.config import (LLM_KINDS, annotation_mode, annotator_tree, condition_encoders,
                               run_spec)
-    from llmal.encoders import load_features
+    from llmal.models.encoders import load_features
 
     out: dict[str, Any] = {}
     annotators = config["annotators"]
@@ -261,7 +266,7 @@ def render_lazy(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame
 def table_members(config: dict[str, Any], spec: dict[str, Any], items: pd.DataFrame,
                   split: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The human/simulated tables a lazy run replays (mixture members beside its LLMs)."""
-    from llmal.annotators.run import annotate
+    from llmal.annotate.run import annotate
     from llmal.config import TABLE_KINDS
 
     return {a: annotate(items, split, s, {"labels": config["labels"]}, name=a, log=lambda _m: None,
@@ -271,7 +276,8 @@ def table_members(config: dict[str, Any], spec: dict[str, Any], items: pd.DataFr
 
 def render_config(path: Path) -> dict[str, Any]:
     """The golden entry of one config (FileNotFoundError when its shared data is absent)."""
-    from llmal.config import demonstration_encoder, run_demo_encoders
+    from llmal.config import demonstration_encoder
+    from llmal.config import run_demo_encoders
 
     config = load(path)
     missing = shared_data_missing(config)

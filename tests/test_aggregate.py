@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from llmal import aggregate, report
+from llmal.results import aggregate
+from llmal.report import html as report
 from llmal.results.settings import AggregateSettings
-from llmal.run_results import RunFileError, collect_runs
-from llmal.tables import ContractError
-from llmal.stats import holm, paired_comparison
+from llmal.results.runs import RunFileError
+from llmal.results.runs import collect_runs
+from llmal.contracts import ContractError
+from llmal.results.stats import holm
+from llmal.results.stats import paired_comparison
 
 LABELS = ["not_hostile", "hostile"]
 POS = 1
@@ -396,7 +399,7 @@ def test_config_errors_name_the_key(grid):
 
 
 def test_classification_metrics_without_a_positive_class():
-    from llmal.metrics import classification_metrics
+    from llmal.tasks.classification.metrics import classification_metrics
     gold = np.array([0, 1, 2, 2])
     probs = np.eye(3)[[0, 2, 2, 1]]
     m = classification_metrics(gold, probs, ["a", "b", "c"], None)
@@ -407,7 +410,7 @@ def test_classification_metrics_without_a_positive_class():
 
 
 def test_fp_zero_of_a_model_that_never_predicts_positive_is_not_best():
-    from llmal.aggregate import summary_best
+    from llmal.results.aggregate import summary_best
     from llmal.results.settings import SUMMARY_METRICS
     summary = pd.DataFrame({"condition": ["silent", "real"], "encoder": ["e", "e"], "n_seeds": [1, 1],
                             **{f"{m.column}_mean": [0.5, 0.7] for m in SUMMARY_METRICS},

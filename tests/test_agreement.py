@@ -10,10 +10,10 @@ from sklearn.metrics import cohen_kappa_score, f1_score
 
 from conftest import tiny_config, write_config
 from llmal import cli
-from llmal.agreement import (agreement_markdown, all_agree_share, annotator_agreement, cohen_kappa,
+from llmal.results.agreement import (agreement_markdown, all_agree_share, annotator_agreement, cohen_kappa,
                              f1_macro, fleiss_kappa, fleiss_sentence, read_agreement,
                              write_agreement)
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 
@@ -254,8 +254,9 @@ def _two_experts_config(tmp_path, n=60):
 
 def test_an_agreement_only_study_needs_no_gold_and_no_conditions(tmp_path):
     from conftest import snakemake
-    from llmal.agreement import read_agreement
-    from llmal.config import ConfigError, validate_config
+    from llmal.results.agreement import read_agreement
+    from llmal.config import ConfigError
+    from llmal.config import validate_config
 
     config, a, b = _two_experts_config(tmp_path)
     write_config(tmp_path, config)

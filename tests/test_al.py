@@ -3,11 +3,12 @@ import pandas as pd
 import pytest
 
 from al_helpers import simulate_table as simulate
-from llmal.encoders import Features
-from llmal.metrics import classification_metrics, soft_label_metrics
+from llmal.models.encoders import Features
+from llmal.tasks.classification.metrics import classification_metrics
+from llmal.tasks.classification.metrics import soft_label_metrics
 from llmal.models.logistic import LogisticHead
 from llmal.strategies import strategy_names
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 

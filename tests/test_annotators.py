@@ -2,10 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.annotators.human import annotate_human, human_labels
-from llmal.annotators.run import items_to_annotate
-from llmal.annotators.simulated import annotate_simulated
-from llmal.tables import ContractError, check_annotations, make_annotations
+from llmal.annotate.human import annotate_human
+from llmal.annotate.human import human_labels
+from llmal.annotate.run import items_to_annotate
+from llmal.annotate.simulated import annotate_simulated
+from llmal.contracts import ContractError
+from llmal.contracts import check_annotations
+from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 

@@ -12,7 +12,8 @@ import pytest
 
 from llmal.llm.cache import ResponseCache
 from llmal.llm.executors.base import ok_line
-from llmal.llm.netlock import DirLock, LockTimeout
+from llmal.llm.netlock import DirLock
+from llmal.llm.netlock import LockTimeout
 
 BACKEND = "openai http://127.0.0.1:1/v1"
 

@@ -19,8 +19,10 @@ import yaml
 
 from conftest import ROOT, snakemake, write_config
 from llmal import cli
-from llmal.check import check_config, errors, yaml_type_hints
-from llmal.data.loaders import load_table
+from llmal.config.check import check_config
+from llmal.config.check import errors
+from llmal.config.check import yaml_type_hints
+from llmal.io.loaders import load_table
 from llmal.data.prepare import prepare_dataset
 
 LABELS = {"names": ["not_hostile", "hostile"], "positive": "hostile"}
@@ -561,7 +563,7 @@ def llmal_check(workdir: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_check_and_dry_run_give_the_same_messages(tmp_path, monkeypatch, case):
     """Every bad config of the battery through `llmal check` and `snakemake -n`, the one check
-    (llmal.check.check_config) behind both: the same problem lines, levels included (what this
+    (llmal.config.check.check_config) behind both: the same problem lines, levels included (what this
     machine lacks, e.g. an API key, is a warning in both), the same verdict; nothing runs."""
     monkeypatch.delenv("LLMAL_TEST_UNSET_KEY", raising=False)
     spec = Case(*CASES[case])
@@ -651,7 +653,7 @@ def test_hub_models_are_found_on_disk_in_the_cache_or_named_offline(tmp_path, mo
     said (it may be downloaded)."""
     from huggingface_hub import constants
 
-    from llmal.check import hub_model_problems
+    from llmal.config.check import hub_model_problems
     snapshot = tmp_path / "hub" / "models--org--cached" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")

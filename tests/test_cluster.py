@@ -1,4 +1,4 @@
-"""Where jobs run and what they ask for (llmal.cluster), without a scheduler."""
+"""Where jobs run and what they ask for (llmal.config.cluster), without a scheduler."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import tiny_config
-from llmal import cluster
+from llmal.config import cluster
 from llmal.config import validate_config
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal import comparisons as cmp
-from llmal.stats import holm
+from llmal.results import comparisons as cmp
+from llmal.results.stats import holm
 
 
 def curve(condition, seed, labels, f1, *, encoder="tfidf", cost_per_label=0.01, degenerate=()):
@@ -139,7 +139,7 @@ def test_degenerate_rows_are_marked_and_never_best():
 
 
 def test_summary_never_bolds_a_degenerate_row():
-    from llmal.aggregate import summary_best
+    from llmal.results.aggregate import summary_best
     summary = pd.DataFrame({"condition": ["a", "b"], "encoder": ["e", "e"], "n_seeds": [3, 3],
                             "fp_mean": [0.0, 4.0], "fp_sd": [0.0, 1.0], "degenerate": [True, False]})
     from llmal.results.settings import Metric
@@ -163,7 +163,8 @@ def test_bootstrap_ci_brackets_the_point_estimate():
 
 
 def test_fpfn_figure_draws_a_degenerate_row_apart_without_squashing_the_others(tmp_path):
-    from llmal.figures import condition_colors, fpfn_figure
+    from llmal.report.figures import condition_colors
+    from llmal.report.figures import fpfn_figure
     fpfn = pd.DataFrame({"condition": ["a", "b", "local_llm"], "encoder": "tfidf",
                          "n_seeds": 3, "fp_mean": [4.0, 6.0, 435.0], "fp_sd": [1.0, 1.0, 0.0],
                          "fn_mean": [5.0, 3.0, 0.0], "fn_sd": [1.0, 0.5, 0.0]})
@@ -176,7 +177,7 @@ def test_fpfn_figure_draws_a_degenerate_row_apart_without_squashing_the_others(t
 
 
 def test_aulc_figure_draws_two_conditions_of_one_annotator_and_strategy(tmp_path):
-    from llmal.figures import aulc_figure
+    from llmal.report.figures import aulc_figure
 
     aulc = pd.DataFrame({"condition": ["llm_al", "llm_al_robust", "llm_random"], "encoder": "tfidf",
                          "single_round": False, "aulc_labels_mean": [0.7, 0.72, 0.65],

@@ -5,7 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmal.config import ConfigError, expand_runs, load_config, run_spec, validate_config
+from llmal.config import ConfigError
+from llmal.config import expand_runs
+from llmal.config import load_config
+from llmal.config import run_spec
+from llmal.config import validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

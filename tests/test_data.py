@@ -11,15 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.data import demo as demo_module
-from llmal.data.demo import TOPICS, describe_demo, generate_demo
-from llmal.data.download import fetch_verified, sha256_file
-from llmal.data.gahd import GAHD_SHA256, load_gahd
-from llmal.data.loaders import load_table, map_columns
+from llmal.tasks.classification import demo as demo_module
+from llmal.tasks.classification.demo import TOPICS
+from llmal.tasks.classification.demo import describe_demo
+from llmal.tasks.classification.demo import generate_demo
+from llmal.io.download import fetch_verified
+from llmal.io.download import sha256_file
+from llmal.tasks.classification.gahd import GAHD_SHA256
+from llmal.tasks.classification.gahd import load_gahd
+from llmal.io.loaders import load_table
+from llmal.io.loaders import map_columns
 from llmal.data.prepare import prepare_dataset
-from llmal.data.split import assign_split, texts_shared_with_test
-from llmal.data.validate import DatasetError, validate_items
-from llmal.tables import ITEM_COLUMNS
+from llmal.data.split import assign_split
+from llmal.data.split import texts_shared_with_test
+from llmal.data.validate import DatasetError
+from llmal.data.validate import validate_items
+from llmal.contracts import ITEM_COLUMNS
 
 LABELS = ["not_hostile", "hostile"]
 LABELS_CFG = {"names": LABELS, "positive": "hostile"}
@@ -419,7 +426,7 @@ def test_gahd_download_is_verified_against_the_pinned_hash(tmp_path, serve):
 # --- three classes, relations, one expert per column ------------------------------------------
 
 def test_three_class_demo_keeps_the_binary_texts_and_is_deterministic():
-    from llmal.data.demo import THREE_CLASS_NAMES
+    from llmal.tasks.classification.demo import THREE_CLASS_NAMES
     binary, three = generate_demo(400, seed=2), generate_demo(400, seed=2, classes=3)
     assert three["text"].tolist() == binary["text"].tolist()
     assert (three["gold"] == 2).tolist() == (binary["gold"] == 1).tolist()
@@ -429,7 +436,8 @@ def test_three_class_demo_keeps_the_binary_texts_and_is_deterministic():
 
 
 def test_relation_demo_marks_both_entities_and_is_deterministic():
-    from llmal.data.relations import RELATION_NAMES, generate_relations
+    from llmal.tasks.classification.relations import RELATION_NAMES
+    from llmal.tasks.classification.relations import generate_relations
     df = generate_relations(300, seed=1)
     assert df["text"].str.contains(r"\[E1\].+\[/E1\]").all() and df["text"].str.contains(r"\[E2\].+\[/E2\]").all()
     assert set(df["gold"]) == set(range(len(RELATION_NAMES)))
@@ -441,7 +449,7 @@ def test_relation_demo_marks_both_entities_and_is_deterministic():
 
 
 def test_human_annotator_tied_to_one_column_is_that_expert():
-    from llmal.annotators.human import annotate_human
+    from llmal.annotate.human import annotate_human
     items = pd.DataFrame({"id": ["a", "b", "c"], "text": "t", "gold": [0, 1, 1], "topic": "",
                           "source": "s", "ann_expert1": pd.array([0, None, 1], dtype="Int64"),
                           "ann_expert2": pd.array([1, 1, 1], dtype="Int64")})

@@ -5,7 +5,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from llmal import figures
+from llmal.report import figures
 
 NER_DEMO_CONDITIONS = ["human_random", "human_mte", "human_kmeans", "llm_random", "llm_mte", "llm_kmeans"]
 LONG = [f"condition_with_a_rather_long_name_{i}" for i in range(12)]

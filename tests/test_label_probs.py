@@ -12,11 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.label_probs import label_distribution, label_matrix, read_cell
+from llmal.label_probs import label_distribution
+from llmal.label_probs import label_matrix
+from llmal.label_probs import read_cell
 from llmal.llm.annotate import annotate_with_llm
 from llmal.llm.logprobs import choice_probabilities
-from llmal.llm.prompts import Question, load_prompt
-from llmal.llm.profiles import request_problems, sample_specs
+from llmal.llm.prompts import Question
+from llmal.llm.prompts import load_prompt
+from llmal.llm.profiles import request_problems
+from llmal.llm.profiles import sample_specs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_server import Faults, OpenAITestServer, choice_distribution, last_user_text  # noqa: E402
@@ -136,7 +140,7 @@ def test_samples_need_a_temperature_and_exclude_n():
 
 
 def test_probs_default_keeps_old_tables_readable():
-    from llmal.tables import make_annotations
+    from llmal.contracts import make_annotations
 
     old = pd.DataFrame({"id": ["a"], "label": [1], "status": ["ok"]})
     assert make_annotations(old)["probs"].tolist() == ["{}"]

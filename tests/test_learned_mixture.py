@@ -8,17 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.agreement import annotator_agreement
-from llmal.al import simulate
-from llmal.annotators.mixture import annotate_mixture, learned_gold_ids
-from llmal.annotators.oracles import build_oracle
-from llmal.annotators.run import annotate
-from llmal.encoders import Features
+from llmal.results.agreement import annotator_agreement
+from llmal.engine.loop import simulate
+from llmal.annotate.mixture import annotate_mixture
+from llmal.annotate.mixture import learned_gold_ids
+from llmal.engine.oracles import build_oracle
+from llmal.annotate.run import annotate
+from llmal.models.encoders import Features
 from llmal.engine.oracle import GoldSource
 from llmal.engine.schedule import Schedule
 from llmal.tasks.classification.task import ClassificationTask
 from llmal.models.logistic import LogisticHead
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 from llmal.tasks.registry import task_named
 
 CLS = task_named(None)

@@ -9,10 +9,14 @@ import pytest
 import yaml
 
 from llmal.cli import main
-from llmal.llm.plan import PlanRow, estimate, format_plan, max_answer_tokens
+from llmal.annotate.plan import PlanRow
+from llmal.annotate.plan import estimate
+from llmal.annotate.plan import format_plan
+from llmal.annotate.plan import max_answer_tokens
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_prompt
-from llmal.llm.tokens import approximate_counter, make_counter
+from llmal.llm.tokens import approximate_counter
+from llmal.llm.tokens import make_counter
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

@@ -10,11 +10,14 @@ import pytest
 import yaml
 
 from conftest import snakemake, tiny_config, write_config
-from llmal.annotators.mixture import (NO_LABEL, annotate_mixture, dawid_skene, majority_posterior,
+from llmal.annotate.mixture import (NO_LABEL, annotate_mixture, dawid_skene, majority_posterior,
                                       mean_posterior, member_votes, pick_labels)
-from llmal.annotators.run import annotate
-from llmal.config import ConfigError, replicate_groups, validate_config
-from llmal.tables import check_annotations, make_annotations
+from llmal.annotate.run import annotate
+from llmal.config import ConfigError
+from llmal.config import replicate_groups
+from llmal.config import validate_config
+from llmal.contracts import check_annotations
+from llmal.contracts import make_annotations
 from llmal.tasks.registry import task_named
 
 NAMES = ["neg", "pos"]

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake, write_config
-from llmal.config import ConfigError, validate_config
-from llmal.engine.schedule import BUDGET_TOKENS, Schedule
+from llmal.config import ConfigError
+from llmal.config import validate_config
+from llmal.engine.schedule import BUDGET_TOKENS
+from llmal.engine.schedule import Schedule
 from llmal.tasks.ner.data import prepare_ner
 
 TYPES = ["PER", "ORG", "LOC", "DATE"]
@@ -29,8 +31,9 @@ def _tokens_of(items: pd.DataFrame) -> dict[str, int]:
 
 
 def _simulate(items, split, schedule, sampler="random", seed=0):
-    from llmal.al import simulate
-    from llmal.engine.oracle import GoldSource, TableOracle
+    from llmal.engine.loop import simulate
+    from llmal.engine.oracle import GoldSource
+    from llmal.engine.oracle import TableOracle
     from llmal.tasks.ner.annotators import annotate_ner_human
     from llmal.tasks.ner.crf import CRFTagger
     from llmal.tasks.ner.task import NERTask

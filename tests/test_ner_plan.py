@@ -43,7 +43,7 @@ def _rows(out: str) -> dict[str, list[str]]:
 
 
 def _annotate(tmp_path, spec, config_extra=None):
-    from llmal.annotators.run import annotate
+    from llmal.annotate.run import annotate
 
     items, split = prepare_ner(DATASET, {"names": TYPES}, SPLIT, cache_dir=tmp_path)
     config = {"labels": {"names": TYPES}, "prices": PRICES, "cache_dir": str(tmp_path / "cache"),
@@ -54,7 +54,8 @@ def _annotate(tmp_path, spec, config_extra=None):
 def test_plan_estimates_the_ner_requests_the_server_is_sent(tmp_path, capsys):
     from openai_server import Faults, OpenAITestServer
 
-    from llmal.llm.tokens import PER_MESSAGE, REPLY_PRIMING
+    from llmal.llm.tokens import PER_MESSAGE
+    from llmal.llm.tokens import REPLY_PRIMING
     from llmal.tasks.ner.llm import response_format
 
     with OpenAITestServer(tmp_path / "server", Faults()) as server:

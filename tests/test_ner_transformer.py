@@ -12,10 +12,14 @@ import pytest
 from conftest import snakemake, write_config
 from llmal.models.losses import IGNORE_INDEX
 from llmal.models.tiny import make_tiny_bert
-from llmal.tasks.ner.demo import NER_DEMO_TYPES, generate_ner_demo
+from llmal.tasks.ner.demo import NER_DEMO_TYPES
+from llmal.tasks.ner.demo import generate_ner_demo
 from llmal.tasks.ner.metrics import seqeval_scores
-from llmal.tasks.ner.spans import check_tags, tag_names
-from llmal.tasks.ner.transformer import TransformerTagger, allowed_transitions, viterbi
+from llmal.tasks.ner.spans import check_tags
+from llmal.tasks.ner.spans import tag_names
+from llmal.tasks.ner.transformer import TransformerTagger
+from llmal.tasks.ner.transformer import allowed_transitions
+from llmal.tasks.ner.transformer import viterbi
 
 TYPES = list(NER_DEMO_TYPES)
 TAGS = tag_names(TYPES)
@@ -233,7 +237,8 @@ def ner_transformer_config() -> dict:
     (lambda c: c["conditions"]["c"].update(encoders=["tfidf"]), "conditions.c.encoders"),
 ])
 def test_ner_transformer_config_errors_name_the_key(mutate, key):
-    from llmal.config import ConfigError, validate_config
+    from llmal.config import ConfigError
+    from llmal.config import validate_config
 
     config = ner_transformer_config()
     validate_config(ner_transformer_config())          # the valid one passes
@@ -245,8 +250,9 @@ def test_ner_transformer_config_errors_name_the_key(mutate, key):
 def test_demonstration_pool_is_the_meta_set_and_is_paid_once(demo, tmp_path):
     """S3 (LLMaAA): learning to reweight with the annotator's gold demonstration pool as the meta
     set; the pool is bought once (purpose demonstrations), its reuse as meta costs nothing."""
-    from llmal.al import simulate
-    from llmal.engine.oracle import GoldSource, TableOracle
+    from llmal.engine.loop import simulate
+    from llmal.engine.oracle import GoldSource
+    from llmal.engine.oracle import TableOracle
     from llmal.engine.schedule import Schedule
     from llmal.tasks.ner.annotators import annotate_ner_human
     from llmal.tasks.ner.data import prepare_ner

@@ -10,13 +10,15 @@ import pytest
 
 from conftest import snakemake, tiny_config, write_config
 from al_helpers import simulate_table as simulate
-from llmal.config import ConfigError, run_spec, validate_config
-from llmal.encoders import Features
+from llmal.config import ConfigError
+from llmal.config import run_spec
+from llmal.config import validate_config
+from llmal.models.encoders import Features
 from llmal.models.logistic import LogisticHead
-from llmal.annotators.mixture import annotate_mixture
-from llmal.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
+from llmal.annotate.mixture import annotate_mixture
+from llmal.engine.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
                                 draw_meta_set, negative_mask, rejected_classes, soft_targets)
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 
 torch = pytest.importorskip("torch")
 

@@ -24,12 +24,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.llm.annotate import annotate_with_llm, counts
+from llmal.llm.annotate import annotate_with_llm
+from llmal.llm.annotate import counts
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.executors import make_executor
-from llmal.llm.executors.openai_batch import STATE_FILE, BatchState, Chunk, OpenAIBatchExecutor
-from llmal.llm.executors.openai_common import ExecutorConfigError, redact
+from llmal.llm.executors.openai_batch import STATE_FILE
+from llmal.llm.executors.openai_batch import BatchState
+from llmal.llm.executors.openai_batch import Chunk
+from llmal.llm.executors.openai_batch import OpenAIBatchExecutor
+from llmal.llm.executors.openai_common import ExecutorConfigError
+from llmal.llm.executors.openai_common import redact
 from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests

@@ -5,16 +5,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.al import simulate
-from llmal.annotators.human import annotate_human
-from llmal.annotators.mixture import annotate_mixture
+from llmal.engine.loop import simulate
+from llmal.annotate.human import annotate_human
+from llmal.annotate.mixture import annotate_mixture
 from llmal.data.split import assign_split
-from llmal.encoders import Features, encode, fit_mask
-from llmal.engine.oracle import GoldSource, LazyOracle, MixtureOracle, TableOracle
+from llmal.models.encoders import Features
+from llmal.models.encoders import encode
+from llmal.models.encoders import fit_mask
+from llmal.engine.oracle import GoldSource
+from llmal.engine.oracle import LazyOracle
+from llmal.engine.oracle import MixtureOracle
+from llmal.engine.oracle import TableOracle
 from llmal.engine.schedule import Schedule
 from llmal.tasks.classification.task import ClassificationTask
 from llmal.models.logistic import LogisticHead
-from llmal.tables import annotation_cost, make_annotations
+from llmal.contracts import annotation_cost
+from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 
@@ -190,7 +196,7 @@ def test_tfidf_fits_on_pool_and_dev_only_unless_transductive():
 
 
 def test_run_json_is_strict_json(tmp_path):
-    from llmal.tables import write_json
+    from llmal.contracts import write_json
 
     write_json({"a": float("nan"), "b": [np.float64("inf"), 1.5]}, tmp_path / "x.json")
     assert json.loads((tmp_path / "x.json").read_text(),

@@ -10,12 +10,15 @@ import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
 from conftest import snakemake, tiny_config, write_config
-from llmal.agreement import annotator_agreement, kappa_interval
-from llmal.annotators.precomputed import PrecomputedError, annotate_precomputed
-from llmal.annotators.run import annotate
-from llmal.config import ConfigError, validate_config
+from llmal.results.agreement import annotator_agreement
+from llmal.results.agreement import kappa_interval
+from llmal.annotate.precomputed import PrecomputedError
+from llmal.annotate.precomputed import annotate_precomputed
+from llmal.annotate.run import annotate
+from llmal.config import ConfigError
+from llmal.config import validate_config
 from llmal.label_probs import read_cell
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 from llmal.tasks.registry import task_named
 
 NAMES = ["neutral", "critical_civil", "hostile"]
@@ -125,7 +128,7 @@ def test_selection_needs_enough_dev_items():
     t = strict.table.set_index("annotator")
     assert t.loc["lucky", "dev_n"] == 6 and t.loc["lucky", "dev_kappa"] == 1.0
     assert t.loc["good", "dev_kappa_low"] < t.loc["good", "dev_kappa"] < t.loc["good", "dev_kappa_high"]
-    assert "not selectable" in __import__("llmal.agreement", fromlist=["x"]).agreement_markdown(strict).lower()
+    assert "not selectable" in __import__("llmal.results.agreement", fromlist=["x"]).agreement_markdown(strict).lower()
 
 
 def test_agreement_reports_self_consistency_of_samples():
@@ -257,7 +260,8 @@ def test_a_header_less_answer_file_keeps_its_first_answer_with_the_datasets_read
         annotate_precomputed(items, {"kind": "precomputed", "file": str(named), "label_map": spec["label_map"],
                                      "columns": {"id": 1, "label": 2}}, NAMES, name="rec")
     # the keys pass the schema, the numbers included
-    from llmal.config import load_schema, _validator_with_defaults
+    from llmal.config import load_schema
+    from llmal.config import _validator_with_defaults
     schema_errors = list(_validator_with_defaults()(load_schema()).iter_errors(
         {**tiny_config(), "annotators": {"rec": spec}}))
     assert not [e.message for e in schema_errors if "annotators" in list(map(str, e.absolute_path))]

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, snakemake, tiny_config, write_config
-from llmal.data.demo import generate_demo
+from llmal.tasks.classification.demo import generate_demo
 from llmal.models.tiny import make_tiny_bert
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 

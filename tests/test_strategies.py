@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from llmal.strategies import strategy_names
-from llmal.strategies.base import ArrayContext, linear_grad_embeddings
+from llmal.strategies.base import ArrayContext
+from llmal.strategies.base import linear_grad_embeddings
 from llmal.strategies.catalog import make_strategy
 from llmal.strategies.catalog import STRATEGY_CLASSES
 from llmal.strategies.registry import STRATEGY_NEEDS
@@ -243,7 +244,7 @@ def test_array_context_names_what_it_lacks():
 
 
 def test_model_context_serves_every_logistic_strategy_and_names_what_is_missing():
-    from llmal.encoders import Features
+    from llmal.models.encoders import Features
     from llmal.models.logistic import LogisticHead
     from llmal.strategies.model_context import ModelContext
 

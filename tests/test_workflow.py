@@ -122,7 +122,7 @@ def test_bad_dataset_fails_with_a_message_naming_the_problem(tmp_path, column_fi
     write_config(tmp_path, config)
     res = snakemake(tmp_path, "results/mine/data/items.parquet", check=False)
     assert res.returncode != 0
-    # found while planning (llmal.check), before the prepare job runs
+    # found while planning (llmal.config.check), before the prepare job runs
     out = res.stdout + res.stderr
     assert "data.csv" in out and words in out
     assert not (tmp_path / "results" / "mine" / "logs" / "prepare.log").exists()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake, tiny_config, write_config
-from llmal.data.demo import generate_demo
+from llmal.tasks.classification.demo import generate_demo
 from llmal.models.tiny import make_tiny_bert
 
 

@@ -24,12 +24,12 @@ import pandas as pd
 import pytest
 
 from conftest import GAHD, ROOT, snakemake, tiny_config, write_config
-from llmal.annotators.run import items_to_annotate
+from llmal.annotate.run import items_to_annotate
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
-from llmal.tables import annotation_cost
+from llmal.contracts import annotation_cost
 from openai_server import Faults, expected_answer, read_ledger_file, start_subprocess
 
 PROMPTS = ROOT / "config" / "prompts"

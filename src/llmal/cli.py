@@ -30,11 +30,15 @@ def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from .config import PROMPTS_DIR, lazy_demand, load_config
-    from .llm.plan import format_plan
-    from .tasks.registry import task_of
+    from llmal.config import PROMPTS_DIR
+    from llmal.config import lazy_demand
+    from llmal.config import load_config
+    from llmal.annotate.plan import format_plan
+    from llmal.tasks.registry import task_of
 
-    from .check import check_config_file, errors, format_problems
+    from llmal.config.check import check_config_file
+    from llmal.config.check import errors
+    from llmal.config.check import format_problems
 
     problems = check_config_file(args.configfile)   # a dry run: a missing API key only warns
     if problems:
@@ -75,8 +79,10 @@ def _add_agreement(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _run_agreement(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .agreement import agreement_markdown, annotator_agreement
-    from .config import load_config, reference_annotator
+    from llmal.results.agreement import agreement_markdown
+    from llmal.results.agreement import annotator_agreement
+    from llmal.config import load_config
+    from llmal.config import reference_annotator
 
     config = load_config(args.configfile)
     results = args.results or Path("results") / config["dataset"]["name"]
@@ -125,7 +131,9 @@ def _add_check(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from .check import check_config_file, errors, format_problems
+    from llmal.config.check import check_config_file
+    from llmal.config.check import errors
+    from llmal.config.check import format_problems
 
     problems = check_config_file(args.configfile, results=args.results)
     print(format_problems(problems) if problems else f"{args.configfile}: no problems found")

@@ -9,14 +9,18 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from llmal.al import simulate
-from llmal.annotators.oracles import build_oracle
+from llmal.engine.loop import simulate
+from llmal.engine.oracles import build_oracle
 from llmal.config import spec_hash
-from llmal.encoders import load_features
-from llmal.engine.oracle import GoldSource, oracles_in
+from llmal.models.encoders import load_features
+from llmal.engine.oracle import GoldSource
+from llmal.engine.oracle import oracles_in
 from llmal.engine.schedule import Schedule
 from llmal.llm.annotate import settle_after_report
-from llmal.tables import check_annotations, write_json, write_parquet, write_text
+from llmal.contracts import check_annotations
+from llmal.contracts import write_json
+from llmal.contracts import write_parquet
+from llmal.contracts import write_text
 from llmal.tasks.registry import task_of
 from llmal.workflow import versions
 

@@ -1,7 +1,7 @@
 rule al_run:
     """One AL simulation: condition x encoder x seed. Name its run.json to rerun just it.
 
-    Resources from what the run is (llmal.cluster): a linear head takes one core on the CPU
+    Resources from what the run is (llmal.config.cluster): a linear head takes one core on the CPU
     partition with memory from its input size and joins the `al_cpu` job group (packed into
     group jobs by the cluster profile's group-components); fine-tuning takes GPUs on the GPU
     partition, one job per run.
@@ -43,7 +43,7 @@ rule al_run:
 # An AL run of a lazy condition whose annotators include an API LLM (openai, openai_batch) asks
 # the API from inside the run, and compute nodes often have no internet: with a linear head it
 # runs on the submit host (a local rule), unless the site names a `network_partition` whose nodes
-# reach the API (llmal.cluster explains where fine-tuning ones go).
+# reach the API (llmal.config.cluster explains where fine-tuning ones go).
 use rule al_run as al_run_api with:
     wildcard_constraints:
         condition=NETWORK_CONDITION_RE,

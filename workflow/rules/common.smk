@@ -1,6 +1,7 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
-from llmal import cluster
-from llmal.tasks.registry import capabilities_of, spec_task_key
+from llmal.config import cluster
+from llmal.tasks.registry import capabilities_of
+from llmal.tasks.registry import spec_task_key
 from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, run_demo_encoders,
                           run_spec, run_tables)
 
@@ -94,7 +95,7 @@ def al_inputs(wildcards):
     return inputs
 
 
-# --- resources: what each job asks a scheduler for (llmal.cluster; SLURM site settings from
+# --- resources: what each job asks a scheduler for (llmal.config.cluster; SLURM site settings from
 # profiles/slurm/site.yaml or LLMAL_SLURM_* variables, see profiles/slurm/README.md)
 try:
     SITE = cluster.site_settings(workflow.basedir)

@@ -1,1 +1,1 @@
-"""The data stage: the synthetic demo, dataset loaders, validation and splits."""
+"""Stage 1, data: prepare = the task reads the dataset -> split -> validate, into the items and split tables."""

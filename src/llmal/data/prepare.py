@@ -1,8 +1,8 @@
 """The prepare stage: dataset config -> validated items table and split table.
 
 dataset.kind picks the source:
-  demo  the SYNTHETIC demo data (llmal.data.demo); keys n_items, seed, classes (2 or 3), task
-        (hostility, or relation: entity-marked relation classification, llmal.data.relations)
+  demo  the SYNTHETIC demo data (llmal.tasks.classification.demo); keys n_items, seed, classes (2 or 3), task
+        (hostility, or relation: entity-marked relation classification, llmal.tasks.classification.relations)
   gahd  GAHD, from dataset.path or downloaded once into the cache directory (checked by sha256)
   file  a user's csv/tsv/jsonl/json/parquet; keys path (or files: [{path, split}, ...]),
         columns, label_map, annotator_sep, split_map, format, quoting, header, skip_rows, encoding,
@@ -18,15 +18,19 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from llmal.data.demo import THREE_CLASS_NAMES, generate_demo
-from llmal.data.relations import RELATION_NAMES, generate_relations
-from llmal.data.gahd import load_gahd
-from llmal.data.loaders import (DEFAULT_SPLIT_MAP, SPLIT_COLUMN, load_table, map_columns,
+from llmal.tasks.classification.demo import THREE_CLASS_NAMES
+from llmal.tasks.classification.demo import generate_demo
+from llmal.tasks.classification.relations import RELATION_NAMES
+from llmal.tasks.classification.relations import generate_relations
+from llmal.tasks.classification.gahd import load_gahd
+from llmal.io.loaders import (DEFAULT_SPLIT_MAP, SPLIT_COLUMN, load_table, map_columns,
                                 positional_columns)
 from llmal.data.split import assign_split
 from llmal.data.validate import (DatasetError, check_split, is_blank, small_test_classes,
                                  validate_items)
-from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS, META_PREFIX
+from llmal.contracts import ANNOTATOR_PREFIX
+from llmal.contracts import ITEM_COLUMNS
+from llmal.contracts import META_PREFIX
 
 # keys every kind accepts; cache_dir is read by the caller, which passes it as `cache_dir`
 COMMON_KEYS = {"name", "kind", "cache_dir"}

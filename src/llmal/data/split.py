@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmal.data.loaders import SPLIT_COLUMN
+from llmal.io.loaders import SPLIT_COLUMN
 from llmal.data.validate import DatasetError
-from llmal.tables import SPLITS
+from llmal.contracts import SPLITS
 
 
 def _round_half_up(x: float) -> int:

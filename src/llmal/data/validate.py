@@ -11,7 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from llmal.tables import ANNOTATOR_PREFIX, ITEM_COLUMNS
+from llmal.contracts import ANNOTATOR_PREFIX
+from llmal.contracts import ITEM_COLUMNS
 
 MAX_LISTED = 3  # offenders named in one message
 MAX_SHOWN = 80  # characters of an offending value shown

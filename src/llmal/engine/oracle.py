@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 
 
 class OracleError(ValueError):
@@ -251,7 +251,7 @@ class MixtureOracle(Oracle):
     """Several oracles as one annotator; aggregation fitted on acquired items only.
 
     `aggregate(tables) -> annotation table` is the mixture's aggregation over its members' rows
-    (llmal.annotators.mixture.annotate_mixture); members shared with another mixture are the
+    (llmal.annotate.mixture.annotate_mixture); members shared with another mixture are the
     same oracle objects, so each is asked, and paid, once per item. A learned aggregation
     names its gold set (`gold`: dev ids); it is called as `aggregate(tables, gold=labels)` with
     the labels the run bought (`receive_gold`) and fitted on the acquired ones."""

@@ -6,7 +6,7 @@ jobs sharing the cache (inflight.py) and send them (identical bodies once) throu
 whose every response line is written to the cache the moment it arrives; wait for what other
 jobs are sending and read it. Then parse all responses strictly and price them from their
 reported usage with the annotator's own price and executor kind. The result is an annotation table
-(llmal.tables contract) with status ok / invalid / failed per item; labels are never guessed.
+(llmal.contracts contract) with status ok / invalid / failed per item; labels are never guessed.
 """
 from __future__ import annotations
 
@@ -21,20 +21,36 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..tables import annotation_cost, make_annotations
-from .backend import backend_identity
-from .cache import ResponseCache, is_success
-from .cost import is_batch, price_for
-from .demonstrations import demo_pool_of, knn_demonstrations
-from .executors import make_executor
-from .executors.base import Executor, RequestLine, ResponseLine, error_line
-from .executors.openai_common import api_key_from_env, mask_secrets
-from .inflight import InFlight
-from .logprobs import choice_probabilities
-from .parse import ParsedAnswer, parse_chat_body, parse_chat_choices, reasoning_tokens_of, usage_of
-from .prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
-from .profiles import sample_specs
-from .requests import RequestPlan, build_requests
+from llmal.contracts import annotation_cost
+from llmal.contracts import make_annotations
+from llmal.llm.backend import backend_identity
+from llmal.llm.cache import ResponseCache
+from llmal.llm.cache import is_success
+from llmal.llm.cost import is_batch
+from llmal.llm.cost import price_for
+from llmal.llm.demonstrations import demo_pool_of
+from llmal.llm.demonstrations import knn_demonstrations
+from llmal.llm.executors import make_executor
+from llmal.llm.executors.base import Executor
+from llmal.llm.executors.base import RequestLine
+from llmal.llm.executors.base import ResponseLine
+from llmal.llm.executors.base import error_line
+from llmal.llm.executors.openai_common import api_key_from_env
+from llmal.llm.executors.openai_common import mask_secrets
+from llmal.llm.inflight import InFlight
+from llmal.llm.logprobs import choice_probabilities
+from llmal.llm.parse import ParsedAnswer
+from llmal.llm.parse import parse_chat_body
+from llmal.llm.parse import parse_chat_choices
+from llmal.llm.parse import reasoning_tokens_of
+from llmal.llm.parse import usage_of
+from llmal.llm.prompts import Demonstration
+from llmal.llm.prompts import PromptTemplate
+from llmal.llm.prompts import load_guidelines
+from llmal.llm.prompts import load_prompt
+from llmal.llm.profiles import sample_specs
+from llmal.llm.requests import RequestPlan
+from llmal.llm.requests import build_requests
 
 
 class AnnotationError(ValueError):
@@ -417,7 +433,7 @@ def answer_probs(choice: Any, answers: Mapping[str, str], template: PromptTempla
                  label_names: Sequence[str], positive: str) -> dict[str, Any]:
     """The probs cell of one parsed completion choice: per-question choice probabilities from its
     logprobs and the label distribution they imply ({} without logprobs)."""
-    from ..label_probs import label_distribution
+    from llmal.label_probs import label_distribution
 
     choices = choice_probabilities(choice, answers, template.questions)
     if not choices:
@@ -433,7 +449,7 @@ def _sampled_row(first: dict[str, Any], lines: Sequence[ResponseLine], template:
     """One item asked N times (`samples`): the majority label over the samples that gave one
     (a tie goes to the label sampled first), the vote shares and the agreement rate in `probs`,
     tokens and cost summed over the item's requests (each priced in full, like any request)."""
-    from ..label_probs import sample_summary
+    from llmal.label_probs import sample_summary
 
     row = dict(first)
     success = [line for line in lines if is_success(line)]

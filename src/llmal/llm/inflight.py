@@ -19,7 +19,8 @@ import time
 import uuid
 from typing import Callable, Sequence
 
-from .cache import HOST, ResponseCache
+from llmal.llm.cache import HOST
+from llmal.llm.cache import ResponseCache
 
 POLL_S = 0.25
 MAX_POLL_S = 5.0

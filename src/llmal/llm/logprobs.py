@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
-from .prompts import Question
+from llmal.llm.prompts import Question
 
 
 def _fits(choice: str, text: str) -> bool:

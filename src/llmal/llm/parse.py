@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .prompts import Question
+from llmal.llm.prompts import Question
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .rules import Rule, RuleError, parse_rule
+from llmal.llm.rules import Rule
+from llmal.llm.rules import RuleError
+from llmal.llm.rules import parse_rule
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 QUESTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

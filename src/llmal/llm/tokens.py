@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..models.hub import resolve_model
+from llmal.models.hub import resolve_model
 
 PER_MESSAGE = 3
 REPLY_PRIMING = 3
@@ -99,7 +99,7 @@ def _gguf(model: str) -> TokenCounter | None:
     if not Path(path).is_file():
         return None
     try:
-        from .executors.local import import_llama
+        from llmal.llm.executors.local import import_llama
 
         llm = import_llama().Llama(model_path=path, vocab_only=True, verbose=False)
     except Exception:

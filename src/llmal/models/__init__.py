@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from llmal.encoders import Features
+from llmal.models.encoders import Features
 from llmal.models.base import Classifier
 
 

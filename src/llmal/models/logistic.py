@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from llmal.encoders import Features
+from llmal.models.encoders import Features
 from llmal.models.perturb import perturbed_linear_proba
 
 

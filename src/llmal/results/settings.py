@@ -1,6 +1,6 @@
 """What every result table shares: the run keys, the summary metric catalogue, the aggregate
 settings of a config, and the grouping and mean ± sd helpers (data only; formatting lives in
-llmal.tablefmt)."""
+llmal.report.tablefmt)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.tables import ContractError
+from llmal.contracts import ContractError
 
 KEYS = ["condition", "encoder", "seed"]
 UNKNOWN_TOPIC = "(unknown)"
@@ -39,7 +39,7 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
 )
 
 
-# summary column -> flag column (llmal.confusion.degenerate_predictions) under which it is not ranked
+# summary column -> flag column (llmal.results.confusion.degenerate_predictions) under which it is not ranked
 MEANINGLESS_WHEN = {"fp": "never_positive", "fn": "never_negative"}
 
 

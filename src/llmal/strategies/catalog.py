@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from llmal.strategies import geometry as geo
-from llmal.strategies.base import QueryContext, Strategy, top_k
+from llmal.strategies.base import QueryContext
+from llmal.strategies.base import Strategy
+from llmal.strategies.base import top_k
 
 EPS = 1e-12
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from .base import Executor
+from llmal.llm.executors.base import Executor
 
 EXECUTOR_KINDS = ("openai", "openai_batch", "vllm", "local")
 
@@ -17,15 +17,15 @@ def make_executor(spec: Mapping[str, Any], *, state_dir: Path) -> Executor:
     """The executor for an LLM annotator spec (dispatch on spec['kind'])."""
     kind = spec.get("kind")
     if kind == "openai":
-        from .openai_online import OpenAIOnlineExecutor
+        from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
         return OpenAIOnlineExecutor(spec)
     if kind == "openai_batch":
-        from .openai_batch import OpenAIBatchExecutor
+        from llmal.llm.executors.openai_batch import OpenAIBatchExecutor
         return OpenAIBatchExecutor(spec, state_dir=Path(state_dir))
     if kind == "vllm":
-        from .vllm import VLLMExecutor
+        from llmal.llm.executors.vllm import VLLMExecutor
         return VLLMExecutor(spec, state_dir=Path(state_dir))
     if kind == "local":
-        from .local import LocalGGUFExecutor
+        from llmal.llm.executors.local import LocalGGUFExecutor
         return LocalGGUFExecutor(spec)
     raise ValueError(f"annotator key 'kind': {kind!r} is not an LLM executor (one of {EXECUTOR_KINDS})")

@@ -24,7 +24,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .base import RequestLine, ResponseLine, Store, error_line, ok_line, store_all
+from llmal.llm.executors.base import RequestLine
+from llmal.llm.executors.base import ResponseLine
+from llmal.llm.executors.base import Store
+from llmal.llm.executors.base import error_line
+from llmal.llm.executors.base import ok_line
+from llmal.llm.executors.base import store_all
 
 MAX_CHOICES = 64
 DEFAULT_CHUNK = 512
@@ -139,7 +144,8 @@ class VLLMExecutor:
 
     # -- vllm run-batch --------------------------------------------------------------------
     def _run_batch(self, requests: Sequence[RequestLine], store: Store) -> None:
-        from ..requests import read_jsonl, write_jsonl
+        from llmal.llm.requests import read_jsonl
+        from llmal.llm.requests import write_jsonl
 
         exe = shutil.which("vllm")
         if exe is None:

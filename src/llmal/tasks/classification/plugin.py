@@ -9,20 +9,25 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.agreement import DEFAULT_MIN_DEV_ITEMS, annotator_agreement
-from llmal.annotators.human import annotate_human
-from llmal.annotators.mixture import annotate_mixture, learned_gold_ids
-from llmal.annotators.precomputed import annotate_precomputed
-from llmal.annotators.simulated import annotate_simulated
-from llmal.config import LLM_KINDS, PROMPTS_DIR
+from llmal.results.agreement import DEFAULT_MIN_DEV_ITEMS
+from llmal.results.agreement import annotator_agreement
+from llmal.annotate.human import annotate_human
+from llmal.annotate.mixture import annotate_mixture
+from llmal.annotate.mixture import learned_gold_ids
+from llmal.annotate.precomputed import annotate_precomputed
+from llmal.annotate.simulated import annotate_simulated
+from llmal.config import LLM_KINDS
+from llmal.config import PROMPTS_DIR
 from llmal.data.prepare import prepare_dataset
 from llmal.llm.annotate import annotate_with_llm
 from llmal.llm.cost import price_for
-from llmal.llm.plan import estimate, fixed_demonstrations, plan_annotators
+from llmal.annotate.plan import estimate
+from llmal.annotate.plan import fixed_demonstrations
+from llmal.annotate.plan import plan_annotators
 from llmal.llm.prompts import load_prompt
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
-from llmal.tables import make_annotations
+from llmal.contracts import make_annotations
 from llmal.tasks.classification.capabilities import CAPABILITIES
 from llmal.tasks.classification.task import ClassificationTask
 

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from llmal.metrics import classification_metrics, soft_label_metrics, vote_counts
+from llmal.tasks.classification.metrics import classification_metrics
+from llmal.tasks.classification.metrics import soft_label_metrics
+from llmal.tasks.classification.metrics import vote_counts
 from llmal.strategies.catalog import make_strategy
 from llmal.strategies.model_context import ModelContext
-from llmal.tables import annotator_columns
+from llmal.contracts import annotator_columns
 from llmal.tasks.base import TaskError
 
 

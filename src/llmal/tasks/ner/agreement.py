@@ -1,4 +1,4 @@
-"""Annotator agreement for task ner (S2): the agreement table of llmal.agreement at token level.
+"""Annotator agreement for task ner (S2): the agreement table of llmal.results.agreement at token level.
 
 Every sentence becomes one item per token, labelled with the index of its BIO tag (tag_names);
 an annotator's answer gives every token of a sentence it answered its tag (status ok), and
@@ -18,11 +18,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.agreement import AgreementReport, annotator_agreement
+from llmal.results.agreement import AgreementReport
+from llmal.results.agreement import annotator_agreement
 from llmal.tasks.ner.data import TAGS
 from llmal.tasks.ner.metrics import seqeval_scores
-from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
-from llmal.tables import make_annotations
+from llmal.tasks.ner.spans import spans_of_json
+from llmal.tasks.ner.spans import spans_to_tags
+from llmal.tasks.ner.spans import tag_names
+from llmal.contracts import make_annotations
 
 
 def token_items(items: pd.DataFrame, split: pd.DataFrame, types: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

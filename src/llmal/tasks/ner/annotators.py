@@ -1,5 +1,5 @@
 """Human and simulated annotators of sentences (task: ner); both write the annotation table
-with `label` = 0 and the entity `spans` of every ok row (llmal.tables).
+with `label` = 0 and the entity `spans` of every ok row (llmal.contracts).
 
 - human: the gold spans (mode gold), or a per-annotator span column `meta_spans_<column>` of
   the dataset (JSON [[start, end, type], ...]; a sentence without it gets status failed).
@@ -19,9 +19,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.tasks.ner.data import TAGS, TOKENS
-from llmal.tasks.ner.spans import Span, spans_json, tags_to_spans
-from llmal.tables import META_PREFIX, make_annotations, safe_column_name
+from llmal.tasks.ner.data import TAGS
+from llmal.tasks.ner.data import TOKENS
+from llmal.tasks.ner.spans import Span
+from llmal.tasks.ner.spans import spans_json
+from llmal.tasks.ner.spans import tags_to_spans
+from llmal.contracts import META_PREFIX
+from llmal.contracts import make_annotations
+from llmal.contracts import safe_column_name
 
 ERROR_KINDS = ("missed", "wrong_type", "boundary", "spurious")
 

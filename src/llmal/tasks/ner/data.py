@@ -1,6 +1,6 @@
 """The prepare stage of `task: ner`: dataset config -> items table and split table.
 
-Items are sentences. The items contract (llmal.tables) holds them as: `text` = the tokens joined
+Items are sentences. The items contract (llmal.contracts) holds them as: `text` = the tokens joined
 by single spaces, `gold` = 0 (a sentence has no class; the entity structure is the label),
 `meta_tokens` = JSON list of tokens, `meta_tags` = JSON list of gold BIO tags, `meta_split` =
 the file's split where files carry one. `labels.names` are the declared entity types.
@@ -26,11 +26,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.data.download import fetch_verified
+from llmal.io.download import fetch_verified
 from llmal.data.validate import DatasetError
 from llmal.tasks.ner.demo import generate_ner_demo
-from llmal.tasks.ner.readers import NerDataError, Sentence, read_sentences
-from llmal.tables import ITEM_COLUMNS
+from llmal.tasks.ner.readers import NerDataError
+from llmal.tasks.ner.readers import Sentence
+from llmal.tasks.ner.readers import read_sentences
+from llmal.contracts import ITEM_COLUMNS
 
 logger = logging.getLogger(__name__)
 

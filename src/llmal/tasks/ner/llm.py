@@ -8,7 +8,7 @@ the JSON schema of `response_format` asks for `{"entities": [{"span": str, "type
 the type constrained to the declared entity types. With `sentences_per_prompt: n` (S2: 2) n
 sentences share one request, numbered "[1] ...", and the answer is
 `{"sentences": [{"entities": [...]}, ...]}` with one entry per sentence in order; every row of
-that request carries its request_id and full price (paid once, llmal.tables.annotation_cost).
+that request carries its request_id and full price (paid once, llmal.contracts.annotation_cost).
 
 Strict parsing, nothing coerced:
 - an answer that is not that JSON object (not JSON, missing or extra keys, a wrong number of
@@ -33,15 +33,26 @@ import pandas as pd
 import yaml
 
 from llmal.config import PROMPTS_DIR
-from llmal.llm.annotate import LLMRunStats, _redactor, fetch_responses, finish_table, report_problems
+from llmal.llm.annotate import LLMRunStats
+from llmal.llm.annotate import _redactor
+from llmal.llm.annotate import fetch_responses
+from llmal.llm.annotate import finish_table
+from llmal.llm.annotate import report_problems
 from llmal.llm.cache import is_success
-from llmal.llm.cost import is_batch, price_for
-from llmal.llm.parse import reasoning_tokens_of, usage_of
+from llmal.llm.cost import is_batch
+from llmal.llm.cost import price_for
+from llmal.llm.parse import reasoning_tokens_of
+from llmal.llm.parse import usage_of
 from llmal.llm.profiles import sampling_body
-from llmal.llm.prompts import canonical_json, load_guidelines
+from llmal.llm.prompts import canonical_json
+from llmal.llm.prompts import load_guidelines
 from llmal.llm.requests import request_line
-from llmal.tasks.ner.data import TAGS, TOKENS
-from llmal.tasks.ner.spans import Span, find_span, spans_json, tags_to_spans
+from llmal.tasks.ner.data import TAGS
+from llmal.tasks.ner.data import TOKENS
+from llmal.tasks.ner.spans import Span
+from llmal.tasks.ner.spans import find_span
+from llmal.tasks.ner.spans import spans_json
+from llmal.tasks.ner.spans import tags_to_spans
 
 
 class NerPrompt:
@@ -229,7 +240,8 @@ def _demonstrations(ids: Sequence[str], spec: Mapping[str, Any],
         return {}
     if embeddings is None or demo_pool is None:
         raise ValueError("demonstrations need embeddings and a gold demonstration pool")
-    from llmal.llm.demonstrations import demo_pool_of, knn_demonstrations
+    from llmal.llm.demonstrations import demo_pool_of
+    from llmal.llm.demonstrations import knn_demonstrations
 
     pool = demo_pool_of(demo_pool, settings)
     neighbours = knn_demonstrations(list(ids), pool["id"].astype(str).tolist(), [0] * len(pool),

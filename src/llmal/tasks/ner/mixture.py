@@ -20,8 +20,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from llmal.tasks.ner.spans import Span, spans_json, spans_of_json
-from llmal.tables import make_annotations
+from llmal.tasks.ner.spans import Span
+from llmal.tasks.ner.spans import spans_json
+from llmal.tasks.ner.spans import spans_of_json
+from llmal.contracts import make_annotations
 
 NER_MIXTURE_METHODS = ("majority",)
 

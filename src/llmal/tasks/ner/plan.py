@@ -12,7 +12,7 @@ stand-in for its k-NN neighbours (same pool, so about the same length).
   entities of its sentences (meta_tags), plus one end token and the reasoning allowance, at most
   the output allowance (max_tokens), times `n`.
 - Prompt caching: the system message and the schema are the static prefix, priced as in
-  llmal.llm.plan.
+  llmal.annotate.plan.
 """
 from __future__ import annotations
 
@@ -22,15 +22,21 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.annotators.run import demonstration_pool, items_to_annotate
-from llmal.config import LLM_KINDS, annotation_targets
+from llmal.annotate.run import demonstration_pool
+from llmal.annotate.run import items_to_annotate
+from llmal.config import LLM_KINDS
+from llmal.config import annotation_targets
 from llmal.llm.cost import price_for
 from llmal.llm.demonstrations import demo_pool_of
-from llmal.llm.plan import PlanRow, cached_per_request
-from llmal.llm.profiles import output_allowance, reasoning_allowance
+from llmal.annotate.plan import PlanRow
+from llmal.annotate.plan import cached_per_request
+from llmal.llm.profiles import output_allowance
+from llmal.llm.profiles import reasoning_allowance
 from llmal.llm.prompts import load_guidelines
-from llmal.llm.tokens import TokenCounter, make_counter
-from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.llm.tokens import TokenCounter
+from llmal.llm.tokens import make_counter
+from llmal.tasks.ner.data import TAGS
+from llmal.tasks.ner.data import TOKENS
 from llmal.tasks.ner.llm import (NerPrompt, load_ner_prompt, ner_requests, response_format,
                            shown_demonstrations)
 from llmal.tasks.ner.spans import tags_to_spans

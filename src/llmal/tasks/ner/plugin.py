@@ -7,7 +7,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.config import LLM_KINDS, PROMPTS_DIR
+from llmal.config import LLM_KINDS
+from llmal.config import PROMPTS_DIR
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import make_counter
@@ -16,9 +17,12 @@ from llmal.tasks.ner.capabilities import CAPABILITIES
 from llmal.tasks.ner import annotators as ner_annotators
 from llmal.tasks.ner.agreement import ner_agreement
 from llmal.tasks.ner.data import prepare_ner
-from llmal.tasks.ner.llm import annotate_ner_with_llm, load_ner_prompt
+from llmal.tasks.ner.llm import annotate_ner_with_llm
+from llmal.tasks.ner.llm import load_ner_prompt
 from llmal.tasks.ner.mixture import annotate_ner_mixture
-from llmal.tasks.ner.plan import estimate_ner, plan_ner_annotators, stand_in_demonstrations
+from llmal.tasks.ner.plan import estimate_ner
+from llmal.tasks.ner.plan import plan_ner_annotators
+from llmal.tasks.ner.plan import stand_in_demonstrations
 from llmal.tasks.ner.task import NERTask
 
 

@@ -1,7 +1,7 @@
 """The sequence-labelling task behind the AL engine's task seam (llmal.tasks.base).
 
 Items are sentences. An annotator's answer is the `spans` cell of its annotation row (label 0 =
-answered, llmal.tables); `usable` turns the ok rows into BIO tag sequences for training. A
+answered, llmal.contracts); `usable` turns the ok rows into BIO tag sequences for training. A
 classifier's output for a batch of sentences is a SequenceOutput (per-token marginals, the best
 sequence and its probability), which the sequence strategies (llmal.tasks.ner.strategies) score and
 `evaluate` scores against the gold test tags with seqeval (llmal.tasks.ner.metrics).
@@ -15,10 +15,16 @@ import numpy as np
 import pandas as pd
 
 from llmal.tasks.base import TaskError
-from llmal.tasks.ner.data import sentence_tags, sentence_tokens
-from llmal.tasks.ner.metrics import NONE, entity_rows, seqeval_scores
-from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
-from llmal.tasks.ner.strategies import SequenceContext, make_sequence_strategy
+from llmal.tasks.ner.data import sentence_tags
+from llmal.tasks.ner.data import sentence_tokens
+from llmal.tasks.ner.metrics import NONE
+from llmal.tasks.ner.metrics import entity_rows
+from llmal.tasks.ner.metrics import seqeval_scores
+from llmal.tasks.ner.spans import spans_of_json
+from llmal.tasks.ner.spans import spans_to_tags
+from llmal.tasks.ner.spans import tag_names
+from llmal.tasks.ner.strategies import SequenceContext
+from llmal.tasks.ner.strategies import make_sequence_strategy
 
 
 @dataclass

@@ -10,9 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.annotators.hashing import uniform_per_item
-from llmal.annotators.human import human_labels
-from llmal.tables import make_annotations
+from llmal.annotate.hashing import uniform_per_item
+from llmal.annotate.human import human_labels
+from llmal.contracts import make_annotations
 
 
 def error_rates(items: pd.DataFrame, true: np.ndarray, spec: dict[str, Any],

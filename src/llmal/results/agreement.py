@@ -21,10 +21,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal import tablefmt
+from llmal.report import tablefmt
 from llmal.config import replicate_groups
-from llmal.metrics import vote_counts
-from llmal.tables import annotation_cost, write_json, write_text
+from llmal.tasks.classification.metrics import vote_counts
+from llmal.contracts import annotation_cost
+from llmal.contracts import write_json
+from llmal.contracts import write_text
 
 NO_LABEL = -1
 AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
@@ -100,7 +102,7 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
 def f1_macro(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Macro-F1 over all n_classes labels (a class absent from both counts as F1 0, as in
-    llmal.metrics); NaN for no items."""
+    llmal.tasks.classification.metrics); NaN for no items."""
     gold, pred = np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     if gold.size == 0:
         return float("nan")

@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from llmal.tasks.registry import spec_task_key
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PROMPTS_DIR = ROOT / "config" / "prompts"
 
@@ -77,7 +77,7 @@ def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validati
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Validate in place against the schema (filling defaults), then raise ConfigError for the
-    first of config_problems (`llmal check` and the Snakefile list them all, llmal.check)."""
+    first of config_problems (`llmal check` and the Snakefile list them all, llmal.config.check)."""
     errors, explicit = apply_schema(config)
     if errors:
         err = _best_error(errors)
@@ -326,7 +326,8 @@ def task_key_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _check_strategy(key: str, sampler: str, recipe: str, kind: str, fail: Any) -> None:
     """A query strategy needs model outputs its recipe kind must be able to supply."""
-    from llmal.strategies.registry import STRATEGY_NEEDS, missing_needs
+    from llmal.strategies.registry import STRATEGY_NEEDS
+    from llmal.strategies.registry import missing_needs
 
     if sampler not in STRATEGY_NEEDS:
         return  # `full` is a schedule; unknown names are the schema's business
@@ -352,7 +353,7 @@ def llm_request_problems(config: dict[str, Any], explicit: dict[str, set[str]] |
     """Body keys a model would reject (max_tokens or temperature on a reasoning model...),
     codebook files that do not exist, replicates whose requests equal another's, and
     transport settings that cannot work (a base_url that is no URL, backoff_max < backoff_base)."""
-    from .llm.profiles import request_problems
+    from llmal.llm.profiles import request_problems
 
     out: list[tuple[str, str]] = []
     annotators = config["annotators"]
@@ -402,8 +403,9 @@ REQUEST_KEYS = ("kind", "model", "prompt", "base_url", "engine_args", "limit", "
 def request_identity(spec: dict[str, Any]) -> str:
     """Equal for two LLM annotators exactly when they would send the same requests to the same
     backend (the kinds openai and openai_batch count as one backend)."""
-    from .llm.backend import family_of, normalised_url
-    from .llm.profiles import sampling_body
+    from llmal.llm.backend import family_of
+    from llmal.llm.backend import normalised_url
+    from llmal.llm.profiles import sampling_body
 
     ident = {k: spec.get(k) for k in REQUEST_KEYS}
     ident["kind"] = family_of(str(spec.get("kind")))

@@ -12,9 +12,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal import tablefmt
-from llmal.results.errors import errors_by_topic_table, fpfn_table
-from llmal.results.settings import KEYS, UNKNOWN_TOPIC, AggregateSettings, Metric, groups, mean_sd
+from llmal.report import tablefmt
+from llmal.results.errors import errors_by_topic_table
+from llmal.results.errors import fpfn_table
+from llmal.results.settings import KEYS
+from llmal.results.settings import UNKNOWN_TOPIC
+from llmal.results.settings import AggregateSettings
+from llmal.results.settings import Metric
+from llmal.results.settings import groups
+from llmal.results.settings import mean_sd
 
 CLASS_COLUMN = "class"
 
@@ -144,7 +150,9 @@ def confusion_figure(conf: pd.DataFrame, out_base: Any, label_names: Sequence[st
 
     import matplotlib
 
-    from llmal.figures import STYLE, _panels, _save
+    from llmal.report.figures import STYLE
+    from llmal.report.figures import _panels
+    from llmal.report.figures import _save
 
     panels = list(dict.fromkeys(zip(conf["encoder"], conf["condition"])))
     k = len(label_names)
@@ -176,7 +184,8 @@ def placeholder_figure(out_base: Any, text: str) -> list:
     import matplotlib
     from matplotlib.figure import Figure
 
-    from llmal.figures import STYLE, _save
+    from llmal.report.figures import STYLE
+    from llmal.report.figures import _save
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(4.5, 1.2))
         fig.text(0.5, 0.5, text, ha="center", va="center")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from llmal.config import LLM_KINDS
-from llmal.encoders import load_features
+from llmal.models.encoders import load_features
 from llmal.llm.demonstrations import demo_pool_of
 from llmal.tasks.base import Task
 

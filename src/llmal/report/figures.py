@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter
 FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
                 "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
                 "errors_by_topic.svg", "aulc.png", "aulc.svg",
-                "confusion.png", "confusion.svg")  # confusion: llmal.confusion
+                "confusion.png", "confusion.svg")  # confusion: llmal.results.confusion
 # drawn too where the learning-curve table has tokens (task ner: rounds.csv's n_tokens)
 TOKEN_FIGURE_FILES = ("learning_curve_tokens.png", "learning_curve_tokens.svg")
 PNG_DPI = 200
@@ -65,7 +65,7 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
     `out_dir`; return {file name: path}.
 
     log_x: logarithmic label axis; degenerate: (condition, encoder) rows drawn apart in the
-    FP/FN figure; aulc: llmal.comparisons.aulc_summary, drawn by strategy and annotator;
+    FP/FN figure; aulc: llmal.results.comparisons.aulc_summary, drawn by strategy and annotator;
     `fpfn_conditions`: the bars of the FP/FN and topic figures when they are not the conditions
     (one per condition and class without a positive class)."""
     out_dir = Path(out_dir)
@@ -102,7 +102,7 @@ def draw_learning_curve(curve: pd.DataFrame, *, colors: dict[str, tuple], x: str
     band over seeds; one panel per encoder. A one-round condition (the full pool) is a dashed
     horizontal reference line across the panel, not a lone point; the x axis is logarithmic
     with `log_x`, and for dollars whenever they span two orders. The legend of the conditions
-    sits below the panels in as many columns as fit the figure's width (llmal.figures._legend_below)."""
+    sits below the panels in as many columns as fit the figure's width (llmal.report.figures._legend_below)."""
     encoders = list(dict.fromkeys(curve["encoder"]))
     with matplotlib.rc_context(STYLE):
         fig, axes = _panels(len(encoders), width=3.8, height=3.0, sharey=True)

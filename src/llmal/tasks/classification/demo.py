@@ -674,7 +674,7 @@ def _annotate_three(rng: np.random.Generator, gold: np.ndarray, ambiguity: np.nd
 
 
 def generate_demo(n_items: int = 3000, seed: int = 0, classes: int = 2) -> pd.DataFrame:
-    """Generate the SYNTHETIC demo dataset as an items table (contract in llmal.tables).
+    """Generate the SYNTHETIC demo dataset as an items table (contract in llmal.contracts).
 
     classes=3 relabels the same texts as neutral (0) / critical_civil (1) / hostile (2)
     (THREE_CLASS_NAMES) and draws three-class annotators; classes=2 is the binary task.

@@ -151,7 +151,8 @@ def schema_messages(schema_errors: list[Any]) -> list[str]:
 
 def metric_names(config: Mapping[str, Any]) -> list[str]:
     """The columns of rounds.csv (and the summary) that aggregate.metric may name."""
-    from llmal.run_results import PER_LABEL_METRICS, ROUND_COLUMNS
+    from llmal.results.runs import PER_LABEL_METRICS
+    from llmal.results.runs import ROUND_COLUMNS
     names = [c for c in ROUND_COLUMNS if c != "round"]
     names += [f"{m}_{n}" for n in config["labels"]["names"] for m in PER_LABEL_METRICS]
     if config["labels"].get("positive"):
@@ -203,7 +204,8 @@ def expected_classes(ds: Mapping[str, Any]) -> int | None:
 
 def model_problems(config: Mapping[str, Any]) -> list[str]:
     """A `local` annotator's model must be a GGUF file or a packaged alias (llmal.models.hub)."""
-    from llmal.models.hub import PACKAGED_MODELS, resolve_model
+    from llmal.models.hub import PACKAGED_MODELS
+    from llmal.models.hub import resolve_model
     out = []
     for name, spec in config["annotators"].items():
         if spec["kind"] != "local":
@@ -227,7 +229,8 @@ def machine_problems(config: Mapping[str, Any], results: Path) -> list[str]:
 
 def api_key_problems(config: Mapping[str, Any], results: Path) -> list[str]:
     """A remote LLM annotator with requests left to send needs its API-key variable."""
-    from llmal.llm.executors.openai_common import api_key_env, is_loopback_url
+    from llmal.llm.executors.openai_common import api_key_env
+    from llmal.llm.executors.openai_common import is_loopback_url
     out = []
     dataset = config["dataset"]["name"]
     for name, spec in config["annotators"].items():
@@ -325,10 +328,10 @@ def data_config_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) 
 def source_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
     """The columns human and precomputed annotators read, found as their jobs will find them:
     a human `column` among the items' annotator columns; a precomputed file read by its own
-    reader (llmal.annotators.precomputed.source_table), or its columns among the items'."""
+    reader (llmal.annotate.precomputed.source_table), or its columns among the items'."""
     import pandas as pd
 
-    from llmal.annotators.human import column_labels
+    from llmal.annotate.human import column_labels
     item_columns = summary.get("item_columns")
     items = pd.DataFrame(columns=item_columns or ["id"])
     out = []
@@ -353,7 +356,8 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
                         items: Any) -> dict[str, Any]:
     """{errors}: the annotator's source read as its annotate job reads it (a file is read once
     per content and spec, then cached like the dataset summary)."""
-    from llmal.annotators.precomputed import PrecomputedError, source_table
+    from llmal.annotate.precomputed import PrecomputedError
+    from llmal.annotate.precomputed import source_table
 
     def read() -> dict[str, Any]:
         where = f"annotators.{name}"
@@ -374,8 +378,8 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
 
 def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """Size, split and topics of the demo data, from the config alone (nothing is generated)."""
-    from llmal.data.demo import TOPICS
-    from llmal.data.relations import NO_RELATION_PAIRS
+    from llmal.tasks.classification.demo import TOPICS
+    from llmal.tasks.classification.relations import NO_RELATION_PAIRS
     ds = config["dataset"]
     n = int(ds.get("n_items", 3000))
     split = config.get("split") or {}
@@ -464,7 +468,8 @@ def _cache_key(files: list[str], settings: Mapping[str, Any]) -> str:
 
 
 def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
-    from llmal.data.prepare import dataset_warnings, load_and_split
+    from llmal.data.prepare import dataset_warnings
+    from llmal.data.prepare import load_and_split
     from llmal.data.validate import DatasetError
 
     ds = config["dataset"]
@@ -493,7 +498,7 @@ def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def pool_classes(items: Any, split: Any, names: list[str]) -> dict[str, dict[str, int]]:
     """Label counts over the pool items: of gold, and of each annotator column (ann_*)."""
-    from llmal.tables import annotator_columns
+    from llmal.contracts import annotator_columns
     pool = items["id"].astype(str).isin(split.loc[split["split"] == "pool", "id"].astype(str))
     out = {}
     for col in ["gold", *annotator_columns(items)]:
@@ -514,7 +519,7 @@ def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> lis
     """A condition that cannot buy labels of two classes never gets a model to train: its
     schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
     column) labels the pool with one class only. Warn before its runs pay for labels."""
-    from llmal.annotators.human import annotator_column
+    from llmal.annotate.human import annotator_column
     from llmal.engine.schedule import Schedule
     pool = (summary.get("split_counts") or {}).get("pool")
     out = []

@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file (figures as base64 PNG, tables as HTML, inline CSS).
 
-It reads what `llmal.aggregate.aggregate_all` wrote (tables/*.csv, figures/*.png) plus the
+It reads what `llmal.results.aggregate.aggregate_all` wrote (tables/*.csv, figures/*.png) plus the
 config and the run metadata, so it can be rebuilt without touching the runs' results.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from llmal import aggregate, tablefmt
+from llmal.results import aggregate
+from llmal.report import tablefmt
 from llmal.results import settings as result_settings
-from llmal.figures import metric_label
-from llmal.tables import SPLITS, write_text
+from llmal.report.figures import metric_label
+from llmal.contracts import SPLITS
+from llmal.contracts import write_text
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -66,7 +68,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     runs_meta: the `finals` frame of `collect_runs` or the run.json dicts of the runs.
     annotations: optional per-annotator summary (`aggregate.annotation_summary`).
     split_counts: optional items per split, e.g. {"pool": 2100, "dev": 300, "test": 600}.
-    agreement_dir: optional folder holding what `llmal.agreement.write_agreement` wrote
+    agreement_dir: optional folder holding what `llmal.results.agreement.write_agreement` wrote
     (annotators.csv, pairwise_kappa.csv, agreement.json): adds the annotator agreement section.
     Raises FileNotFoundError naming any table or figure that is missing.
     """
@@ -163,7 +165,7 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: resul
 
 def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str],
                      entity_level: bool = False) -> list[str]:
-    from llmal import confusion
+    from llmal.results import confusion
 
     summary = _read_csv(tables_dir / "summary.csv")
     metrics = result_settings.SUMMARY_METRICS if positive else confusion.summary_metrics(label_names)
@@ -193,8 +195,8 @@ def _significance_section(tables_dir: Path) -> list[str]:
 
 def _fair_comparison_section(config: Mapping[str, Any], settings: result_settings.AggregateSettings,
                              tables_dir: Path, figures_dir: Path) -> list[str]:
-    """AULC per condition and the matched-budget comparisons (llmal.comparisons)."""
-    from llmal import comparisons as cmp
+    """AULC per condition and the matched-budget comparisons (llmal.results.comparisons)."""
+    from llmal.results import comparisons as cmp
 
     cs = cmp.ComparisonSettings.from_config(config, settings.reference)
     aulc = cmp.aulc_summary(_read_csv(tables_dir / "aulc.csv"), settings.condition_order)
@@ -328,7 +330,7 @@ def _annotation_section(annotations: pd.DataFrame) -> list[str]:
 
 
 def _agreement_section(agreement_dir: Path) -> list[str]:
-    from llmal import agreement
+    from llmal.results import agreement
 
     table, kappa, summary = agreement.read_agreement(agreement_dir)
     shown = agreement.agreement_display(table)

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from llmal import label_probs
-from llmal.annotators.hashing import uniform_per_item
-from llmal.metrics import vote_counts
-from llmal.tables import make_annotations
+from llmal.annotate.hashing import uniform_per_item
+from llmal.tasks.classification.metrics import vote_counts
+from llmal.contracts import make_annotations
 
 METHODS = ("majority", "dawid_skene", "mean", "learned")
 DEFAULT_GOLD_SIZE = 50
@@ -190,7 +190,7 @@ def learned_gold_ids(spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[st
     order (the same draw in the AL loop, which buys their gold labels, and in `annotate`)."""
     if spec.get("method") != "learned":
         return []
-    from llmal.noise_robust import draw_meta_ids
+    from llmal.engine.noise_robust import draw_meta_ids
 
     if not len(dev_ids):
         raise ValueError("mixture method learned: the split has no dev item to draw the gold set from")

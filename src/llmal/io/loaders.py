@@ -1,4 +1,4 @@
-"""Read a user's dataset file and map its columns onto the items table (contract in llmal.tables).
+"""Read a user's dataset file and map its columns onto the items table (contract in llmal.contracts).
 
 `load_table` reads .csv/.tsv/.jsonl/.json (JSON lines or an array of records)/.parquet by suffix;
 `map_columns` renames and converts: ids to strings, labels to indices into the configured label
@@ -13,9 +13,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.data import readers
-from llmal.data.validate import DatasetError, describe_offenders
-from llmal.tables import ANNOTATOR_PREFIX, META_PREFIX, safe_column_name
+from llmal.io import readers
+from llmal.data.validate import DatasetError
+from llmal.data.validate import describe_offenders
+from llmal.contracts import ANNOTATOR_PREFIX
+from llmal.contracts import META_PREFIX
+from llmal.contracts import safe_column_name
 
 FORMATS = readers.FORMATS
 detect_format = readers.detect_format
@@ -43,7 +46,7 @@ def load_table(path: str | Path, *, format: str | None = None,
                skip_rows: int | None = None, key: str = "dataset") -> pd.DataFrame:
     """Read a table file into a DataFrame, choosing the reader by suffix (or `format`).
 
-    CSV/TSV/JSON go through llmal.data.readers, record by record (see there for `quoting` and
+    CSV/TSV/JSON go through llmal.io.readers, record by record (see there for `quoting` and
     `header`, `skip_rows`); the number of records is checked against the file. `key` names the
     config keys of these options in messages (dataset, or annotators.<name>). Only empty cells are missing
     values (a comment reading "NA" or "null" stays text). `string_columns` stay strings (ids keep

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.tables import ContractError
+from llmal.contracts import ContractError
 
 RUN_JSON = "run.json"
 ROUNDS_CSV = "rounds.csv"

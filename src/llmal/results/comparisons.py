@@ -1,6 +1,6 @@
 """Fair comparisons of AL runs: area under the learning curve, matched budgets, deterministic
 repeats counted once, degenerate models marked. Computation only (tables as DataFrames);
-llmal.aggregate writes them and llmal.figures draws them.
+llmal.results.aggregate writes them and llmal.report.figures draws them.
 
 - AULC: per run, the trapezoid area under `metric` over labels (and over dollars, and for
   task ner over tokens), divided by the run's own label (dollar, token) range, so it is the
@@ -30,9 +30,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal import tablefmt
-from llmal.results.settings import mean_sd, ordered
-from llmal.stats import holm, paired_comparison
+from llmal.report import tablefmt
+from llmal.results.settings import mean_sd
+from llmal.results.settings import ordered
+from llmal.results.stats import holm
+from llmal.results.stats import paired_comparison
 
 KEYS = ["condition", "encoder", "seed"]
 PRIMARY_TESTS = {"wilcoxon": "p_wilcoxon", "ttest": "p_ttest"}
@@ -114,7 +116,7 @@ CURVE_COLUMNS = ("round", "n_labels", "cost_usd", "cost_total", "f1_macro", "acc
 def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | None]:
     """(condition, encoder, seed) -> the run's training set: its queried.parquet rows as sorted
     (round, id, label, status) tuples; None where the run directory has no queried.parquet."""
-    from llmal.run_results import QUERIED_PARQUET
+    from llmal.results.runs import QUERIED_PARQUET
 
     out: dict[tuple[str, str, int], tuple | None] = {}
     for cond, enc, seed, run_dir in zip(finals["condition"], finals["encoder"], finals["seed"],

@@ -1,6 +1,6 @@
 """Render result tables as text: numbers as "mean ± sd", Markdown, LaTeX (booktabs) and HTML.
 
-Only formatting lives here; what goes into a table is decided in `llmal.aggregate`.
+Only formatting lives here; what goes into a table is decided in `llmal.results.aggregate`.
 No dependency beyond pandas (pandas' own to_markdown/to_latex need tabulate/jinja2 and give
 less control over escaping and bold cells).
 """

@@ -29,7 +29,9 @@ from typing import Any
 
 import yaml
 
-from llmal.config import annotation_mode, annotator_tree, recipe_of
+from llmal.config import annotation_mode
+from llmal.config import annotator_tree
+from llmal.config import recipe_of
 
 SITE_KEYS = {
     "cpu_partition": "partition for CPU jobs (linear-head AL runs, embeddings, GGUF annotation)",

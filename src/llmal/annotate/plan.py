@@ -22,15 +22,25 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..annotators.run import demonstration_pool, items_to_annotate
-from ..config import LLM_KINDS, annotation_targets
-from .cost import Price, is_batch, price_for
-from .demonstrations import demo_pool_of
-from .executors.base import compact_json
-from .profiles import output_allowance, reasoning_allowance, sample_specs
-from .prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
-from .requests import build_requests
-from .tokens import TokenCounter, make_counter
+from llmal.annotate.run import demonstration_pool
+from llmal.annotate.run import items_to_annotate
+from llmal.config import LLM_KINDS
+from llmal.config import annotation_targets
+from llmal.llm.cost import Price
+from llmal.llm.cost import is_batch
+from llmal.llm.cost import price_for
+from llmal.llm.demonstrations import demo_pool_of
+from llmal.llm.executors.base import compact_json
+from llmal.llm.profiles import output_allowance
+from llmal.llm.profiles import reasoning_allowance
+from llmal.llm.profiles import sample_specs
+from llmal.llm.prompts import Demonstration
+from llmal.llm.prompts import PromptTemplate
+from llmal.llm.prompts import load_guidelines
+from llmal.llm.prompts import load_prompt
+from llmal.llm.requests import build_requests
+from llmal.llm.tokens import TokenCounter
+from llmal.llm.tokens import make_counter
 
 COMPARED_INTERFACES = ("holistic", "two_question")
 PROMPT_CACHE_MIN = 1024

@@ -1,1 +1,0 @@
-"""Annotators: every kind writes the same annotation table (llmal.tables.ANNOTATION_COLUMNS)."""

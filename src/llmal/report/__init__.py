@@ -1,0 +1,1 @@
+"""Stage 5, the report: rendering only (HTML page, Markdown/LaTeX/HTML table text, figures)."""
