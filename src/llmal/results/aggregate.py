@@ -344,7 +344,8 @@ def aggregate_all(run_dirs: Iterable[Path | str], config: Mapping[str, Any], out
     """Write every table (TABLE_FILES) under `out_tables` and every figure
     (`llmal.report.figures.FIGURE_FILES`) under `out_figures`; return {"tables/<name>" |
     "figures/<name>": path}."""
-    from llmal import confusion, figures  # matplotlib is only imported when figures are drawn
+    from llmal.report import figures  # matplotlib is only imported when figures are drawn
+    from llmal.results import confusion
 
     out_tables, out_figures = Path(out_tables), Path(out_figures)
     entity_level = capabilities_of(config).entity_level
