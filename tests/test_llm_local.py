@@ -15,7 +15,7 @@ if importlib.util.find_spec("llama_cpp") is None:  # not imported here: see impo
 from llmal.llm.annotate import annotate_with_llm  # noqa: E402
 from llmal.llm.executors.local import LocalGGUFExecutor  # noqa: E402
 from llmal.llm.prompts import load_prompt  # noqa: E402
-from llmal.models.hub import PACKAGED_MODELS, packaged_path  # noqa: E402
+from llmal.hub import PACKAGED_MODELS, packaged_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from llmal.config import LLM_KINDS
+from llmal.llm.executors import LLM_KINDS
 from llmal.models.encoders import load_features
 from llmal.llm.demonstrations import demo_pool_of
 from llmal.tasks.base import Task

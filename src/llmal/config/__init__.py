@@ -17,15 +17,13 @@ from typing import Any, Iterator
 import jsonschema
 import yaml
 
+from llmal.annotate.kinds import LAZY_BY_DEFAULT, LLM_KINDS, TABLE_KINDS, annotator_tree, mixture_members  # noqa: F401
+from llmal.llm.prompts import PROMPTS_DIR  # noqa: F401 (the shipped prompts, re-exported)
 from llmal.tasks.registry import spec_task_key
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-PROMPTS_DIR = ROOT / "config" / "prompts"
 
 FEATURE_ENCODERS = ("tfidf", "sentence_transformer")
-LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
-TABLE_KINDS = ("human", "simulated", "precomputed")   # replayed from their tables in every mode
-LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
 # crf: a tagger on token features; its encoder gives the sentence embeddings of kmeans
 NER_RECIPES = ("crf", "finetune")   # a tagger on token features; token classification
 RECIPE_ENCODERS = {"logistic": FEATURE_ENCODERS, "finetune": ("transformer",), "crf": FEATURE_ENCODERS}
@@ -504,11 +502,6 @@ def annotation_targets(config: dict[str, Any]) -> dict[str, list[str]]:
     return {name: targets[name] for name in annotators if name in targets}
 
 
-def mixture_members(spec: dict[str, Any]) -> list[str]:
-    """The annotators a mixture aggregates (empty for every other kind)."""
-    return list(spec.get("members") or []) if spec.get("kind") == "mixture" else []
-
-
 def replicate_groups(annotators: dict[str, Any]) -> dict[str, list[str]]:
     """Annotators declared re-annotations of one another (`replicate_of`, followed to its root):
     root -> [root, replicates...] in config order, only groups of two or more."""
@@ -573,19 +566,6 @@ def annotation_mode(config: dict[str, Any], condition: str) -> str:
         return str(cond["annotation"])
     kind = config["annotators"][cond["annotator"]]["kind"]
     return "lazy" if kind in LAZY_BY_DEFAULT else "precomputed"
-
-
-def annotator_tree(annotators: dict[str, Any], name: str) -> list[str]:
-    """The annotator and, for a mixture, every member below it (each once, depth first)."""
-    out: list[str] = []
-    stack = [name]
-    while stack:
-        who = stack.pop(0)
-        if who in out:
-            continue
-        out.append(who)
-        stack += mixture_members(annotators[who])
-    return out
 
 
 def run_tables(config: dict[str, Any], condition: str) -> list[str]:

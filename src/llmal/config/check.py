@@ -203,9 +203,9 @@ def expected_classes(ds: Mapping[str, Any]) -> int | None:
 
 
 def model_problems(config: Mapping[str, Any]) -> list[str]:
-    """A `local` annotator's model must be a GGUF file or a packaged alias (llmal.models.hub)."""
-    from llmal.models.hub import PACKAGED_MODELS
-    from llmal.models.hub import resolve_model
+    """A `local` annotator's model must be a GGUF file or a packaged alias (llmal.hub)."""
+    from llmal.hub import PACKAGED_MODELS
+    from llmal.hub import resolve_model
     out = []
     for name, spec in config["annotators"].items():
         if spec["kind"] != "local":
@@ -265,7 +265,7 @@ def hub_offline() -> bool:
 
 def hub_model_available(model: str) -> bool:
     """A local path, a packaged alias, or a repository in the Hugging Face cache (no network)."""
-    from llmal.models.hub import resolve_model
+    from llmal.hub import resolve_model
     try:
         if Path(resolve_model(model)).exists():
             return True

@@ -17,9 +17,9 @@ import pandas as pd
 
 from llmal.annotate.run import demonstration_pool
 from llmal.annotate.run import items_to_annotate
-from llmal.config import LLM_KINDS
-from llmal.config import TABLE_KINDS
-from llmal.config import annotator_tree
+from llmal.llm.executors import LLM_KINDS
+from llmal.annotate.kinds import TABLE_KINDS
+from llmal.annotate.kinds import annotator_tree
 from llmal.engine.oracle import LazyOracle
 from llmal.engine.oracle import MixtureOracle
 from llmal.engine.oracle import Oracle

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from llmal.data.validate import DatasetError
+from llmal.io.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from llmal.io import readers
-from llmal.data.validate import DatasetError
-from llmal.data.validate import describe_offenders
+from llmal.io.errors import DatasetError
+from llmal.io.errors import describe_offenders
 from llmal.contracts import ANNOTATOR_PREFIX
 from llmal.contracts import META_PREFIX
 from llmal.contracts import safe_column_name

@@ -55,7 +55,7 @@ def backend_identity(spec: Mapping[str, Any],
         engine = json.dumps(spec.get("engine_args") or {}, sort_keys=True, default=str)
         return f"vllm {spec.get('model')} {hashlib.sha256(engine.encode()).hexdigest()[:16]}"
     if family == "local":
-        from llmal.models.hub import resolve_model
+        from llmal.hub import resolve_model
 
         path = resolve_model(str(spec.get("model")))
         if not Path(path).is_file():

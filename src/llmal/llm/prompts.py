@@ -40,6 +40,9 @@ from llmal.llm.rules import Rule
 from llmal.llm.rules import RuleError
 from llmal.llm.rules import parse_rule
 
+# the shipped prompt interfaces (config/prompts/<name>.yaml); a template may also be given by path
+PROMPTS_DIR = Path(__file__).resolve().parents[3] / "config" / "prompts"
+
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 QUESTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 USER_PLACEHOLDERS = {"text", "questions", "answer_format", "demonstrations"}

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from llmal.models.hub import resolve_model
+from llmal.hub import resolve_model
 
 PER_MESSAGE = 3
 REPLY_PRIMING = 3

@@ -79,7 +79,7 @@ def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
                                 device: str | None = None) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
-    from llmal.models.hub import resolve_model
+    from llmal.hub import resolve_model
     from llmal.models.torch_runtime import select_device
 
     model = SentenceTransformer(resolve_model(spec["model"]), device=device or str(select_device()))

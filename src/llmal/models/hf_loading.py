@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from llmal.models.hub import resolve_model
+from llmal.hub import resolve_model
 
 
 def load_sequence_classifier(name: str, n_classes: int, *,

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from llmal.llm.executors.base import Executor
 
 EXECUTOR_KINDS = ("openai", "openai_batch", "vllm", "local")
+LLM_KINDS = EXECUTOR_KINDS   # an annotator of one of these kinds is an LLM
 
 
 def make_executor(spec: Mapping[str, Any], *, state_dir: Path) -> Executor:

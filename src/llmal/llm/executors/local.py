@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from llmal.models.hub import resolve_model
+from llmal.hub import resolve_model
 from llmal.llm.executors.base import RequestLine
 from llmal.llm.executors.base import Store
 from llmal.llm.executors.base import error_line
@@ -81,7 +81,7 @@ class LocalGGUFExecutor:
         path = resolve_model(self.model_name)
         if not Path(path).is_file():
             raise LocalExecutorError(f"annotator key 'model': {self.model_name!r} is neither a GGUF "
-                                     "file nor a packaged alias (see llmal.models.hub)")
+                                     "file nor a packaged alias (see llmal.hub)")
         kwargs: dict[str, Any] = {"model_path": path, "n_ctx": self.n_ctx, "seed": self.seed,
                                   "verbose": False}
         if self.n_threads:

@@ -16,8 +16,8 @@ from llmal.annotate.mixture import annotate_mixture
 from llmal.annotate.mixture import learned_gold_ids
 from llmal.annotate.precomputed import annotate_precomputed
 from llmal.annotate.simulated import annotate_simulated
-from llmal.config import LLM_KINDS
-from llmal.config import PROMPTS_DIR
+from llmal.llm.executors import LLM_KINDS
+from llmal.llm.prompts import PROMPTS_DIR
 from llmal.data.prepare import prepare_dataset
 from llmal.llm.annotate import annotate_with_llm
 from llmal.llm.cost import price_for

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from llmal.io.download import fetch_verified
-from llmal.data.validate import DatasetError
+from llmal.io.errors import DatasetError
 from llmal.tasks.ner.demo import generate_ner_demo
 from llmal.tasks.ner.readers import NerDataError
 from llmal.tasks.ner.readers import Sentence

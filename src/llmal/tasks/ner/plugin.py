@@ -7,8 +7,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.config import LLM_KINDS
-from llmal.config import PROMPTS_DIR
+from llmal.llm.executors import LLM_KINDS
+from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import make_counter

@@ -306,7 +306,7 @@ def _words_tokenizer(tokenizer: Any, encoder: Mapping[str, Any]) -> Any:
         if "add_prefix_space" not in str(err):
             raise
         from transformers import AutoTokenizer
-        from llmal.models.hub import resolve_model
+        from llmal.hub import resolve_model
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(str(encoder["model"])),
                                                   add_prefix_space=True)
     return tokenizer

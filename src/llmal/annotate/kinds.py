@@ -1,0 +1,28 @@
+"""Annotator kinds as the annotate stage sees them: which are replayed from tables, which are
+LLMs, and the tree of annotators a mixture stands on."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from llmal.llm.executors import LLM_KINDS
+
+TABLE_KINDS = ("human", "simulated", "precomputed")   # replayed from their tables in every mode
+LAZY_BY_DEFAULT = (*LLM_KINDS, "mixture")
+
+
+def mixture_members(spec: Mapping[str, Any]) -> list[str]:
+    """The annotators a mixture aggregates (empty for every other kind)."""
+    return list(spec.get("members") or []) if spec.get("kind") == "mixture" else []
+
+
+def annotator_tree(annotators: Mapping[str, Any], name: str) -> list[str]:
+    """The annotator and, for a mixture, every member below it (each once, depth first)."""
+    out: list[str] = []
+    stack = [name]
+    while stack:
+        who = stack.pop(0)
+        if who in out:
+            continue
+        out.append(who)
+        stack += mixture_members(annotators[who])
+    return out
