@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from llmal.results.aggregate import annotation_summary
-from llmal.data.prepare import dataset_warnings
+from llmal.tasks.classification.prepare import dataset_warnings
 from llmal.report.html import write_report
 from llmal.workflow import logged
 

@@ -22,8 +22,8 @@ from llmal import cli
 from llmal.config.check import check_config
 from llmal.config.check import errors
 from llmal.config.check import yaml_type_hints
-from llmal.io.loaders import load_table
-from llmal.data.prepare import prepare_dataset
+from llmal.datasets.loaders import load_table
+from llmal.tasks.classification.prepare import prepare_dataset
 
 LABELS = {"names": ["not_hostile", "hostile"], "positive": "hostile"}
 

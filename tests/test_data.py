@@ -15,17 +15,17 @@ from llmal.tasks.classification import demo as demo_module
 from llmal.tasks.classification.demo import TOPICS
 from llmal.tasks.classification.demo import describe_demo
 from llmal.tasks.classification.demo import generate_demo
-from llmal.io.download import fetch_verified
-from llmal.io.download import sha256_file
+from llmal.datasets.download import fetch_verified
+from llmal.datasets.download import sha256_file
 from llmal.tasks.classification.gahd import GAHD_SHA256
 from llmal.tasks.classification.gahd import load_gahd
-from llmal.io.loaders import load_table
-from llmal.io.loaders import map_columns
-from llmal.data.prepare import prepare_dataset
-from llmal.data.split import assign_split
-from llmal.data.split import texts_shared_with_test
-from llmal.data.validate import DatasetError
-from llmal.data.validate import validate_items
+from llmal.datasets.loaders import load_table
+from llmal.datasets.loaders import map_columns
+from llmal.tasks.classification.prepare import prepare_dataset
+from llmal.datasets.split import assign_split
+from llmal.datasets.split import texts_shared_with_test
+from llmal.datasets.validate import DatasetError
+from llmal.datasets.validate import validate_items
 from llmal.contracts import ITEM_COLUMNS
 
 LABELS = ["not_hostile", "hostile"]
@@ -449,7 +449,7 @@ def test_relation_demo_marks_both_entities_and_is_deterministic():
 
 
 def test_human_annotator_tied_to_one_column_is_that_expert():
-    from llmal.annotate.human import annotate_human
+    from llmal.tasks.classification.human import annotate_human
     items = pd.DataFrame({"id": ["a", "b", "c"], "text": "t", "gold": [0, 1, 1], "topic": "",
                           "source": "s", "ann_expert1": pd.array([0, None, 1], dtype="Int64"),
                           "ann_expert2": pd.array([1, 1, 1], dtype="Int64")})

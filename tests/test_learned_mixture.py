@@ -10,8 +10,8 @@ import pytest
 
 from llmal.results.agreement import annotator_agreement
 from llmal.engine.loop import simulate
-from llmal.annotate.mixture import annotate_mixture
-from llmal.annotate.mixture import learned_gold_ids
+from llmal.tasks.classification.mixture import annotate_mixture
+from llmal.tasks.classification.mixture import learned_gold_ids
 from llmal.engine.oracles import build_oracle
 from llmal.annotate.run import annotate
 from llmal.models.encoders import Features

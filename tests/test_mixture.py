@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import snakemake, tiny_config, write_config
-from llmal.annotate.mixture import (NO_LABEL, annotate_mixture, dawid_skene, majority_posterior,
+from llmal.tasks.classification.mixture import (NO_LABEL, annotate_mixture, dawid_skene, majority_posterior,
                                       mean_posterior, member_votes, pick_labels)
 from llmal.annotate.run import annotate
 from llmal.config import ConfigError

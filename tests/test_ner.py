@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, snakemake, write_config
-from llmal.data.validate import DatasetError
+from llmal.datasets.validate import DatasetError
 from llmal.tasks.ner.data import prepare_ner
 from llmal.tasks.ner.data import sentences_to_items
 from llmal.tasks.ner.readers import NerDataError

@@ -15,7 +15,7 @@ from llmal.config import run_spec
 from llmal.config import validate_config
 from llmal.models.encoders import Features
 from llmal.models.logistic import LogisticHead
-from llmal.annotate.mixture import annotate_mixture
+from llmal.tasks.classification.mixture import annotate_mixture
 from llmal.engine.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
                                 draw_meta_set, negative_mask, rejected_classes, soft_targets)
 from llmal.contracts import make_annotations

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from llmal.engine.loop import simulate
-from llmal.annotate.human import annotate_human
-from llmal.annotate.mixture import annotate_mixture
-from llmal.data.split import assign_split
+from llmal.tasks.classification.human import annotate_human
+from llmal.tasks.classification.mixture import annotate_mixture
+from llmal.datasets.split import assign_split
 from llmal.models.encoders import Features
 from llmal.models.encoders import encode
 from llmal.models.encoders import fit_mask

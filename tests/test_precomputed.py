@@ -12,8 +12,8 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score
 from conftest import snakemake, tiny_config, write_config
 from llmal.results.agreement import annotator_agreement
 from llmal.results.agreement import kappa_interval
-from llmal.annotate.precomputed import PrecomputedError
-from llmal.annotate.precomputed import annotate_precomputed
+from llmal.tasks.classification.precomputed import PrecomputedError
+from llmal.tasks.classification.precomputed import annotate_precomputed
 from llmal.annotate.run import annotate
 from llmal.config import ConfigError
 from llmal.config import validate_config

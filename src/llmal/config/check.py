@@ -328,10 +328,10 @@ def data_config_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) 
 def source_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
     """The columns human and precomputed annotators read, found as their jobs will find them:
     a human `column` among the items' annotator columns; a precomputed file read by its own
-    reader (llmal.annotate.precomputed.source_table), or its columns among the items'."""
+    reader (llmal.tasks.classification.precomputed.source_table), or its columns among the items'."""
     import pandas as pd
 
-    from llmal.annotate.human import column_labels
+    from llmal.tasks.classification.human import column_labels
     item_columns = summary.get("item_columns")
     items = pd.DataFrame(columns=item_columns or ["id"])
     out = []
@@ -356,8 +356,8 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
                         items: Any) -> dict[str, Any]:
     """{errors}: the annotator's source read as its annotate job reads it (a file is read once
     per content and spec, then cached like the dataset summary)."""
-    from llmal.annotate.precomputed import PrecomputedError
-    from llmal.annotate.precomputed import source_table
+    from llmal.tasks.classification.precomputed import PrecomputedError
+    from llmal.tasks.classification.precomputed import source_table
 
     def read() -> dict[str, Any]:
         where = f"annotators.{name}"
@@ -431,7 +431,7 @@ def cached(config: Mapping[str, Any], files: list[str], settings: Mapping[str, A
 
 def ner_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """task ner: the sentences read and split as the prepare rule will (files named at fault)."""
-    from llmal.data.validate import DatasetError
+    from llmal.datasets.validate import DatasetError
     from llmal.tasks.ner.data import prepare_ner
 
     ds = config["dataset"]
@@ -468,9 +468,9 @@ def _cache_key(files: list[str], settings: Mapping[str, Any]) -> str:
 
 
 def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
-    from llmal.data.prepare import dataset_warnings
-    from llmal.data.prepare import load_and_split
-    from llmal.data.validate import DatasetError
+    from llmal.tasks.classification.prepare import dataset_warnings
+    from llmal.tasks.classification.prepare import load_and_split
+    from llmal.datasets.validate import DatasetError
 
     ds = config["dataset"]
     where = ", ".join(_dataset_paths(ds))
@@ -519,7 +519,7 @@ def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> lis
     """A condition that cannot buy labels of two classes never gets a model to train: its
     schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
     column) labels the pool with one class only. Warn before its runs pay for labels."""
-    from llmal.annotate.human import annotator_column
+    from llmal.tasks.classification.human import annotator_column
     from llmal.engine.schedule import Schedule
     pool = (summary.get("split_counts") or {}).get("pool")
     out = []

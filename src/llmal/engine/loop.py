@@ -24,8 +24,9 @@ from llmal.engine.schedule import (BUDGET_TOKENS, BUDGET_USD, COMPLETED, NO_TWO_
                                    Schedule, stop_message)
 from llmal.tasks.base import RunTask
 from llmal.models.base import Classifier
-from llmal.engine.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
-                                draw_meta_ids, negative_mask, soft_targets)
+from llmal.engine.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights, negative_mask,
+                                       soft_targets)
+from llmal.tasks.draws import draw_meta_ids
 
 # what a classifier's info() may report about one round's training, copied into rounds.csv
 ROUND_TRAINING_KEYS = ("epochs_run", "best_dev_f1", "stopped_early", "train_seconds")

@@ -25,6 +25,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from llmal.tasks.draws import draw_meta_ids
+
 NO_PREDICTION = -1  # the item was queried before any classifier existed (round 0)
 NEGATIVE_RULES = ("probability", "rejected_by_all")
 META_SETS = ("dev", "demonstrations")
@@ -188,16 +190,6 @@ def soft_targets(ids: Sequence[str], labels: np.ndarray, table: Any, label_names
         for c in np.flatnonzero(dist > 0):
             out_ids.append(item), out_labels.append(int(c)), out_w.append(float(wi * dist[c]))
     return out_ids, np.array(out_labels, dtype=np.int64), np.array(out_w)
-
-
-def draw_meta_ids(dev_ids: Sequence[str], *, size: int, seed: int) -> list[str]:
-    """`size` dev items (all when fewer), in dev order: the clean meta set, chosen before its
-    gold labels are bought (through the run's ledger)."""
-    if len(dev_ids) == 0:
-        raise ValueError("training.reweight: the split has no dev item to draw the gold meta set from")
-    n = min(size, len(dev_ids))
-    chosen = np.sort(np.random.default_rng(seed).choice(len(dev_ids), size=n, replace=False))
-    return [str(dev_ids[i]) for i in chosen]
 
 
 def draw_meta_set(dev_ids: Sequence[str], gold: np.ndarray, *, size: int,

@@ -251,7 +251,7 @@ class MixtureOracle(Oracle):
     """Several oracles as one annotator; aggregation fitted on acquired items only.
 
     `aggregate(tables) -> annotation table` is the mixture's aggregation over its members' rows
-    (llmal.annotate.mixture.annotate_mixture); members shared with another mixture are the
+    (llmal.tasks.classification.mixture.annotate_mixture); members shared with another mixture are the
     same oracle objects, so each is asked, and paid, once per item. A learned aggregation
     names its gold set (`gold`: dev ids); it is called as `aggregate(tables, gold=labels)` with
     the labels the run bought (`receive_gold`) and fitted on the acquired ones."""

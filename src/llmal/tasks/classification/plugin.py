@@ -1,5 +1,5 @@
 """The classification task behind the Task protocol (llmal.tasks.base): each call hands over to
-the stage toolkits that classification has always used (data readers, annotators, the LLM
+the toolkits and modules of classification (dataset readers, annotators, the LLM
 client, the logistic and fine-tuned classifiers, the agreement table)."""
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pandas as pd
 
 from llmal.results.agreement import DEFAULT_MIN_DEV_ITEMS
 from llmal.results.agreement import annotator_agreement
-from llmal.annotate.human import annotate_human
-from llmal.annotate.mixture import annotate_mixture
-from llmal.annotate.mixture import learned_gold_ids
-from llmal.annotate.precomputed import annotate_precomputed
-from llmal.annotate.simulated import annotate_simulated
+from llmal.tasks.classification.human import annotate_human
+from llmal.tasks.classification.mixture import annotate_mixture
+from llmal.tasks.classification.mixture import learned_gold_ids
+from llmal.tasks.classification.precomputed import annotate_precomputed
+from llmal.tasks.classification.simulated import annotate_simulated
 from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
-from llmal.data.prepare import prepare_dataset
+from llmal.tasks.classification.prepare import prepare_dataset
 from llmal.llm.annotate import annotate_with_llm
 from llmal.llm.cost import price_for
 from llmal.annotate.plan import estimate

@@ -26,13 +26,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.io.download import fetch_verified
-from llmal.io.errors import DatasetError
+from llmal.datasets.download import fetch_verified
+from llmal.datasets.errors import DatasetError
 from llmal.tasks.ner.demo import generate_ner_demo
 from llmal.tasks.ner.readers import NerDataError
 from llmal.tasks.ner.readers import Sentence
 from llmal.tasks.ner.readers import read_sentences
 from llmal.contracts import ITEM_COLUMNS
+from llmal.datasets.loaders import dataset_files
+from llmal.datasets.split import assign_split
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +110,6 @@ def load_ner_items(dataset_cfg: Mapping[str, Any], types: Sequence[str], *,
                                         _OFFICIAL[name], prefix=f"{name}:")
                      for name, p in files.items()]
             return pd.concat(parts, ignore_index=True), f"MasakhaNER 2.0 {language}"
-        from llmal.data.prepare import dataset_files
-
         files = dataset_files(dataset_cfg)
         source = str(dataset_cfg.get("source") or dataset_cfg.get("name") or "ner")
         parts = []
@@ -124,8 +124,6 @@ def load_ner_items(dataset_cfg: Mapping[str, Any], types: Sequence[str], *,
 
 def ner_split(items: pd.DataFrame, split_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """The dataset's own split, kept exactly; else a seeded random split (see module doc)."""
-    from llmal.data.split import assign_split
-
     cfg = {"test": 0.2, "dev": 0.1, "seed": 0, "use_column": True, **split_cfg}
     if SPLIT in items.columns and cfg["use_column"]:
         split = items[SPLIT].astype(str).to_numpy().copy()

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from llmal.io.errors import DatasetError
+from llmal.datasets.errors import DatasetError
 
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 QUOTING = ("none", "standard")

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from llmal import label_probs
-from llmal.annotate.hashing import uniform_per_item
+from llmal.tasks.draws import draw_meta_ids, uniform_per_item
 from llmal.tasks.classification.metrics import vote_counts
 from llmal.contracts import make_annotations
 
@@ -190,8 +190,6 @@ def learned_gold_ids(spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[st
     order (the same draw in the AL loop, which buys their gold labels, and in `annotate`)."""
     if spec.get("method") != "learned":
         return []
-    from llmal.engine.noise_robust import draw_meta_ids
-
     if not len(dev_ids):
         raise ValueError("mixture method learned: the split has no dev item to draw the gold set from")
     return draw_meta_ids(list(dev_ids), size=int(spec.get("gold_size", DEFAULT_GOLD_SIZE)),

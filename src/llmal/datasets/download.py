@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from llmal.io.errors import DatasetError
+from llmal.datasets.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 

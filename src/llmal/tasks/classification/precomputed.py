@@ -2,11 +2,11 @@
 annotation tool), read from a file or from the dataset's own columns, as they are.
 
 Spec keys (workflow/schemas/config.schema.yaml, kind precomputed):
-  file        a CSV/TSV/JSONL/JSON/Parquet file (read by llmal.io.loaders.load_table, so no row
+  file        a CSV/TSV/JSONL/JSON/Parquet file (read by llmal.datasets.loaders.load_table, so no row
               is lost); without it, `columns` name columns of the prepared items table (a
               dataset column kept with dataset.columns.meta is found as meta_<name>)
   format, header, quoting, skip_rows, encoding
-              the file's reader options, as the dataset's (llmal.io.readers): a header-less
+              the file's reader options, as the dataset's (llmal.datasets.readers): a header-less
               file (header: false) names its columns by position, 1 = first column
   columns     id (default id), label (required: the recorded answer), and optional raw (the
               raw answer text; default the label cell), probs (a column of JSON objects label
@@ -32,10 +32,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.io.loaders import _label_key
-from llmal.io.loaders import label_lookup
-from llmal.io.loaders import load_table
-from llmal.io.loaders import positional_columns
+from llmal.datasets.loaders import _label_key
+from llmal.datasets.loaders import label_lookup
+from llmal.datasets.loaders import load_table
+from llmal.datasets.loaders import positional_columns
 from llmal.contracts import META_PREFIX
 from llmal.contracts import make_annotations
 from llmal.contracts import safe_column_name

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.annotate.hashing import uniform_per_item
-from llmal.annotate.human import human_labels
+from llmal.tasks.draws import uniform_per_item
+from llmal.tasks.classification.human import human_labels
 from llmal.contracts import make_annotations
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmal.io.loaders import SPLIT_COLUMN
-from llmal.data.validate import DatasetError
+from llmal.datasets.loaders import SPLIT_COLUMN
+from llmal.datasets.validate import DatasetError
 from llmal.contracts import SPLITS
 
 

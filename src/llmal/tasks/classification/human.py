@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmal.annotate.hashing import uniform_per_item
+from llmal.tasks.draws import uniform_per_item
 from llmal.contracts import ANNOTATOR_PREFIX
 from llmal.contracts import annotator_columns
 from llmal.contracts import make_annotations

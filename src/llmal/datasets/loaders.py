@@ -13,9 +13,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.io import readers
-from llmal.io.errors import DatasetError
-from llmal.io.errors import describe_offenders
+from llmal.datasets import readers
+from llmal.datasets.errors import DatasetError
+from llmal.datasets.errors import describe_offenders
 from llmal.contracts import ANNOTATOR_PREFIX
 from llmal.contracts import META_PREFIX
 from llmal.contracts import safe_column_name
@@ -46,7 +46,7 @@ def load_table(path: str | Path, *, format: str | None = None,
                skip_rows: int | None = None, key: str = "dataset") -> pd.DataFrame:
     """Read a table file into a DataFrame, choosing the reader by suffix (or `format`).
 
-    CSV/TSV/JSON go through llmal.io.readers, record by record (see there for `quoting` and
+    CSV/TSV/JSON go through llmal.datasets.readers, record by record (see there for `quoting` and
     `header`, `skip_rows`); the number of records is checked against the file. `key` names the
     config keys of these options in messages (dataset, or annotators.<name>). Only empty cells are missing
     values (a comment reading "NA" or "null" stays text). `string_columns` stay strings (ids keep
@@ -322,3 +322,26 @@ def _map_split(values: pd.Series, split_map: Mapping[str, str] | None, where: st
             f"a known split (known: {sorted(mapping)}; set dataset.split_map to name yours); "
             f"first at {describe_offenders(frame, bad.reset_index(drop=True), column)}")
     return mapped.astype(str)
+
+
+def dataset_files(dataset_cfg: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(path, split or None) of every file of a `file` dataset: `path`, or `files` in order."""
+    path, files = dataset_cfg.get("path"), dataset_cfg.get("files")
+    if path and files:
+        raise DatasetError("dataset: give either path (one file) or files (several, each with its "
+                           "split), not both")
+    if path:
+        return [(str(path), None)]
+    if not files:
+        raise DatasetError("dataset.path (or dataset.files) is required for dataset kind 'file'")
+    out = []
+    for i, entry in enumerate(files):
+        key = f"dataset.files[{i}]"
+        if not isinstance(entry, Mapping) or not entry.get("path"):
+            raise DatasetError(f"{key}: expected {{path: <file>, split: pool|dev|test}}")
+        split = DEFAULT_SPLIT_MAP.get(str(entry.get("split", "")).strip().lower())
+        if split is None:
+            raise DatasetError(f"{key}.split: {entry.get('split')!r} is not pool, dev or test "
+                               f"({entry['path']})")
+        out.append((str(entry["path"]), split))
+    return out

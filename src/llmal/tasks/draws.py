@@ -7,7 +7,7 @@ instead of taken from one stream.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -18,3 +18,13 @@ def uniform_per_item(ids: Iterable[str], seed: int, purpose: str) -> np.ndarray:
         digest = hashlib.blake2b(f"{seed}\x1f{purpose}\x1f{item_id}".encode(), digest_size=8).digest()
         out.append(int.from_bytes(digest, "little") / 2**64)
     return np.asarray(out, dtype=np.float64)
+
+
+def draw_meta_ids(dev_ids: Sequence[str], *, size: int, seed: int) -> list[str]:
+    """`size` dev items (all when fewer), in dev order: the clean meta set, chosen before its
+    gold labels are bought (through the run's ledger)."""
+    if len(dev_ids) == 0:
+        raise ValueError("training.reweight: the split has no dev item to draw the gold meta set from")
+    n = min(size, len(dev_ids))
+    chosen = np.sort(np.random.default_rng(seed).choice(len(dev_ids), size=n, replace=False))
+    return [str(dev_ids[i]) for i in chosen]
