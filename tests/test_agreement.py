@@ -279,3 +279,30 @@ def test_an_agreement_only_study_needs_no_gold_and_no_conditions(tmp_path):
         validate_config({**tiny_config(), "split": {"test": 0}})
     with pytest.raises(ConfigError, match=r"conditions: no conditions: .*agreement\.annotators"):
         validate_config({**config, "agreement": {}})
+
+
+def test_agreement_splits_decide_what_is_annotated_through_the_dag(tmp_path):
+    """agreement.splits: [pool, dev, test] annotates the test items too (for agreement only) and
+    compares the annotators on them: the table's n counts pool + dev + test. Without the key
+    (or on main before, where the annotate rule took pool and dev only) n counts pool + dev.
+    The AL runs still never see a test label: their oracle is limited to pool and dev."""
+    from conftest import snakemake
+    from llmal.results.agreement import read_agreement
+
+    config = tiny_config()
+    config["agreement"] = {"splits": ["pool", "dev", "test"], "annotators": ["noisy"]}
+    config["conditions"] = {"human_al": config["conditions"]["human_al"]}
+    config["seeds"] = [0]
+    write_config(tmp_path, config)
+    snakemake(tmp_path, "results/tiny/tables/annotators.csv", "results/tiny/runs/human_al/tfidf/seed0/run.json")
+    res = tmp_path / "results" / "tiny"
+    split = pd.read_parquet(res / "data" / "split.parquet")
+    table, _, summary = read_agreement(res / "tables")
+    table = table.set_index("annotator")
+    assert summary["splits"] == ["pool", "dev", "test"]
+    assert table.loc["crowd", "n"] == len(split) == table.loc["noisy", "n"]
+    crowd = pd.read_parquet(res / "annotations" / "crowd.parquet")
+    test_ids = set(split.loc[split["split"] == "test", "id"].astype(str))
+    assert test_ids <= set(crowd["id"].astype(str))
+    queried = pd.read_parquet(res / "runs" / "human_al" / "tfidf" / "seed0" / "queried.parquet")
+    assert not test_ids & set(queried["id"].astype(str))

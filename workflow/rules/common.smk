@@ -65,6 +65,10 @@ def annotate_config(wildcards):
     labels; for an LLM, the price of its own model and the cache directory."""
     spec = config["annotators"][wildcards.annotator]
     out = {"labels": config["labels"]}
+    # agreement.splits beyond pool and dev: those items are annotated too (for agreement only)
+    extra = [s for s in (config.get("agreement") or {}).get("splits") or [] if s not in ("pool", "dev")]
+    if extra:
+        out["agreement"] = {"splits": config["agreement"]["splits"]}
     if "model" in spec and spec["kind"] not in ("human", "simulated", "mixture"):
         prices = config.get("prices") or {}
         out["prices"] = {m: p for m, p in prices.items() if m == str(spec["model"])}

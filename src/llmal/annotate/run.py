@@ -1,8 +1,8 @@
-"""Dispatch one configured annotator over the items it may see (pool and dev, never test)."""
+"""Dispatch one configured annotator over the items it may see: pool and dev (and the splits agreement.splits compares; AL runs never buy test labels)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,9 +13,21 @@ from llmal.llm.demonstrations import demo_pool_of
 from llmal.tasks.base import Task
 
 
-def items_to_annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
-    """Pool and dev items; with `limit`, a seeded sample of them (same seed, same sample)."""
-    visible = set(split.loc[split["split"].isin(["pool", "dev"]), "id"])
+ANNOTATED_SPLITS = ("pool", "dev")   # what the AL runs may buy labels of
+
+
+def annotated_splits(config: Mapping[str, Any]) -> list[str]:
+    """The splits an annotator labels: pool and dev, plus the splits the agreement tables compare
+    annotators on (agreement.splits; test items only when asked there, and never sold to an AL run)."""
+    asked = (config.get("agreement") or {}).get("splits") or []
+    return [*ANNOTATED_SPLITS, *(s for s in asked if s not in ANNOTATED_SPLITS)]
+
+
+def items_to_annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any],
+                      splits: Sequence[str] = ANNOTATED_SPLITS) -> pd.DataFrame:
+    """The items of `splits` (pool and dev by default); with `limit`, a seeded sample of them
+    (same seed, same sample)."""
+    visible = set(split.loc[split["split"].isin(list(splits)), "id"])
     chosen = items[items["id"].isin(visible)]
     limit = spec.get("limit")
     if limit is not None and limit < len(chosen):
@@ -35,12 +47,12 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
         missing = [m for m in spec["members"] if m not in (member_tables or {})]
         if missing:
             raise ValueError(f"annotator {name!r}: no annotation table for member(s) {missing}")
-        visible = set(split.loc[split["split"].isin(["pool", "dev"]), "id"].astype(str))
+        visible = set(split.loc[split["split"].isin(annotated_splits(config)), "id"].astype(str))
         tables = {m: member_tables[m][member_tables[m]["id"].astype(str).isin(visible)]  # type: ignore[index]
                   for m in spec["members"]}
         gold = mixture_gold(items, split, spec, task) if spec.get("method") == "learned" else None
         return task.aggregate_mixture(tables, spec, config["labels"], gold=gold, log=log)
-    todo = items_to_annotate(items, split, spec)
+    todo = items_to_annotate(items, split, spec, annotated_splits(config))
     demonstrations = (demonstration_inputs(items, split, spec, embeddings_path) if spec["kind"] in LLM_KINDS
                       else (None, None))
     return task.annotate(todo, spec, config, name=name, demonstrations=demonstrations, log=log)
