@@ -209,3 +209,36 @@ def test_logistic_head_embed_and_perturbed_proba():
     assert E.shape == (40, 3) and E.dtype == np.float32
     one_class = LogisticHead(feats, recipe={}, n_classes=2, seed=0).fit(ids[:5], np.zeros(5, int))
     assert one_class.perturbed_proba(ids, passes=2, scale=0.1, seed=0).shape == (2, 40, 2)
+
+
+def test_the_embedding_strategies_svd_never_sees_a_test_row():
+    """kmeans, coreset, typiclust, cal, badge and margin_kmeans see TF-IDF through a truncated
+    SVD; it is fitted on pool and dev rows only, like the TF-IDF itself: zeroing every test row
+    leaves the pool embeddings as they were (on main the SVD was fitted on all rows and they
+    moved by up to 0.38). An encoder with `transductive: true` opts in to fitting on test too."""
+    import scipy.sparse as sp
+
+    from llmal.tasks.registry import task_named
+
+    rng = np.random.default_rng(0)
+    n = 120
+    ids = np.array([f"i{k}" for k in range(n)])
+    X = sp.random(n, 60, density=0.2, random_state=1, format="csr")
+    items = pd.DataFrame({"id": ids, "text": ["t"] * n, "gold": rng.integers(0, 2, n)})
+    split = pd.DataFrame({"id": ids, "split": ["pool"] * 80 + ["dev"] * 10 + ["test"] * 30})
+    task = task_named("classification")
+    run = task.run_task(items, split, {"names": ["a", "b"]})
+    pool = run.ids["pool"]
+
+    def embed(matrix, encoder=None):
+        learner = task.build_learner({"kind": "logistic", "embed_dim": 8}, encoder or {"kind": "tfidf"},
+                                     texts={}, features=Features(ids, matrix), n_classes=2, seed=0,
+                                     run_task=run)
+        return learner.embed(pool)
+
+    zeroed = X.tolil()
+    zeroed[90:] = 0
+    np.testing.assert_allclose(embed(X), embed(zeroed.tocsr()), atol=1e-6)
+    moved = np.abs(embed(X, {"kind": "tfidf", "transductive": True})
+                   - embed(zeroed.tocsr(), {"kind": "tfidf", "transductive": True})).max()
+    assert moved > 1e-3    # fitted on every row when the encoder opts in

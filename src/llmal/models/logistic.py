@@ -12,8 +12,12 @@ from llmal.models.perturb import perturbed_linear_proba
 
 
 class LogisticHead:
-    def __init__(self, features: Features, *, recipe: dict[str, Any], n_classes: int, seed: int):
+    def __init__(self, features: Features, *, recipe: dict[str, Any], n_classes: int, seed: int,
+                 fit_ids: Sequence[str] | None = None):
+        """`fit_ids`: the rows a fitted projection (the SVD of `embed`) may learn from (pool and
+        dev: never test); None: every row (an encoder with `transductive: true`)."""
         self.features = features
+        self.fit_ids = None if fit_ids is None else list(fit_ids)
         self.recipe = recipe
         self.n_classes = n_classes
         self.seed = seed
@@ -72,7 +76,8 @@ class LogisticHead:
 
     def embed(self, ids: Sequence[str]) -> np.ndarray:
         """Dense features the head sees (float32). Sparse (TF-IDF) features are projected by a
-        truncated SVD of all rows (`recipe.embed_dim` components, default 128), fitted once."""
+        truncated SVD (`recipe.embed_dim` components, default 128) fitted once on the `fit_ids`
+        rows (pool and dev), so nothing of the test set shapes the embedding."""
         X = self.features.rows(ids)
         if not sp.issparse(X):
             return np.asarray(X, dtype=np.float32)
@@ -80,7 +85,7 @@ class LogisticHead:
             from sklearn.decomposition import TruncatedSVD
             dim = min(int(self.recipe.get("embed_dim", 128)), self.features.X.shape[1] - 1)
             self._svd = TruncatedSVD(n_components=max(1, dim), random_state=self.seed)
-            self._svd.fit(self.features.X)
+            self._svd.fit(self.features.X if self.fit_ids is None else self.features.rows(self.fit_ids))
         return self._svd.transform(X).astype(np.float32)
 
     def perturbed_proba(self, ids: Sequence[str], passes: int, scale: float,

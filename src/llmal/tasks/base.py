@@ -82,3 +82,9 @@ class Task(Protocol):
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         """The classes the per-class tables and figures show."""
+
+
+def fit_ids(run_task: RunTask, encoder: Mapping[str, Any]) -> list[str] | None:
+    """The items a learner's fitted projection of the features may learn from: pool and dev, or
+    every item when the encoder opts in (`transductive: true`, as for its TF-IDF)."""
+    return None if encoder.get("transductive") else run_task.ids["pool"] + run_task.ids["dev"]

@@ -27,6 +27,7 @@ from llmal.annotate.plan import plan_annotators
 from llmal.llm.prompts import load_prompt
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
+from llmal.tasks.base import fit_ids
 from llmal.contracts import make_annotations
 from llmal.tasks.classification.capabilities import CAPABILITIES
 from llmal.tasks.classification.task import ClassificationTask
@@ -49,7 +50,8 @@ class Classification:
                       features: Any, n_classes: int, seed: int, run_task: Any) -> Any:
         if recipe["kind"] == "crf":
             raise ValueError("the crf recipe tags sentences: it needs task: ner")
-        return build_classifier(recipe, encoder, texts=texts, features=features, n_classes=n_classes, seed=seed)
+        return build_classifier(recipe, encoder, texts=texts, features=features, n_classes=n_classes, seed=seed,
+                                fit_ids=fit_ids(run_task, encoder))
 
     # --- annotators -------------------------------------------------------------------------
     def annotate(self, todo: pd.DataFrame, spec: dict[str, Any], config: Mapping[str, Any], *, name: str,

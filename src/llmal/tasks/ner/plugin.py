@@ -13,6 +13,7 @@ from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
+from llmal.tasks.base import fit_ids
 from llmal.tasks.ner.capabilities import CAPABILITIES
 from llmal.tasks.ner import annotators as ner_annotators
 from llmal.tasks.ner.agreement import ner_agreement
@@ -49,7 +50,8 @@ class NamedEntities:
             from llmal.tasks.ner.transformer import TransformerTagger   # torch: optional, heavy
             return TransformerTagger(run_task.tokens, run_task.tag_names, encoder=encoder, recipe=recipe,
                                      seed=seed)
-        return build_classifier(recipe, encoder, texts=texts, features=features, n_classes=n_classes, seed=seed)
+        return build_classifier(recipe, encoder, texts=texts, features=features, n_classes=n_classes, seed=seed,
+                                fit_ids=fit_ids(run_task, encoder))
 
     # --- annotators -------------------------------------------------------------------------
     def annotate(self, todo: pd.DataFrame, spec: dict[str, Any], config: Mapping[str, Any], *, name: str,
