@@ -83,6 +83,12 @@ class Task(Protocol):
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         """The classes the per-class tables and figures show."""
 
+    def example(self) -> dict[str, Any]:
+        """A small offline study of this task that it generates itself (dataset, labels, split,
+        a noisy simulated annotator, an encoder and a recipe it trains, the strategies it
+        offers): what the conformance
+        suite (tests/test_task_conformance.py) runs every registered task through."""
+
 
 def fit_ids(run_task: RunTask, encoder: Mapping[str, Any]) -> list[str] | None:
     """The items a learner's fitted projection of the features may learn from: pool and dev, or

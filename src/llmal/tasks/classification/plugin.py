@@ -124,6 +124,15 @@ class Classification:
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         return list(label_names)
 
+    def example(self) -> dict[str, Any]:
+        return {"dataset": {"name": "example", "kind": "demo", "n_items": 400, "seed": 1},
+                "labels": {"names": ["not_hostile", "hostile"], "positive": "hostile"},
+                "split": {"test": 0.25, "dev": 0.1, "seed": 0},
+                "noisy": {"kind": "simulated", "seed": 4, "error": {"hostile": 0.3, "not_hostile": 0.1}},
+                "encoder": {"kind": "tfidf", "max_features": 3000, "min_df": 1},
+                "recipe": {"kind": "logistic"},
+                "strategies": ["random", "entropy", "margin", "kmeans", "coreset", "badge"]}
+
 
 def _price_per_item(name: str, spec: Mapping[str, Any], sample: pd.DataFrame, labels: Mapping[str, Any],
                     llm: Mapping[str, Any], demo_pool: pd.DataFrame | None) -> float:

@@ -24,6 +24,8 @@ from llmal.tasks.ner.mixture import annotate_ner_mixture
 from llmal.tasks.ner.plan import estimate_ner
 from llmal.tasks.ner.plan import plan_ner_annotators
 from llmal.tasks.ner.plan import stand_in_demonstrations
+from llmal.tasks.ner.demo import NER_DEMO_TYPES
+from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
 from llmal.tasks.ner.task import NERTask
 
 
@@ -119,6 +121,16 @@ class NamedEntities:
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         return list(label_names[:-1])   # the last label, "O", is no entity
+
+    def example(self) -> dict[str, Any]:
+        return {"dataset": {"name": "example", "kind": "demo", "task": "ner", "n_items": 300, "seed": 3},
+                "labels": {"names": list(NER_DEMO_TYPES)},
+                "split": {"test": 0.25, "dev": 0.1, "seed": 0},
+                "noisy": {"kind": "simulated", "seed": 4,
+                          "entity_error": {t: {"missed": 0.3, "spurious": 0.1} for t in NER_DEMO_TYPES}},
+                "encoder": {"kind": "tfidf", "max_features": 3000, "min_df": 1},
+                "recipe": {"kind": "crf"},
+                "strategies": list(SEQUENCE_STRATEGIES)}
 
 
 TASK = NamedEntities()
