@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from llmal.tasks.draws import draw_meta_ids
+from llmal import label_probs
 
 NO_PREDICTION = -1  # the item was queried before any classifier existed (round 0)
 NEGATIVE_RULES = ("probability", "rejected_by_all")
@@ -137,7 +138,6 @@ def rejected_classes(answers: str, label_names: Sequence[str], *, item: str) -> 
 def member_distribution(answers: str, probs: str, label_names: Sequence[str]) -> np.ndarray | None:
     """The label distribution S1's rule looks at: a mixture's mean member distribution
     (`member_mean` in answers), else the annotator's recorded one (`probs`: label, then votes)."""
-    from llmal import label_probs
 
     try:
         mean = json.loads(answers or "{}").get("member_mean")
@@ -172,7 +172,6 @@ def soft_targets(ids: Sequence[str], labels: np.ndarray, table: Any, label_names
                  weights: np.ndarray | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids, labels, weights) with every item that has a label distribution (probs `label`, else
     `votes`) expanded into one row per class of positive probability, weighted by it."""
-    from llmal import label_probs
 
     cells = dict(zip(table["id"].astype(str), table["probs"].astype(str))) if "probs" in table else {}
     w = np.ones(len(ids)) if weights is None else np.asarray(weights, dtype=float)

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
+from llmal.hub import resolve_model
 
 OPENAI_API = "https://api.openai.com/v1"
 FAMILY = {"openai": "openai", "openai_batch": "openai", "vllm": "vllm", "local": "local"}
@@ -55,7 +56,6 @@ def backend_identity(spec: Mapping[str, Any],
         engine = json.dumps(spec.get("engine_args") or {}, sort_keys=True, default=str)
         return f"vllm {spec.get('model')} {hashlib.sha256(engine.encode()).hexdigest()[:16]}"
     if family == "local":
-        from llmal.hub import resolve_model
 
         path = resolve_model(str(spec.get("model")))
         if not Path(path).is_file():

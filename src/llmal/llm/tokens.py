@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from llmal.hub import resolve_model
+from llmal.llm.executors.local import import_llama
 
 PER_MESSAGE = 3
 REPLY_PRIMING = 3
@@ -99,7 +100,6 @@ def _gguf(model: str) -> TokenCounter | None:
     if not Path(path).is_file():
         return None
     try:
-        from llmal.llm.executors.local import import_llama
 
         llm = import_llama().Llama(model_path=path, vocab_only=True, verbose=False)
     except Exception:

@@ -5,6 +5,7 @@ from typing import Any, Mapping, Sequence
 
 from llmal.models.encoders import Features
 from llmal.models.base import Classifier
+from llmal.models.logistic import LogisticHead
 
 
 def build_classifier(recipe: dict[str, Any], encoder: dict[str, Any], *, texts: Mapping[str, str],
@@ -17,7 +18,6 @@ def build_classifier(recipe: dict[str, Any], encoder: dict[str, Any], *, texts: 
     if kind == "logistic":
         if features is None:
             raise ValueError("the logistic recipe needs frozen features (an embeddings file)")
-        from llmal.models.logistic import LogisticHead
         return LogisticHead(features, recipe=recipe, n_classes=n_classes, seed=seed, fit_ids=fit_ids)
     if kind == "finetune":
         from llmal.models.finetune import build_finetune   # torch: optional, heavy

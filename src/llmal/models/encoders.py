@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 import numpy as np
 import scipy.sparse as sp
+from llmal.hub import resolve_model
 
 
 @dataclass
@@ -79,7 +80,6 @@ def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
                                 device: str | None = None) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
-    from llmal.hub import resolve_model
     from llmal.models.torch_runtime import select_device
 
     model = SentenceTransformer(resolve_model(spec["model"]), device=device or str(select_device()))

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from llmal.models.encoders import Features
 from llmal.models.perturb import perturbed_linear_proba
+from llmal.models.softmax import SoftmaxRegression
 
 
 class LogisticHead:
@@ -42,7 +43,6 @@ class LogisticHead:
         if negatives is not None and len(negatives[0]) and present.size >= 1:
             # S1's negative learning: scikit-learn has no complementary-label term, so a small
             # softmax regression fitted with L-BFGS (llmal.models.softmax) takes its place
-            from llmal.models.softmax import SoftmaxRegression
 
             neg_ids, mask, weight = negatives
             self._model = SoftmaxRegression(

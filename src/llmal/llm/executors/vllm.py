@@ -30,6 +30,7 @@ from llmal.llm.executors.base import Store
 from llmal.llm.executors.base import error_line
 from llmal.llm.executors.base import ok_line
 from llmal.llm.executors.base import store_all
+from llmal.llm.requests import read_jsonl, write_jsonl
 
 MAX_CHOICES = 64
 DEFAULT_CHUNK = 512
@@ -144,8 +145,6 @@ class VLLMExecutor:
 
     # -- vllm run-batch --------------------------------------------------------------------
     def _run_batch(self, requests: Sequence[RequestLine], store: Store) -> None:
-        from llmal.llm.requests import read_jsonl
-        from llmal.llm.requests import write_jsonl
 
         exe = shutil.which("vllm")
         if exe is None:

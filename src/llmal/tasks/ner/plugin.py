@@ -27,6 +27,7 @@ from llmal.tasks.ner.plan import stand_in_demonstrations
 from llmal.tasks.ner.demo import NER_DEMO_TYPES
 from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
 from llmal.tasks.ner.task import NERTask
+from llmal.tasks.ner.crf import CRFTagger
 
 
 class NamedEntities:
@@ -46,7 +47,6 @@ class NamedEntities:
                       features: Any, n_classes: int, seed: int, run_task: Any) -> Any:
         kind = recipe["kind"]
         if kind == "crf":
-            from llmal.tasks.ner.crf import CRFTagger   # sklearn-crfsuite: optional, heavy
             return CRFTagger(run_task.tokens, run_task.tag_names, recipe=recipe, seed=seed, features=features)
         if kind == "finetune":
             from llmal.tasks.ner.transformer import TransformerTagger   # torch: optional, heavy

@@ -39,6 +39,8 @@ from llmal.models.torch_runtime import seed_everything
 from llmal.models.training import make_train_step
 from llmal.models.training import train_epochs
 from llmal.tasks.ner.task import SequenceOutput
+from llmal.hub import resolve_model
+from llmal.tasks.ner.metrics import seqeval_scores
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +231,6 @@ class TransformerTagger:
         return self
 
     def _entity_f1(self, ids: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
-        from llmal.tasks.ner.metrics import seqeval_scores
 
         return float(seqeval_scores(gold, self._decode(ids).best, self.types)["f1_micro"])
 
@@ -306,7 +307,6 @@ def _words_tokenizer(tokenizer: Any, encoder: Mapping[str, Any]) -> Any:
         if "add_prefix_space" not in str(err):
             raise
         from transformers import AutoTokenizer
-        from llmal.hub import resolve_model
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(str(encoder["model"])),
                                                   add_prefix_space=True)
     return tokenizer
