@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from llmal.cli import main
-from llmal.annotate.plan import PlanRow
-from llmal.annotate.plan import estimate
 from llmal.annotate.plan import format_plan
-from llmal.annotate.plan import max_answer_tokens
+from llmal.llm.plan_rows import PlanRow
+from llmal.tasks.classification.plan import estimate
+from llmal.tasks.classification.plan import max_answer_tokens
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_prompt
 from llmal.llm.tokens import approximate_counter
