@@ -25,7 +25,7 @@ from llmal.models import build_classifier
 from llmal.contracts import make_annotations
 from llmal.llm.plan_rows import PlanRow
 from llmal.tasks.classification.capabilities import CAPABILITIES
-from llmal.llm.annotate import annotate_with_llm
+from llmal.tasks.classification.llm import annotate_with_llm
 from llmal.tasks.classification.plan import plan_rows
 from llmal.tasks.classification.plan import price_per_item
 from llmal.tasks.classification.task import ClassificationTask
