@@ -15,7 +15,7 @@ from pathlib import Path
 
 from llmal.config import PROMPTS_DIR
 from llmal.tasks.classification.demo import generate_demo
-from llmal.llm.annotate import annotate_with_llm
+from llmal.tasks.classification.llm import annotate_with_llm
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from llmal.annotate.run import annotate
-from llmal.llm.annotate import settle_after_report
+from llmal.llm.fetch import settle_after_report
 from llmal.llm.retry import record_failures
 from llmal.contracts import annotation_cost
 from llmal.contracts import write_parquet

@@ -135,14 +135,14 @@ class Capture:
 def captured() -> Iterator[dict[str, list[dict[str, Any]]]]:
     """Request lines by annotator (the last part of the executor's state_dir, which is the
     annotator's name on both paths), sent to no one."""
-    import llmal.llm.annotate as annotate_module
+    import llmal.llm.fetch as fetch_module
 
     sent: dict[str, list[dict[str, Any]]] = {}
 
     def make_executor(spec: Any, *, state_dir: Path) -> Capture:
         return Capture(sent.setdefault(Path(state_dir).name, []))
 
-    with mock.patch.object(annotate_module, "make_executor", make_executor):
+    with mock.patch.object(fetch_module, "make_executor", make_executor):
         yield sent
 
 

@@ -26,10 +26,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from llmal.llm.annotate import LLMRunStats
-from llmal.llm.annotate import count_unanswered
-from llmal.llm.annotate import send_once
-from llmal.llm.annotate import settle_after_report
+from llmal.llm.fetch import LLMRunStats
+from llmal.llm.fetch import count_unanswered
+from llmal.llm.fetch import send_once
+from llmal.llm.fetch import settle_after_report
 from llmal.llm.cache import ResponseCache
 from llmal.llm.executors.base import ok_line
 from llmal.llm.cost import price_for

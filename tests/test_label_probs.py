@@ -15,7 +15,7 @@ import pytest
 from llmal.label_probs import label_distribution
 from llmal.label_probs import label_matrix
 from llmal.label_probs import read_cell
-from llmal.llm.annotate import annotate_with_llm
+from llmal.tasks.classification.llm import annotate_with_llm
 from llmal.llm.logprobs import choice_probabilities
 from llmal.llm.prompts import Question
 from llmal.llm.prompts import load_prompt

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.llm.annotate import annotate_with_llm
-from llmal.llm.annotate import counts
-from llmal.llm.annotate import sample_items
+from llmal.tasks.classification.llm import annotate_with_llm
+from llmal.llm.fetch import counts
+from llmal.llm.fetch import sample_items
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import FREE
 from llmal.llm.cost import PriceError

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llmal.llm.annotate import annotate_with_llm
+from llmal.tasks.classification.llm import annotate_with_llm
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
 

@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from llmal.cli import main
-from llmal.annotate.plan import PlanRow
-from llmal.annotate.plan import estimate
 from llmal.annotate.plan import format_plan
-from llmal.annotate.plan import max_answer_tokens
+from llmal.annotate.plan import plan_annotators
+from llmal.llm.plan_rows import PlanRow
+from llmal.tasks.classification.plan import estimate
+from llmal.tasks.classification.plan import max_answer_tokens
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_prompt
 from llmal.llm.tokens import approximate_counter
@@ -140,3 +141,43 @@ def test_plan_bounds_what_lazy_runs_may_buy(tmp_path, capsys):
     line = next(ln for ln in out.splitlines() if ln.startswith("  gpt_online_hol: asked during"))
     capped = float(line.rsplit("$", 1)[1])
     assert capped == pytest.approx(4 * 0.0001, abs=1e-4 / 2) and capped < 50 * per_item
+
+
+def test_one_orchestration_asks_the_task_for_each_llm_annotator():
+    """annotate.plan.plan_annotators names no task: it hands each LLM annotator's items (pool +
+    dev, or its `limit` sample), gold pool, price, counter, targets and the compared interfaces
+    no other annotator plans exactly to Task.plan_rows, and keeps the rows in order."""
+    items = pd.DataFrame({"id": [f"i{k}" for k in range(10)], "text": [f"t{k}" for k in range(10)],
+                          "gold": [k % 2 for k in range(10)]})
+    split = pd.DataFrame({"id": items["id"], "split": ["pool"] * 6 + ["dev"] * 2 + ["test"] * 2})
+    base = {"kind": "openai", "model": "gpt-4o-mini", "prompt": "holistic"}
+    config = {"labels": {"names": LABELS, "positive": "hostile"},
+              "prices": {"gpt-4o-mini": {"input": 1.0, "output": 2.0}},
+              "annotators": {"human": {"kind": "human", "mode": "gold"},
+                             "hol": base, "two": {**base, "prompt": "two_question", "limit": 3},
+                             "knn": {**base, "demonstrations": {"k": 1, "pool_size": 2}},
+                             "twin": {**base, "prompt": "two_question"}}}
+    asked = []
+
+    class Recorder:
+        def plan_rows(self, name, spec, subset, labels, *, price, counter, demo_pool, prompts_dir,
+                      compare=(), targets=()):
+            asked.append((name, sorted(subset["id"]), list(compare), targets,
+                          None if demo_pool is None else len(demo_pool), labels is config["labels"]))
+            return [name]
+
+    rows = plan_annotators(config, items, split, Recorder(), PROMPTS, targets={"hol": ["agreement"]},
+                           compare=["holistic", "two_question"])
+    assert rows == ["hol", "two", "knn", "twin"]
+    visible = [f"i{k}" for k in range(8)]
+    hol, two, knn, twin = asked
+    # `twin` plans exactly `hol` with two_question (and the reverse): not compared again
+    assert hol == ("hol", visible, [], ("agreement",), None, True) and twin[2] == []
+    # `two` with holistic is not `hol` (its `limit` differs): compared, on its 3-item sample
+    assert two[1:4] == (sorted(two[1]), ["holistic"], ()) and len(two[1]) == 3
+    assert knn[2] == ["two_question"] and knn[4] == 2   # its gold pool: 2 of the dev split
+    asked.clear()
+    plan_annotators(config, items, split, Recorder(), PROMPTS, annotator="hol", compare=["two_question"])
+    assert [a[:3] for a in asked] == [("hol", visible, ["two_question"])]   # alone: compared after all
+    with pytest.raises(KeyError, match="annotators.nobody"):
+        plan_annotators(config, items, split, Recorder(), PROMPTS, annotator="nobody")

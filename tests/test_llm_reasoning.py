@@ -17,7 +17,7 @@ import pytest
 from llmal.config import ConfigError
 from llmal.config import annotation_targets
 from llmal.config import validate_config
-from llmal.llm.annotate import annotate_with_llm
+from llmal.tasks.classification.llm import annotate_with_llm
 from llmal.llm.backend import backend_identity
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for

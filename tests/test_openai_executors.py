@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.llm.annotate import annotate_with_llm
-from llmal.llm.annotate import counts
+from llmal.tasks.classification.llm import annotate_with_llm
+from llmal.llm.fetch import counts
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.executors import make_executor
@@ -471,7 +471,7 @@ DRIVER = r"""
 import json, logging, os, signal, sys
 from pathlib import Path
 import pandas as pd
-from llmal.llm.annotate import annotate_with_llm
+from llmal.tasks.classification.llm import annotate_with_llm
 logging.basicConfig(level=logging.WARNING)
 logging.getLogger("llmal").setLevel(logging.INFO)
 args = json.loads(sys.argv[1])

@@ -14,6 +14,17 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from llmal.annotate.plan import format_plan
+from llmal.annotate.plan import plan_annotators
+from llmal.config import PROMPTS_DIR
+from llmal.config import annotation_targets
+from llmal.config import lazy_demand
+from llmal.config import load_config
+from llmal.config.check import check_config_file
+from llmal.config.check import errors
+from llmal.config.check import format_problems
+from llmal.tasks.registry import task_of
+
 
 def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="estimate tokens and dollars of the LLM annotators of a config",
@@ -30,16 +41,6 @@ def _add_plan(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from llmal.config import PROMPTS_DIR
-    from llmal.config import lazy_demand
-    from llmal.config import load_config
-    from llmal.annotate.plan import format_plan
-    from llmal.tasks.registry import task_of
-
-    from llmal.config.check import check_config_file
-    from llmal.config.check import errors
-    from llmal.config.check import format_problems
-
     problems = check_config_file(args.configfile)   # a dry run: a missing API key only warns
     if problems:
         print(format_problems(problems), file=sys.stderr)
@@ -51,7 +52,8 @@ def _run_plan(args: argparse.Namespace) -> int:
     task = task_of(config)
     items, split = task.prepare(dataset_cfg, config["labels"], config.get("split") or {}, cache_dir=cache_dir)
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
-    rows = task.plan_annotators(config, items, split, PROMPTS_DIR, annotator=args.annotator, compare=compare)
+    rows = plan_annotators(config, items, split, task, PROMPTS_DIR, targets=annotation_targets(config),
+                           annotator=args.annotator, compare=compare)
     unit = task.capabilities.item_noun
     print(f"plan for {args.configfile} (dataset {dataset_cfg['name']}: {len(items):,} {unit})")
     counts = split["split"].value_counts()
@@ -131,10 +133,6 @@ def _add_check(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from llmal.config.check import check_config_file
-    from llmal.config.check import errors
-    from llmal.config.check import format_problems
-
     problems = check_config_file(args.configfile, results=args.results)
     print(format_problems(problems) if problems else f"{args.configfile}: no problems found")
     return 1 if errors(problems) else 0

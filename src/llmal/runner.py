@@ -16,7 +16,7 @@ from llmal.models.encoders import load_features
 from llmal.engine.oracle import GoldSource
 from llmal.engine.oracle import oracles_in
 from llmal.engine.schedule import Schedule
-from llmal.llm.annotate import settle_after_report
+from llmal.llm.fetch import settle_after_report
 from llmal.contracts import check_annotations
 from llmal.contracts import write_json
 from llmal.contracts import write_parquet

@@ -1,189 +1,58 @@
 """Estimate tokens and dollars of LLM annotation before anything is sent (`llmal plan`).
 
-For each LLM annotator and prompt interface, the real requests are rendered for the items the
-annotator would label (pool + dev, or its seeded `limit` sample), duplicates are dropped as the
-executor would, input tokens are counted with the best available counter (tokens.py) and output
-tokens are the longest possible answer object plus the reasoning allowance per request
-(profiles.reasoning_allowance), times `n`. Dollars come from the config's price table.
-
-Prompt caching: the static prefix (system message with questions and codebook, and the response
-schema) is the same for every request. Assuming the provider caches it as OpenAI does (prompts
-of at least PROMPT_CACHE_MIN tokens, cached in steps of PROMPT_CACHE_BLOCK tokens), every request
-after the first reads that prefix at the `cached_input` price: the "cached" columns. Whether a
-provider (or its Batch API) applies prompt caching is the config's assumption, not llmal's.
-Each annotator also shows the targets that annotate it (conditions, agreement) or that none does.
+One orchestration for every task: each LLM annotator of a config is planned on exactly the
+items the pipeline gives it (llmal.annotate.run: pool + dev, or its seeded `limit` sample) and,
+with demonstrations, on its gold pool from the dev split; the task renders its real requests
+for them and estimates tokens and dollars (Task.plan_rows, one PlanRow per prompt interface).
+`format_plan` writes the report: the table, what annotates each annotator (its targets, or
+what lazy AL runs may buy from it) and the bill, then $/item per interface.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from llmal.annotate.run import demonstration_pool
-from llmal.annotate.run import items_to_annotate
-from llmal.config import LLM_KINDS
-from llmal.config import annotation_targets
-from llmal.llm.cost import Price
-from llmal.llm.cost import is_batch
+from llmal.annotate.run import annotated_splits, items_to_annotate
 from llmal.llm.cost import price_for
-from llmal.llm.demonstrations import demo_pool_of
-from llmal.llm.executors.base import compact_json
-from llmal.llm.profiles import output_allowance
-from llmal.llm.profiles import reasoning_allowance
-from llmal.llm.profiles import sample_specs
-from llmal.llm.prompts import Demonstration
-from llmal.llm.prompts import PromptTemplate
-from llmal.llm.prompts import load_guidelines
-from llmal.llm.prompts import load_prompt
-from llmal.llm.requests import build_requests
-from llmal.llm.tokens import TokenCounter
+from llmal.llm.executors import LLM_KINDS
+from llmal.llm.plan_rows import PROMPT_CACHE_BLOCK
+from llmal.llm.plan_rows import PROMPT_CACHE_MIN
+from llmal.llm.plan_rows import PlanRow
 from llmal.llm.tokens import make_counter
-
-COMPARED_INTERFACES = ("holistic", "two_question")
-PROMPT_CACHE_MIN = 1024
-PROMPT_CACHE_BLOCK = 128
+from llmal.tasks.base import Task
 
 
-@dataclass(frozen=True)
-class PlanRow:
-    annotator: str
-    kind: str
-    model: str
-    interface: str
-    configured: bool        # the interface the annotator's `prompt` names (else a comparison)
-    n_items: int
-    n_requests: int
-    input_tokens: int
-    output_tokens: int
-    usd_online: float
-    usd_batch: float
-    counter: str
-    reasoning_tokens: int = 0       # part of output_tokens
-    cached_tokens: int = 0          # input tokens read from the provider's prompt cache, if it caches
-    usd_online_cached: float | None = None
-    usd_batch_cached: float | None = None
-    targets: tuple[str, ...] = ()   # what annotates it: "condition NAME", "agreement"; () = nothing
+def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame, task: Task,
+                    prompts_dir: Path, *, targets: Mapping[str, Sequence[str]] | None = None,
+                    annotator: str | None = None, compare: Iterable[str] = ()) -> list[PlanRow]:
+    """Rows per LLM annotator x interface (its own prompt first, then those of `compare` that
+    the task can price and that no other annotator already plans exactly as its own).
 
-    @property
-    def usd(self) -> float:
-        """What this annotator's executor would be billed."""
-        return self.usd_batch if is_batch(self.kind) else self.usd_online
-
-    @property
-    def usd_cached(self) -> float:
-        """The same with the static prefix read from the provider's prompt cache."""
-        cached = self.usd_batch_cached if is_batch(self.kind) else self.usd_online_cached
-        return self.usd if cached is None else cached
-
-    @property
-    def usd_per_item(self) -> float:
-        return self.usd / self.n_items if self.n_items else 0.0
-
-    @property
-    def usd_cached_per_item(self) -> float:
-        return self.usd_cached / self.n_items if self.n_items else 0.0
-
-
-def max_answer_tokens(template: PromptTemplate, counter: TokenCounter) -> int:
-    """Tokens of the longest answer object the schema allows, plus one end token."""
-    longest = {q.name: max(q.choices, key=lambda c: counter.text(c)) for q in template.questions}
-    return counter.text(compact_json(longest)) + 1
-
-
-def fixed_demonstrations(demo_pool: pd.DataFrame | None, settings: Mapping[str, Any] | None,
-                         ) -> list[Demonstration]:
-    """Stand-in demonstrations for planning: the first k of the seeded gold pool.
-
-    k-NN picks other examples per item, but of the same pool, so the token count is close."""
-    if not settings or demo_pool is None or len(demo_pool) == 0:
-        return []
-    pool = demo_pool_of(demo_pool, settings)
-    return [Demonstration(str(r.text), int(r.gold)) for r in pool.head(int(settings["k"])).itertuples()]
-
-
-def cacheable_prefix_tokens(template: PromptTemplate, guidelines: str, counter: TokenCounter,
-                            schema_tokens: int) -> int:
-    """Tokens a provider can cache per request: the system message and the response schema."""
-    system = template.render_system(guidelines)
-    return (counter.messages([{"role": "system", "content": system}]) if system else 0) + schema_tokens
-
-
-def cached_per_request(prefix_tokens: int) -> int:
-    """What OpenAI-style prompt caching reads from its cache for a repeated prefix."""
-    if prefix_tokens < PROMPT_CACHE_MIN:
-        return 0
-    return prefix_tokens // PROMPT_CACHE_BLOCK * PROMPT_CACHE_BLOCK
-
-
-def estimate(name: str, spec: Mapping[str, Any], template: PromptTemplate, items: pd.DataFrame,
-             label_names: Sequence[str], positive: str, price: Price, counter: TokenCounter,
-             demos: Sequence[Demonstration] = (), guidelines: str = "",
-             targets: Sequence[str] = ()) -> PlanRow:
-    demo_map = {str(i): list(demos) for i in items["id"]} if demos else None
-    specs = sample_specs(spec)   # `samples: N`: n = N, or N seeded requests per item
-    lines = {line["custom_id"]: line for s in specs
-             for line in build_requests(items, template, s, label_names, positive, demo_map,
-                                        guidelines).lines}
-    plan = build_requests(items, template, specs[0], label_names, positive, demo_map, guidelines)
-    plan = type(plan)(list(lines.values()), plan.item_ids, plan.custom_ids)
-    schema_tokens = counter.text(json.dumps(template.response_format(), separators=(",", ":")))
-    input_tokens = sum(counter.messages(line["body"]["messages"]) + schema_tokens
-                       for line in plan.lines)
-    n = int(specs[0].get("n") or 1)
-    reasoning = reasoning_allowance(spec)
-    per_answer = min(max_answer_tokens(template, counter) + reasoning, output_allowance(spec))
-    output_tokens = per_answer * n * len(plan.lines)
-    reasoning_tokens = min(reasoning, per_answer) * n * len(plan.lines)
-    cached = cached_per_request(cacheable_prefix_tokens(template, guidelines, counter, schema_tokens))
-    cached_tokens = cached * max(len(plan.lines) - 1, 0)   # the first request fills the cache
-    online = price.cost(input_tokens, output_tokens, 0, batch=False)
-    batch = price.cost(input_tokens, output_tokens, 0, batch=True)
-    return PlanRow(name, str(spec["kind"]), str(spec["model"]), template.name,
-                   template.name == spec["prompt"], len(items), len(plan.lines), input_tokens,
-                   output_tokens, online, batch, counter.label, reasoning_tokens, cached_tokens,
-                   price.cost(input_tokens, output_tokens, cached_tokens, batch=False),
-                   price.cost(input_tokens, output_tokens, cached_tokens, batch=True), tuple(targets))
-
-
-def plan_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,
-                    prompts_dir: Path, *, annotator: str | None = None,
-                    compare: Iterable[str] = COMPARED_INTERFACES) -> list[PlanRow]:
-    """Rows per LLM annotator x interface (its own prompt first, then the compared ones).
-
-    Each annotator is planned on exactly the items the pipeline gives it (pool + dev, or its
-    `limit` sample) and, with demonstrations, on its gold pool from the dev split. (A task with
-    answers of its own plans its annotators itself: llmal.tasks.<task>.plugin.)"""
+    `targets`: annotator -> what annotates it ("condition NAME", "agreement"; the caller reads
+    them from the config); `annotator`: plan only this one."""
     annotators = config.get("annotators") or {}
     if annotator is not None and annotator not in annotators:
         raise KeyError(f"annotators.{annotator}: no such annotator (known: {sorted(annotators)})")
-    labels = config["labels"]
-    label_names, positive = [str(n) for n in labels["names"]], str(labels["positive"])
+    llm = {name: spec for name, spec in annotators.items() if spec.get("kind") in LLM_KINDS}
+    planned = {_plan_key(spec, str(spec.get("prompt"))) for spec in llm.values()}
+    targets = targets or {}
     rows: list[PlanRow] = []
-    configured = {_plan_key(spec, str(spec.get("prompt"))) for spec in annotators.values()
-                  if spec.get("kind") in LLM_KINDS}
-    targets = annotation_targets(dict(config))
-    for name, spec in annotators.items():
-        if spec.get("kind") not in LLM_KINDS or (annotator is not None and name != annotator):
+    for name, spec in llm.items():
+        if annotator is not None and name != annotator:
             continue
-        price = price_for(str(spec["model"]), str(spec["kind"]), config.get("prices"))
-        counter = make_counter(spec)
-        subset = items_to_annotate(items, split, dict(spec))
-        demo_settings = spec.get("demonstrations")
-        demos = (fixed_demonstrations(demonstration_pool(items, split, dict(demo_settings)), demo_settings)
-                 if demo_settings else [])
-        interfaces = list(dict.fromkeys([str(spec["prompt"]), *compare]))
-        guidelines = load_guidelines(spec, prompts_dir)
-        for interface in interfaces:
-            if interface != spec["prompt"] and (
-                    not (Path(prompts_dir) / f"{interface}.yaml").exists()
-                    or (annotator is None and _plan_key(spec, interface) in configured)):
-                continue  # no such template, or another annotator already plans exactly this
-            template = load_prompt(interface, prompts_dir)
-            rows.append(estimate(name, spec, template, subset, label_names, positive, price,
-                                 counter, demos, guidelines, targets.get(name, ())))
+        compared = [i for i in compare if i != spec.get("prompt")
+                    and (annotator is not None or _plan_key(spec, i) not in planned)]
+        demos = spec.get("demonstrations")
+        rows += task.plan_rows(
+            name, spec, items_to_annotate(items, split, dict(spec), annotated_splits(config)), config["labels"],
+            price=price_for(str(spec["model"]), str(spec["kind"]), config.get("prices")),
+            counter=make_counter(spec), prompts_dir=prompts_dir, compare=compared,
+            demo_pool=demonstration_pool(items, split, dict(demos)) if demos else None,
+            targets=tuple(targets.get(name, ())))
     return rows
 
 

@@ -20,7 +20,7 @@ its heartbeat older than the lease) is cleared.
 
 Requests possibly billed without an answer in the cache (table `unanswered`) are recorded under
 the label of the run they were sent for (the job's `owners.label`: one per annotator of the
-annotate rule, one per annotator of each AL run; annotate.run_label), never under whichever job
+annotate rule, one per annotator of each AL run; llmal.llm.fetch.run_label), never under whichever job
 happens to notice them: sent attempts that timed out or lost their connection (`timeout`), 200s
 whose body could not be read (`unreadable`), and a dead job's reservations that it had sent and
 that have no answer in the cache when they are cleared (`lost_in_flight`). The rerun of that run

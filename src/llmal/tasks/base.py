@@ -72,9 +72,14 @@ class Task(Protocol):
                           log: Callable[[str], None]) -> Any:
         """A mixture's annotation table from its members' tables."""
 
-    def plan_annotators(self, config: Mapping[str, Any], items: Any, split: Any, prompts_dir: Any, *,
-                        annotator: str | None, compare: Sequence[str]) -> list[Any]:
-        """llmal plan's rows (tokens and dollars) of the LLM annotators."""
+    def plan_rows(self, name: str, spec: Mapping[str, Any], items: Any, labels: Mapping[str, Any], *,
+                  price: Any, counter: Any, demo_pool: Any, prompts_dir: Any, compare: Sequence[str] = (),
+                  targets: Sequence[str] = ()) -> list[Any]:
+        """llmal plan's rows (llmal.llm.plan_rows.PlanRow: tokens and dollars) of LLM annotator
+        `name` asking `items` (the items the pipeline gives it): its own prompt first, then the
+        interfaces of `compare` it can price. `price` (llmal.llm.cost) and `counter`
+        (llmal.llm.tokens) are the annotator's; `demo_pool` is its gold demonstration pool (None
+        without demonstrations); `targets` go into the rows as they are."""
 
     def agreement(self, annotations: Mapping[str, Any], items: Any, split: Any, config: Mapping[str, Any],
                   *, reference: str | None, splits: Sequence[str]) -> Any:

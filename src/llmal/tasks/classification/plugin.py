@@ -19,17 +19,16 @@ from llmal.tasks.classification.simulated import annotate_simulated
 from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
 from llmal.tasks.classification.prepare import prepare_dataset
-from llmal.llm.annotate import annotate_with_llm
 from llmal.llm.cost import price_for
-from llmal.annotate.plan import estimate
-from llmal.annotate.plan import fixed_demonstrations
-from llmal.annotate.plan import plan_annotators
-from llmal.llm.prompts import load_prompt
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
 from llmal.tasks.base import fit_ids
 from llmal.contracts import make_annotations
+from llmal.llm.plan_rows import PlanRow
 from llmal.tasks.classification.capabilities import CAPABILITIES
+from llmal.tasks.classification.llm import annotate_with_llm
+from llmal.tasks.classification.plan import plan_rows
+from llmal.tasks.classification.plan import price_per_item
 from llmal.tasks.classification.task import ClassificationTask
 
 
@@ -105,14 +104,18 @@ class Classification:
 
         def quote(ids: list[str]) -> np.ndarray:
             sample = by_id.loc[ids[:quote_sample]].reset_index(drop=True)
-            return np.full(len(ids), _price_per_item(name, spec, sample, labels, llm, demo_pool))
+            price = price_for(str(spec["model"]), str(spec["kind"]), llm.get("prices"))
+            return np.full(len(ids), price_per_item(name, spec, sample, labels, price, make_counter(spec),
+                                                    demo_pool, PROMPTS_DIR))
 
         return fetch, quote
 
     # --- plan, agreement, results -----------------------------------------------------------
-    def plan_annotators(self, config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,
-                        prompts_dir: Path, *, annotator: str | None, compare: Sequence[str]) -> list[Any]:
-        return plan_annotators(config, items, split, prompts_dir, annotator=annotator, compare=compare)
+    def plan_rows(self, name: str, spec: Mapping[str, Any], items: pd.DataFrame, labels: Mapping[str, Any], *,
+                  price: Any, counter: Any, demo_pool: pd.DataFrame | None, prompts_dir: Path,
+                  compare: Sequence[str] = (), targets: Sequence[str] = ()) -> list[PlanRow]:
+        return plan_rows(name, spec, items, labels, price=price, counter=counter, demo_pool=demo_pool,
+                         prompts_dir=prompts_dir, compare=compare, targets=targets)
 
     def agreement(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
                   config: Mapping[str, Any], *, reference: str | None, splits: Sequence[str]) -> Any:
@@ -132,17 +135,6 @@ class Classification:
                 "encoder": {"kind": "tfidf", "max_features": 3000, "min_df": 1},
                 "recipe": {"kind": "logistic"},
                 "strategies": ["random", "entropy", "margin", "kmeans", "coreset", "badge"]}
-
-
-def _price_per_item(name: str, spec: Mapping[str, Any], sample: pd.DataFrame, labels: Mapping[str, Any],
-                    llm: Mapping[str, Any], demo_pool: pd.DataFrame | None) -> float:
-    """The planned price of one item (rendered requests, the longest answer): llmal plan's estimate."""
-    template = load_prompt(str(spec["prompt"]), PROMPTS_DIR)
-    price = price_for(str(spec["model"]), str(spec["kind"]), llm.get("prices"))
-    demos = fixed_demonstrations(demo_pool, spec.get("demonstrations")) if demo_pool is not None else []
-    row = estimate(name, spec, template, sample.reset_index(drop=True), labels["names"],
-                   labels.get("positive"), price, make_counter(spec), demos)
-    return row.usd_per_item
 
 
 TASK = Classification()

@@ -32,18 +32,21 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from llmal.config import PROMPTS_DIR
-from llmal.llm.annotate import LLMRunStats
-from llmal.llm.annotate import _redactor
-from llmal.llm.annotate import fetch_responses
-from llmal.llm.annotate import finish_table
-from llmal.llm.annotate import report_problems
 from llmal.llm.cache import is_success
 from llmal.llm.cost import is_batch
 from llmal.llm.cost import price_for
+from llmal.llm.demonstrations import demo_pool_of
+from llmal.llm.demonstrations import knn_demonstrations
+from llmal.llm.fetch import LLMRunStats
+from llmal.llm.fetch import fetch_responses
+from llmal.llm.fetch import finish_table
+from llmal.llm.fetch import redactor
+from llmal.llm.fetch import report_problems
+from llmal.llm.fetch import sample_items
 from llmal.llm.parse import reasoning_tokens_of
 from llmal.llm.parse import usage_of
 from llmal.llm.profiles import sampling_body
+from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.prompts import canonical_json
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.requests import request_line
@@ -171,8 +174,6 @@ def annotate_ner_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], types
     """The annotation table of `items` (sentences: id, meta_tokens) by the LLM annotator `spec`;
     `cache_mode` (the config's top-level key): local, or network for a cache on a cluster
     filesystem (llmal.llm.cache)."""
-    from llmal.llm.annotate import sample_items
-
     name = name or str(spec.get("model", "llm"))
     prompt = load_ner_prompt(str(spec.get("prompt", "ner")), prompts_dir)
     price = price_for(str(spec["model"]), str(spec["kind"]), prices)
@@ -187,7 +188,7 @@ def annotate_ner_with_llm(items: pd.DataFrame, *, spec: Mapping[str, Any], types
                                 state_dir=state_dir, name=name, what=f"{len(ids)} sentences",
                                 prompt=f"{prompt.name}@{prompt.hash}", log=log, executor=executor,
                                 cache_mode=cache_mode)
-    redact = _redactor(spec)
+    redact = redactor(spec)
     rows: list[dict[str, Any]] = []
     for group, cid in zip(groups, group_cid):
         rows += _rows(group, cid, responses[cid], tokens, types, price, is_batch(str(spec["kind"])),
@@ -240,9 +241,6 @@ def _demonstrations(ids: Sequence[str], spec: Mapping[str, Any],
         return {}
     if embeddings is None or demo_pool is None:
         raise ValueError("demonstrations need embeddings and a gold demonstration pool")
-    from llmal.llm.demonstrations import demo_pool_of
-    from llmal.llm.demonstrations import knn_demonstrations
-
     pool = demo_pool_of(demo_pool, settings)
     neighbours = knn_demonstrations(list(ids), pool["id"].astype(str).tolist(), [0] * len(pool),
                                     [str(i) for i in embeddings[0]], np.asarray(embeddings[1]),

@@ -12,7 +12,7 @@ stand-in for its k-NN neighbours (same pool, so about the same length).
   entities of its sentences (meta_tags), plus one end token and the reasoning allowance, at most
   the output allowance (max_tokens), times `n`.
 - Prompt caching: the system message and the schema are the static prefix, priced as in
-  llmal.annotate.plan.
+  llmal.llm.plan_rows.
 """
 from __future__ import annotations
 
@@ -22,51 +22,34 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.annotate.run import demonstration_pool
-from llmal.annotate.run import items_to_annotate
-from llmal.config import LLM_KINDS
-from llmal.config import annotation_targets
-from llmal.llm.cost import price_for
+from llmal.llm.cost import Price
 from llmal.llm.demonstrations import demo_pool_of
-from llmal.annotate.plan import PlanRow
-from llmal.annotate.plan import cached_per_request
+from llmal.llm.plan_rows import PlanRow
+from llmal.llm.plan_rows import cached_per_request
 from llmal.llm.profiles import output_allowance
 from llmal.llm.profiles import reasoning_allowance
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import TokenCounter
-from llmal.llm.tokens import make_counter
 from llmal.tasks.ner.data import TAGS
 from llmal.tasks.ner.data import TOKENS
 from llmal.tasks.ner.llm import (NerPrompt, load_ner_prompt, ner_requests, response_format,
-                           shown_demonstrations)
+                                 shown_demonstrations)
 from llmal.tasks.ner.spans import tags_to_spans
 
 
-def plan_ner_annotators(config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,
-                        prompts_dir: Path, *, annotator: str | None = None) -> list[PlanRow]:
-    """One row per LLM annotator of a task ner config (its own NER prompt; there are no other
-    interfaces to compare)."""
-    annotators = config.get("annotators") or {}
-    if annotator is not None and annotator not in annotators:
-        raise KeyError(f"annotators.{annotator}: no such annotator (known: {sorted(annotators)})")
-    types = [str(t) for t in config["labels"]["names"]]
-    targets = annotation_targets(dict(config))
-    rows = []
-    for name, spec in annotators.items():
-        if spec.get("kind") not in LLM_KINDS or (annotator is not None and name != annotator):
-            continue
-        price = price_for(str(spec["model"]), str(spec["kind"]), config.get("prices"))
-        rows.append(estimate_ner(
-            name, spec, load_ner_prompt(str(spec.get("prompt", "ner")), prompts_dir),
-            items_to_annotate(items, split, dict(spec)), types, price, make_counter(spec),
-            stand_in_demonstrations(demonstration_pool(items, split, dict(spec["demonstrations"]))
-                                    if spec.get("demonstrations") else None, spec.get("demonstrations")),
-            load_guidelines(spec, prompts_dir), targets.get(name, ())))
-    return rows
+def plan_rows(name: str, spec: Mapping[str, Any], items: pd.DataFrame, labels: Mapping[str, Any], *,
+              price: Price, counter: TokenCounter, demo_pool: pd.DataFrame | None, prompts_dir: Path,
+              compare: Sequence[str] = (), targets: Sequence[str] = ()) -> list[PlanRow]:
+    """The one row of an NER LLM annotator: its own NER prompt (there are no other interfaces to
+    compare, so `compare` is ignored); with demonstrations, the first k of its gold pool stand in."""
+    types = [str(t) for t in labels["names"]]
+    return [estimate_ner(name, spec, load_ner_prompt(str(spec.get("prompt", "ner")), prompts_dir), items,
+                         types, price, counter, stand_in_demonstrations(demo_pool, spec.get("demonstrations")),
+                         load_guidelines(spec, prompts_dir), targets)]
 
 
 def estimate_ner(name: str, spec: Mapping[str, Any], prompt: NerPrompt, sentences: pd.DataFrame,
-                 types: Sequence[str], price: Any, counter: TokenCounter,
+                 types: Sequence[str], price: Price, counter: TokenCounter,
                  demos: Sequence[tuple[str, str]] = (), guidelines: str = "",
                  targets: Sequence[str] = ()) -> PlanRow:
     ids = sentences["id"].astype(str).tolist()

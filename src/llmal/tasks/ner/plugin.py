@@ -10,7 +10,7 @@ import pandas as pd
 from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.cost import price_for
-from llmal.llm.prompts import load_guidelines
+from llmal.llm.plan_rows import PlanRow
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
 from llmal.tasks.base import fit_ids
@@ -19,11 +19,8 @@ from llmal.tasks.ner import annotators as ner_annotators
 from llmal.tasks.ner.agreement import ner_agreement
 from llmal.tasks.ner.data import prepare_ner
 from llmal.tasks.ner.llm import annotate_ner_with_llm
-from llmal.tasks.ner.llm import load_ner_prompt
 from llmal.tasks.ner.mixture import annotate_ner_mixture
-from llmal.tasks.ner.plan import estimate_ner
-from llmal.tasks.ner.plan import plan_ner_annotators
-from llmal.tasks.ner.plan import stand_in_demonstrations
+from llmal.tasks.ner.plan import plan_rows
 from llmal.tasks.ner.demo import NER_DEMO_TYPES
 from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
 from llmal.tasks.ner.task import NERTask
@@ -100,18 +97,19 @@ class NamedEntities:
                                          name=name, cache_mode=str(llm.get("cache_mode") or "local"))
 
         def quote(ids: list[str]) -> np.ndarray:
-            row = estimate_ner(name, spec, load_ner_prompt(str(spec.get("prompt", "ner")), PROMPTS_DIR),
-                               by_id.loc[ids[:quote_sample]].reset_index(drop=True), types, price,
-                               make_counter(spec), stand_in_demonstrations(demo_pool, spec.get("demonstrations")),
-                               load_guidelines(spec, PROMPTS_DIR))
+            row, = plan_rows(name, spec, by_id.loc[ids[:quote_sample]].reset_index(drop=True), llm["labels"],
+                             price=price, counter=make_counter(spec), demo_pool=demo_pool,
+                             prompts_dir=PROMPTS_DIR)
             return np.full(len(ids), row.usd_per_item)
 
         return fetch, quote
 
     # --- plan, agreement, results -----------------------------------------------------------
-    def plan_annotators(self, config: Mapping[str, Any], items: pd.DataFrame, split: pd.DataFrame,
-                        prompts_dir: Path, *, annotator: str | None, compare: Sequence[str]) -> list[Any]:
-        return plan_ner_annotators(config, items, split, prompts_dir, annotator=annotator)
+    def plan_rows(self, name: str, spec: Mapping[str, Any], items: pd.DataFrame, labels: Mapping[str, Any], *,
+                  price: Any, counter: Any, demo_pool: pd.DataFrame | None, prompts_dir: Path,
+                  compare: Sequence[str] = (), targets: Sequence[str] = ()) -> list[PlanRow]:
+        return plan_rows(name, spec, items, labels, price=price, counter=counter, demo_pool=demo_pool,
+                         prompts_dir=prompts_dir, compare=compare, targets=targets)
 
     def agreement(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
                   config: Mapping[str, Any], *, reference: str | None, splits: Sequence[str]) -> Any:
