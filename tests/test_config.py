@@ -94,12 +94,13 @@ def test_run_spec_changes_only_with_what_the_run_depends_on():
 
 def test_schema_sampler_enum_is_full_plus_the_strategy_registry():
     from llmal.config import load_schema
-    from llmal.config import NER_ONLY_SAMPLERS
+    from llmal.tasks.ner.capabilities import CAPABILITIES as NER
     from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
     from llmal.strategies.registry import strategy_names
+    ner_only = [s for s in NER.samplers if s != "full" and s not in strategy_names()]
     enum = load_schema()["properties"]["conditions"]["additionalProperties"]["properties"]["sampler"]["enum"]
-    assert enum == ["full"] + strategy_names() + list(NER_ONLY_SAMPLERS)   # then the task ner ones
-    assert set(SEQUENCE_STRATEGIES) - set(strategy_names()) == set(NER_ONLY_SAMPLERS)
+    assert enum == ["full"] + strategy_names() + ner_only   # then the task ner ones
+    assert list(NER.samplers) == ["full", *SEQUENCE_STRATEGIES]   # the capabilities list the strategies
 
 
 def test_strategy_the_recipe_cannot_serve_is_a_config_error():
