@@ -24,6 +24,31 @@ def test_every_shipped_config_is_valid(name):
     assert list(expand_runs(config))
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_run_spec_is_typed_frozen_and_writes_the_same_json(name):
+    """RunSpec.to_json is the dict run_spec gives (the rule's param, run.json's spec), key order
+    included, so its hash and run.json stay what they were; RunSpec.from_json reads it back."""
+    import dataclasses
+    import json
+
+    from llmal.config import RunSpec, make_run_spec, spec_hash
+
+    config = load_config(ROOT / "config" / name)
+    for run in expand_runs(config):
+        data = run_spec(config, run.condition, run.encoder)
+        typed = RunSpec.from_json(data)
+        assert typed == make_run_spec(config, run.condition, run.encoder)
+        assert json.dumps(typed.to_json()) == json.dumps(data)          # order and values
+        assert RunSpec.from_json(json.loads(json.dumps(data))) == typed   # as run.json reads back
+        assert typed.hash() == spec_hash(data)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        typed.sampler = "random"
+    with pytest.raises(TypeError):
+        typed.recipe_spec["kind"] = "finetune"
+    with pytest.raises(ValueError, match="unknown keys"):
+        RunSpec.from_json({**data, "seed": 0})
+
+
 def test_paper_scale_config_expands_to_280_runs():
     config = load_config(ROOT / "config" / "hakimi2026.yaml")
     runs = list(expand_runs(config))

@@ -23,7 +23,7 @@ from llmal.config.references import agreement_only, reference_problems, study_pr
 from llmal.config.requests import REQUEST_KEYS, llm_request_problems, request_identity
 from llmal.config.schema import (ROOT, SCHEMA_PATH, ConfigError, _best_error, _key_path,
                                  _validator_with_defaults, apply_schema, load_schema)
-from llmal.config.spec import gold_price, run_spec, spec_hash
+from llmal.config.spec import LazyLLM, RunSpec, gold_price, make_run_spec, run_spec, spec_hash
 from llmal.config.task_rules import task_key_problems, task_problems
 from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
@@ -61,7 +61,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
-    "ConfigError", "LazyDemand", "Run", "FEATURE_ENCODERS", "LAZY_BY_DEFAULT", "LLM_KINDS",
+    "ConfigError", "LazyDemand", "LazyLLM", "Run", "RunSpec", "make_run_spec", "FEATURE_ENCODERS", "LAZY_BY_DEFAULT", "LLM_KINDS",
     "PROMPTS_DIR", "RECIPE_ENCODERS", "REQUEST_KEYS", "ROOT", "SCHEMA_PATH", "TABLE_KINDS",
     "agreement_only", "al_settings", "annotation_mode", "annotation_targets", "annotator_tree",
     "apply_schema", "condition_encoders", "config_problems", "demonstration_encoder", "expand_runs",
