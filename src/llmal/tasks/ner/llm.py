@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from llmal.config import PROMPTS_DIR
+from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.annotate import LLMRunStats
 from llmal.llm.annotate import _redactor
 from llmal.llm.annotate import fetch_responses

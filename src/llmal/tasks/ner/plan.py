@@ -24,7 +24,7 @@ import pandas as pd
 
 from llmal.annotate.run import demonstration_pool
 from llmal.annotate.run import items_to_annotate
-from llmal.config import LLM_KINDS
+from llmal.llm.executors import LLM_KINDS
 from llmal.config import annotation_targets
 from llmal.llm.cost import price_for
 from llmal.llm.demonstrations import demo_pool_of
