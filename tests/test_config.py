@@ -186,3 +186,42 @@ def test_keys_of_the_other_task_are_refused_by_name(key, value, task):
     node[last] = value
     with pytest.raises(ConfigError, match=re.escape(key) + ": .*(it needs task: ner|task ner does not read it)"):
         validate_config(config)
+
+
+def test_config_and_the_capabilities_plan_without_pandas_or_numpy():
+    """The Snakefile imports llmal.config (and through the registry every task's capabilities)
+    while planning: nothing there may pull in pandas or numpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import llmal.config, llmal.config.check, llmal.config.cluster, llmal.tasks.registry; "
+            "heavy = sorted({'pandas', 'numpy', 'torch'} & set(sys.modules)); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_task_rules_read_capabilities_not_task_names(monkeypatch):
+    """config.task_rules takes what a task accepts from its capabilities: a task registered with
+    other data is checked by that data, and its name comes from the registry, not the code."""
+    import dataclasses
+
+    from llmal.config import task_rules
+    from llmal.tasks import registry
+
+    toy = dataclasses.replace(registry.CAPABILITIES["ner"], description="toy tagging", data_noun="toy sentences",
+                              dataset_kinds=("conll",), demo_variants=(), recipe_kinds=("crf",),
+                              samplers=("full", "random"), learner_noun="a toy tagger",
+                              own_keys=(("annotators.*.toy_knob", "a toy knob"),))
+    monkeypatch.setitem(registry.CAPABILITIES, "toy", toy)
+    config = validate_config(default())
+    recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
+    config["annotators"]["crowd"]["toy_knob"] = 3
+    assert task_rules.task_key_problems(config) == [("annotators.crowd.toy_knob", "a toy knob: it needs task: toy")]
+    config["task"] = "toy"
+    problems = task_rules.task_problems(config, recipes)
+    assert problems[0] == ("task", f"dataset 'demo' (task {config['dataset']['task']}) holds no toy sentences "
+                                   "(use conll)")
+    assert any(k.endswith(".recipe") and m.startswith("task toy trains a toy tagger: recipe") for k, m in problems)
+    assert ("conditions.human_al.sampler",
+            "'entropy' is not a strategy for toy tagging (task toy: ['full', 'random'])") in problems
+    assert ("labels.positive", "the positive class of a binary text classification (task ner scores entities "
+            "of every type): task toy does not read it; remove it") in problems
