@@ -24,6 +24,31 @@ def test_every_shipped_config_is_valid(name):
     assert list(expand_runs(config))
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_run_spec_is_typed_frozen_and_writes_the_same_json(name):
+    """RunSpec.to_json is the dict run_spec gives (the rule's param, run.json's spec), key order
+    included, so its hash and run.json stay what they were; RunSpec.from_json reads it back."""
+    import dataclasses
+    import json
+
+    from llmal.config import RunSpec, make_run_spec, spec_hash
+
+    config = load_config(ROOT / "config" / name)
+    for run in expand_runs(config):
+        data = run_spec(config, run.condition, run.encoder)
+        typed = RunSpec.from_json(data)
+        assert typed == make_run_spec(config, run.condition, run.encoder)
+        assert json.dumps(typed.to_json()) == json.dumps(data)          # order and values
+        assert RunSpec.from_json(json.loads(json.dumps(data))) == typed   # as run.json reads back
+        assert typed.hash() == spec_hash(data)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        typed.sampler = "random"
+    with pytest.raises(TypeError):
+        typed.recipe_spec["kind"] = "finetune"
+    with pytest.raises(ValueError, match="unknown keys"):
+        RunSpec.from_json({**data, "seed": 0})
+
+
 def test_paper_scale_config_expands_to_280_runs():
     config = load_config(ROOT / "config" / "hakimi2026.yaml")
     runs = list(expand_runs(config))
@@ -94,12 +119,13 @@ def test_run_spec_changes_only_with_what_the_run_depends_on():
 
 def test_schema_sampler_enum_is_full_plus_the_strategy_registry():
     from llmal.config import load_schema
-    from llmal.config import NER_ONLY_SAMPLERS
+    from llmal.tasks.ner.capabilities import CAPABILITIES as NER
     from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
     from llmal.strategies.registry import strategy_names
+    ner_only = [s for s in NER.samplers if s != "full" and s not in strategy_names()]
     enum = load_schema()["properties"]["conditions"]["additionalProperties"]["properties"]["sampler"]["enum"]
-    assert enum == ["full"] + strategy_names() + list(NER_ONLY_SAMPLERS)   # then the task ner ones
-    assert set(SEQUENCE_STRATEGIES) - set(strategy_names()) == set(NER_ONLY_SAMPLERS)
+    assert enum == ["full"] + strategy_names() + ner_only   # then the task ner ones
+    assert list(NER.samplers) == ["full", *SEQUENCE_STRATEGIES]   # the capabilities list the strategies
 
 
 def test_strategy_the_recipe_cannot_serve_is_a_config_error():
@@ -160,3 +186,42 @@ def test_keys_of_the_other_task_are_refused_by_name(key, value, task):
     node[last] = value
     with pytest.raises(ConfigError, match=re.escape(key) + ": .*(it needs task: ner|task ner does not read it)"):
         validate_config(config)
+
+
+def test_config_and_the_capabilities_plan_without_pandas_or_numpy():
+    """The Snakefile imports llmal.config (and through the registry every task's capabilities)
+    while planning: nothing there may pull in pandas or numpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import llmal.config, llmal.config.check, llmal.config.cluster, llmal.tasks.registry; "
+            "heavy = sorted({'pandas', 'numpy', 'torch'} & set(sys.modules)); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_task_rules_read_capabilities_not_task_names(monkeypatch):
+    """config.task_rules takes what a task accepts from its capabilities: a task registered with
+    other data is checked by that data, and its name comes from the registry, not the code."""
+    import dataclasses
+
+    from llmal.config import task_rules
+    from llmal.tasks import registry
+
+    toy = dataclasses.replace(registry.CAPABILITIES["ner"], description="toy tagging", data_noun="toy sentences",
+                              dataset_kinds=("conll",), demo_variants=(), recipe_kinds=("crf",),
+                              samplers=("full", "random"), learner_noun="a toy tagger",
+                              own_keys=(("annotators.*.toy_knob", "a toy knob"),))
+    monkeypatch.setitem(registry.CAPABILITIES, "toy", toy)
+    config = validate_config(default())
+    recipes = config.get("recipes") or {"linear": {"kind": "logistic"}}
+    config["annotators"]["crowd"]["toy_knob"] = 3
+    assert task_rules.task_key_problems(config) == [("annotators.crowd.toy_knob", "a toy knob: it needs task: toy")]
+    config["task"] = "toy"
+    problems = task_rules.task_problems(config, recipes)
+    assert problems[0] == ("task", f"dataset 'demo' (task {config['dataset']['task']}) holds no toy sentences "
+                                   "(use conll)")
+    assert any(k.endswith(".recipe") and m.startswith("task toy trains a toy tagger: recipe") for k, m in problems)
+    assert ("conditions.human_al.sampler",
+            "'entropy' is not a strategy for toy tagging (task toy: ['full', 'random'])") in problems
+    assert ("labels.positive", "the positive class of a binary text classification (task ner scores entities "
+            "of every type): task toy does not read it; remove it") in problems

@@ -5,13 +5,13 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from llmal.config.spec import RunSpec, thaw
 from llmal.engine.loop import simulate
 from llmal.engine.oracles import build_oracle
-from llmal.config import spec_hash
 from llmal.models.encoders import load_features
 from llmal.engine.oracle import GoldSource
 from llmal.engine.oracle import oracles_in
@@ -21,7 +21,7 @@ from llmal.contracts import check_annotations
 from llmal.contracts import write_json
 from llmal.contracts import write_parquet
 from llmal.contracts import write_text
-from llmal.tasks.registry import task_of
+from llmal.tasks.registry import task_named
 from llmal.workflow import versions
 
 
@@ -32,8 +32,11 @@ def _by_stem(paths: Sequence[str] | str | None) -> dict[str, str]:
     return {Path(p).stem: str(p) for p in ([paths] if isinstance(paths, str) else paths)}
 
 
-def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, Any],
+def run_al(*, spec: Mapping[str, Any] | RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
            outputs: dict[str, str], threads: int | None = None) -> dict[str, Any]:
+    """`spec`: the run's RunSpec, or its JSON (the al_run rule's param)."""
+    if not isinstance(spec, RunSpec):
+        spec = RunSpec.from_json(spec)
     # an LLM request possibly billed without an answer (also in a killed earlier attempt of this
     # run) stays recorded in the response cache until run.json, which counts it, is written
     with settle_after_report():
@@ -41,10 +44,10 @@ def run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, A
                        threads=threads)
 
 
-def _run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, Any],
+def _run_al(*, spec: RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
             outputs: dict[str, str], threads: int | None) -> dict[str, Any]:
     start = time.perf_counter()
-    if threads and spec["recipe_spec"]["kind"] == "finetune":
+    if threads and spec.recipe_spec["kind"] == "finetune":
         import torch
         torch.set_num_threads(threads)   # parallel jobs must not all grab every core
     items = pd.read_parquet(inputs["item_table"])
@@ -55,34 +58,37 @@ def _run_al(*, spec: dict[str, Any], dataset: str, seed: int, inputs: dict[str, 
         check_annotations(tables[name], where=path)
     features = load_features(inputs["embeddings"]) if inputs.get("embeddings") else None
     demo_features = {e: load_features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
-    labels = spec["labels"]
-    kind = task_of(spec)
+    # the engine, the oracles and the learners get plain copies: they serialise parts of them
+    # (LLM request bodies, hashes), and a frozen mapping is no dict to json
+    labels = thaw(spec.labels)
+    kind = task_named(spec.task)
     task = kind.run_task(items, split, labels)
-    llm = {"labels": labels, **(spec.get("llm") or {})}
+    llm = {"labels": labels, **(spec.llm.to_json() if spec.llm else {})}
     state_dir = (Path(llm.get("cache_dir") or ".llmal-cache") / "batches" / "runs" / dataset
-                 / spec["condition"] / spec["encoder"] / f"seed{seed}")
-    oracle = build_oracle(spec["annotator"], annotators=spec["annotators"], mode=spec["annotation"],
+                 / spec.condition / spec.encoder / f"seed{seed}")
+    oracle = build_oracle(spec.annotator, annotators=thaw(spec.annotators), mode=spec.annotation,
                           items=items, split=split, tables=tables, llm=llm, embeddings=demo_features,
                           state_dir=state_dir, task=kind)
-    gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), float(spec.get("gold_cost_per_label", 0.0)))
+    gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), float(spec.gold_cost_per_label or 0.0))
     classifier = kind.build_learner(
-        spec["recipe_spec"], spec["encoder_spec"], texts=dict(zip(items["id"], items["text"])),
+        thaw(spec.recipe_spec), thaw(spec.encoder_spec), texts=dict(zip(items["id"], items["text"])),
         features=features, n_classes=len(labels["names"]), seed=seed, run_task=task)
     loaded = time.perf_counter()
+    al = thaw(spec.al)
     result = simulate(task=task, oracle=oracle, gold=gold, classifier=classifier,
-                      sampler=spec["sampler"], seed=seed, training=spec.get("training"),
-                      buy_dev=bool(spec["al"].get("dev_labels", True)),
-                      schedule=Schedule.from_settings(spec["al"], full=spec["sampler"] == "full"))
+                      sampler=spec.sampler, seed=seed, training=thaw(spec.training),
+                      buy_dev=bool(al.get("dev_labels", True)),
+                      schedule=Schedule.from_settings(al, full=spec.sampler == "full"))
     write_text(outputs["rounds"], result.rounds.to_csv(index=False))
     write_parquet(result.queried, outputs["queried"])
     write_parquet(result.predictions, outputs["predictions"])
     write_parquet(result.ledger, outputs["ledger"])
     info = classifier.info()
     run = {
-        "condition": spec["condition"], "encoder": spec["encoder"], "seed": seed,
-        "dataset": dataset, "annotator": spec["annotator"], "annotation": spec["annotation"],
-        "sampler": spec["sampler"], "recipe": spec["recipe"], "config_hash": spec_hash(spec),
-        "spec": spec, "label_names": task.label_names, "positive": labels.get("positive"),
+        "condition": spec.condition, "encoder": spec.encoder, "seed": seed,
+        "dataset": dataset, "annotator": spec.annotator, "annotation": spec.annotation,
+        "sampler": spec.sampler, "recipe": spec.recipe, "config_hash": spec.hash(),
+        "spec": spec.to_json(), "label_names": task.label_names, "positive": labels.get("positive"),
         "device": info.get("device", "cpu"), "training": info, "data": result.info,
         "stop_reason": result.info["stop_reason"], "stop_message": result.info["stop_message"],
         "costs": {k: result.info[k] for k in ("cost_al", "cost_dev", "cost_gold", "cost_total")},

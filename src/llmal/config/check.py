@@ -31,8 +31,13 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from llmal.config import (FEATURE_ENCODERS, LLM_KINDS, ConfigError, _best_error, _key_path,
-                          al_settings, apply_schema, config_problems)
+from llmal.config import config_problems
+from llmal.config.grid import FEATURE_ENCODERS, al_settings
+from llmal.config.schema import ConfigError, _best_error, _key_path, apply_schema
+from llmal.hub import PACKAGED_MODELS, resolve_model
+from llmal.llm.executors import LLM_KINDS
+from llmal.llm.executors.openai_common import api_key_env, is_loopback_url
+from llmal.tasks.registry import capabilities_of, task_of
 
 CHECK_VERSION = 2  # bump when the cached data summary changes meaning
 REMOTE_KINDS = ("openai", "openai_batch")
@@ -151,14 +156,13 @@ def schema_messages(schema_errors: list[Any]) -> list[str]:
 
 def metric_names(config: Mapping[str, Any]) -> list[str]:
     """The columns of rounds.csv (and the summary) that aggregate.metric may name."""
-    from llmal.results.runs import PER_LABEL_METRICS
+    from llmal.results.runs import PER_LABEL_METRICS   # pandas: planning stays light
     from llmal.results.runs import ROUND_COLUMNS
     names = [c for c in ROUND_COLUMNS if c != "round"]
     names += [f"{m}_{n}" for n in config["labels"]["names"] for m in PER_LABEL_METRICS]
     if config["labels"].get("positive"):
         names += [f"{m}_pos" for m in PER_LABEL_METRICS]
-    if config.get("task") == "ner":
-        names += ["f1_micro", "precision_micro", "recall_micro", "dev_f1_macro"]
+    names += list(capabilities_of(config).metrics)
     return names
 
 
@@ -194,18 +198,21 @@ def settings_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+# the demo dataset's variants with a known number of classes (None: its `classes`); the ner
+# variant's labels are entity types, checked by the task's own reader
+DEMO_CLASSES: dict[str, int | None] = {"hostility": None, "relation": 4}
+
+
 def expected_classes(ds: Mapping[str, Any]) -> int | None:
     if ds["kind"] == "gahd":
         return 2
-    if ds["kind"] == "demo" and ds.get("task") != "ner":   # ner: entity types, checked by llmal.tasks.ner.data
-        return 4 if ds.get("task") == "relation" else int(ds.get("classes", 2))
+    if ds["kind"] == "demo" and ds.get("task", "hostility") in DEMO_CLASSES:
+        return DEMO_CLASSES[ds.get("task", "hostility")] or int(ds.get("classes", 2))
     return None
 
 
 def model_problems(config: Mapping[str, Any]) -> list[str]:
     """A `local` annotator's model must be a GGUF file or a packaged alias (llmal.hub)."""
-    from llmal.hub import PACKAGED_MODELS
-    from llmal.hub import resolve_model
     out = []
     for name, spec in config["annotators"].items():
         if spec["kind"] != "local":
@@ -229,8 +236,6 @@ def machine_problems(config: Mapping[str, Any], results: Path) -> list[str]:
 
 def api_key_problems(config: Mapping[str, Any], results: Path) -> list[str]:
     """A remote LLM annotator with requests left to send needs its API-key variable."""
-    from llmal.llm.executors.openai_common import api_key_env
-    from llmal.llm.executors.openai_common import is_loopback_url
     out = []
     dataset = config["dataset"]["name"]
     for name, spec in config["annotators"].items():
@@ -265,7 +270,6 @@ def hub_offline() -> bool:
 
 def hub_model_available(model: str) -> bool:
     """A local path, a packaged alias, or a repository in the Hugging Face cache (no network)."""
-    from llmal.hub import resolve_model
     try:
         if Path(resolve_model(model)).exists():
             return True
@@ -331,7 +335,7 @@ def source_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> li
     reader (llmal.tasks.classification.precomputed.source_table), or its columns among the items'."""
     import pandas as pd
 
-    from llmal.tasks.classification.human import column_labels
+    from llmal.tasks.classification.human import column_labels   # pandas: planning stays light
     item_columns = summary.get("item_columns")
     items = pd.DataFrame(columns=item_columns or ["id"])
     out = []
@@ -356,7 +360,7 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
                         items: Any) -> dict[str, Any]:
     """{errors}: the annotator's source read as its annotate job reads it (a file is read once
     per content and spec, then cached like the dataset summary)."""
-    from llmal.tasks.classification.precomputed import PrecomputedError
+    from llmal.tasks.classification.precomputed import PrecomputedError   # pandas: planning stays light
     from llmal.tasks.classification.precomputed import source_table
 
     def read() -> dict[str, Any]:
@@ -378,7 +382,7 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
 
 def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """Size, split and topics of the demo data, from the config alone (nothing is generated)."""
-    from llmal.tasks.classification.demo import TOPICS
+    from llmal.tasks.classification.demo import TOPICS   # numpy, pandas: planning stays light
     from llmal.tasks.classification.relations import NO_RELATION_PAIRS
     ds = config["dataset"]
     n = int(ds.get("n_items", 3000))
@@ -393,12 +397,13 @@ def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
 def dataset_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """The data checks' result: errors, warnings, n_items, split_counts, topics (cached)."""
     ds = config["dataset"]
-    if config.get("task") == "ner":
-        return ner_summary(config)
+    caps = capabilities_of(config)
+    if ds["kind"] in caps.downloaded and not ds.get("path"):
+        return {}  # downloaded by the prepare rule; checked there
+    if caps.checks_data_by_prepare:
+        return prepared_summary(config)
     if ds["kind"] == "demo":
         return demo_summary(config)
-    if ds["kind"] == "gahd" and not ds.get("path"):
-        return {}  # downloaded by the prepare rule; checked there
     files = _dataset_paths(ds)
     missing = [p for p in files if not Path(p).is_file()]
     if missing:
@@ -429,17 +434,15 @@ def cached(config: Mapping[str, Any], files: list[str], settings: Mapping[str, A
     return summary
 
 
-def ner_summary(config: Mapping[str, Any]) -> dict[str, Any]:
-    """task ner: the sentences read and split as the prepare rule will (files named at fault)."""
-    from llmal.datasets.validate import DatasetError
-    from llmal.tasks.ner.data import prepare_ner
+def prepared_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A task that checks its data by its own prepare: the items read and split as the prepare
+    rule will (files named at fault); split counts only."""
+    from llmal.datasets.validate import DatasetError   # pandas: planning stays light
 
     ds = config["dataset"]
-    if ds["kind"] == "masakhaner" and not ds.get("path"):
-        return {}  # downloaded by the prepare rule; checked there
     try:
-        items, split = prepare_ner(ds, config["labels"], config.get("split") or {},
-                                   cache_dir=Path(config.get("cache_dir") or ".llmal-cache") / "datasets")
+        items, split = task_of(config).prepare(ds, config["labels"], config.get("split") or {},
+                                               cache_dir=Path(config.get("cache_dir") or ".llmal-cache") / "datasets")
     except DatasetError as e:
         return {"where": "dataset", "errors": [str(e)], "warnings": []}
     counts = split["split"].value_counts()
@@ -468,7 +471,7 @@ def _cache_key(files: list[str], settings: Mapping[str, Any]) -> str:
 
 
 def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
-    from llmal.tasks.classification.prepare import dataset_warnings
+    from llmal.tasks.classification.prepare import dataset_warnings   # pandas: planning stays light
     from llmal.tasks.classification.prepare import load_and_split
     from llmal.datasets.validate import DatasetError
 
@@ -498,7 +501,7 @@ def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def pool_classes(items: Any, split: Any, names: list[str]) -> dict[str, dict[str, int]]:
     """Label counts over the pool items: of gold, and of each annotator column (ann_*)."""
-    from llmal.contracts import annotator_columns
+    from llmal.contracts import annotator_columns   # pandas: planning stays light
     pool = items["id"].astype(str).isin(split.loc[split["split"] == "pool", "id"].astype(str))
     out = {}
     for col in ["gold", *annotator_columns(items)]:
@@ -519,7 +522,7 @@ def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> lis
     """A condition that cannot buy labels of two classes never gets a model to train: its
     schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
     column) labels the pool with one class only. Warn before its runs pay for labels."""
-    from llmal.tasks.classification.human import annotator_column
+    from llmal.tasks.classification.human import annotator_column   # pandas, numpy: planning stays light
     from llmal.engine.schedule import Schedule
     pool = (summary.get("split_counts") or {}).get("pool")
     out = []

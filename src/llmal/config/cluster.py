@@ -29,9 +29,8 @@ from typing import Any
 
 import yaml
 
-from llmal.config import annotation_mode
-from llmal.config import annotator_tree
-from llmal.config import recipe_of
+from llmal.annotate.kinds import annotator_tree
+from llmal.config.grid import annotation_mode, recipe_of
 
 SITE_KEYS = {
     "cpu_partition": "partition for CPU jobs (linear-head AL runs, embeddings, GGUF annotation)",

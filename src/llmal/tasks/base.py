@@ -16,15 +16,66 @@ class TaskError(ValueError):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a task offers, as data.
+    """What a task offers and accepts, as data: the config checks read it instead of asking which
+    task they check (llmal.config.task_rules). Only plain values here: Snakemake plans with them.
 
     item_noun: what one item is called in messages and plans ("items", "sentences");
     budget_units: the axes a budget or a learning curve may count ("labels", "usd", "tokens");
     entity_level: test predictions are scored per entity (rows of predictions.parquet are
-    entities, the last label name is "no entity") rather than per item."""
+    entities, the last label name is "no entity") rather than per item.
+
+    What it reads (dataset.kind; the demo dataset by its `task` variant):
+    description: what the task is, in messages ("sequence labelling");
+    data_noun: what its data holds, in messages ("sentences with entity tags");
+    dataset_kinds, demo_variants: the dataset kinds it reads, and the variants of the demo dataset;
+    downloaded: dataset kinds its prepare downloads when no path is given (llmal check skips them);
+    checks_data_by_prepare: llmal check reads the data through the task's own prepare (split
+    counts only) instead of summarising a table of items (topics, classes, columns; cached).
+
+    What it trains and queries with:
+    learner_noun, learner_does: its learner in messages ("a tagger", "tags sentences");
+    recipe_kinds: the recipe kinds it trains;
+    class_weights: a finetune recipe may set class_weight;
+    training_options: the condition `training` keys it supports (None: every one);
+    samplers: the samplers it accepts, in message order (None: full and every strategy of
+    llmal.strategies.registry, each checked against what its recipe kind can supply);
+    samplers_score: what its own samplers score, in messages ("tag sequences").
+
+    What its annotators may say:
+    mixture_methods: the mixture methods it aggregates with (None: every one), and
+    mixture_refusal the message for another;
+    label_keys: annotator keys whose names must be label names -> what such a name is;
+    own_keys: keys (dotted, * = any name) that only this task reads -> what the key is for;
+    another task refuses them by name instead of ignoring them;
+    metrics: metric columns of its runs beyond the per-label ones and llmal.results.runs'
+    ROUND_COLUMNS (what aggregate.metric may name)."""
     item_noun: str
     budget_units: tuple[str, ...]
+    description: str
+    data_noun: str
+    dataset_kinds: tuple[str, ...]
+    demo_variants: tuple[str, ...]
+    learner_noun: str
+    learner_does: str
+    recipe_kinds: tuple[str, ...]
     entity_level: bool = False
+    downloaded: tuple[str, ...] = ()
+    checks_data_by_prepare: bool = False
+    class_weights: bool = True
+    training_options: tuple[str, ...] | None = None
+    samplers: tuple[str, ...] | None = None
+    samplers_score: str = ""
+    mixture_methods: tuple[str, ...] | None = None
+    mixture_refusal: str = ""
+    label_keys: tuple[tuple[str, str], ...] = ()
+    own_keys: tuple[tuple[str, str], ...] = ()
+    metrics: tuple[str, ...] = ()
+
+    def reads(self, dataset: Mapping[str, Any]) -> bool:
+        """Whether this task reads the dataset a config's `dataset` describes."""
+        if dataset.get("kind") == "demo":
+            return dataset.get("task", "hostility") in self.demo_variants
+        return dataset.get("kind") in self.dataset_kinds
 
 
 class RunTask(Protocol):
