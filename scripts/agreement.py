@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmal.results.agreement import write_agreement
+from llmal.report.files import write_agreement
 from llmal.config import reference_annotator
 from llmal.tasks.registry import task_named
 from llmal.workflow import logged

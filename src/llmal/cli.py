@@ -79,7 +79,7 @@ def _add_agreement(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _run_agreement(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from llmal.results.agreement import agreement_markdown
+    from llmal.report.tables import agreement_markdown
     from llmal.results.agreement import annotator_agreement
     from llmal.config import load_config
     from llmal.config import reference_annotator

@@ -1,4 +1,4 @@
-"""Annotator agreement (S2): how well each annotator matches gold, the others and itself.
+"""Annotator agreement (S2) as data: how well each annotator matches gold, the others and itself.
 
 Per annotator table, on the pool and dev items it was asked about (test items never count):
 agreement with gold (accuracy, macro-F1, Cohen's kappa) over all items with a known gold label,
@@ -9,27 +9,22 @@ re-annotations of one another (`replicate_of`). Across annotators: Fleiss' kappa
 non-mixture annotators labelled, and a matrix of pairwise Cohen's kappa.
 
 Accuracy, F1 and kappa are computed on the labels an annotator gave (status ok); items it could
-not label are counted by the malformed and failed rates instead.
+not label are counted by the malformed and failed rates instead. llmal.report renders and writes
+the table.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from llmal.report import tablefmt
 from llmal.config import replicate_groups
 from llmal.tasks.classification.metrics import vote_counts
 from llmal.contracts import annotation_cost
-from llmal.contracts import write_json
-from llmal.contracts import write_text
 
 NO_LABEL = -1
-AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,149 +323,3 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
                                                      & (table["dev_n"] < int(min_dev_items)), "annotator"]],
         kappa_interval="analytic 95% (Fleiss, Cohen & Everitt 1969 standard error)")
     return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
-
-
-# --------------------------------------------------------------------------------------------
-# output
-
-
-def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The agreement table with formatted cells and readable headers (Markdown, HTML, terminal)."""
-    def num(v: float) -> str:
-        return tablefmt.format_number(v, 3)
-
-    def money(v: float) -> str:
-        return tablefmt.format_number(v, None)
-
-    out = pd.DataFrame({"Annotator": table["annotator"], "Kind": table["kind"]})
-    out["Items"] = table["n"].map(tablefmt.format_count)
-    out["Coverage"] = table["coverage"].map(tablefmt.format_percent)
-    out["Malformed"] = table["malformed_rate"].map(tablefmt.format_percent)
-    out["Failed"] = table["failed_rate"].map(tablefmt.format_percent)
-    out["Acc"] = table["accuracy"].map(num)
-    out["F1"] = table["f1_macro"].map(num)
-    out["κ"] = [_with_interval(v, lo, hi) for v, lo, hi in
-                zip(table["kappa"], table["kappa_low"], table["kappa_high"])]
-    out["Dev n"] = table["dev_n"].map(tablefmt.format_count)
-    out["Dev acc"] = table["dev_accuracy"].map(num)
-    out["Dev F1"] = table["dev_f1_macro"].map(num)
-    out["Dev κ"] = [_with_interval(v, lo, hi) for v, lo, hi in
-                    zip(table["dev_kappa"], table["dev_kappa_low"], table["dev_kappa_high"])]
-    out["$ / item"] = table["cost_per_item"].map(money)
-    out["Pool $"] = table["pool_cost_usd"].map(money)
-    out["Saving $"] = table["saving_usd"].map(money)
-    if (table["replicate_group"].astype(str) != "").any():
-        out["Self-consistency"] = [
-            f"{tablefmt.format_percent(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
-            for s, g, n in zip(table["self_consistency"], table["replicate_group"], table["self_consistency_n"])]
-    return out
-
-
-def _with_interval(value: float, low: float, high: float) -> str:
-    """κ with its 95% interval, e.g. 0.712 [0.650, 0.774]."""
-    shown = tablefmt.format_number(value, 3)
-    if isinstance(low, float) and np.isnan(low) or isinstance(high, float) and np.isnan(high):
-        return shown
-    return f"{shown} [{tablefmt.format_number(low, 3)}, {tablefmt.format_number(high, 3)}]"
-
-
-NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ", "Dev n", "Dev acc",
-                   "Dev F1", "Dev κ", "$ / item", "Pool $", "Saving $")
-
-
-def agreement_caption(summary: Mapping[str, Any]) -> str:
-    ref = summary.get("reference")
-    if summary.get("gold_items", 1) == 0:   # an agreement-only study: no gold, no columns of it
-        parts = [f"No gold labels (an agreement-only study): the annotators are compared with each "
-                 f"other on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items, by "
-                 "pairwise Cohen's κ and Fleiss' κ below. Coverage = share of those items with a "
-                 "label; Malformed / Failed = shares of the items asked."]
-        return " ".join(parts + [_cost_sentence(summary, ref)])
-    parts = [
-        f"Annotators against gold on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items "
-        "they were asked about (Acc, F1 = macro-F1, "
-        "κ = Cohen's kappa; over the labels given), and on the dev split alone "
-        f"({summary.get('dev_gold_items', 0):,} gold items), the small gold set an LLM annotator is "
-        "picked with. Coverage = share of pool and dev items with a label; Malformed / Failed = "
-        "shares of the items asked.",
-        _cost_sentence(summary, ref),
-    ]
-    return " ".join(parts)
-
-
-def _cost_sentence(summary: Mapping[str, Any], ref: str | None) -> str:
-    return (f"Pool $ = cost per item × {summary.get('pool_size', 0):,} pool items"
-            + (f"; Saving $ = what it saves on the pool against the human annotator {ref} "
-               f"(${tablefmt.format_number(summary.get('reference_cost_per_item'), None)} per item)."
-               if ref else " (no human reference annotator, so no savings)."))
-
-
-def fleiss_sentence(summary: Mapping[str, Any]) -> str:
-    names = ", ".join(summary.get("fleiss_annotators") or [])
-    if len(summary.get("fleiss_annotators") or []) < 2:
-        return ("Fleiss' κ: needs at least two real raters (LLM or precomputed annotators, human "
-                "annotators tied to one column, simulated ones); gold, majority, sampled and mixture "
-                "annotators are not raters.")
-    return (f"Fleiss' κ among {names} on the {summary.get('fleiss_items', 0):,} items all of them labelled: "
-            f"{tablefmt.format_number(summary.get('fleiss_kappa'), 3)}.")
-
-
-def best_sentence(summary: Mapping[str, Any], table: pd.DataFrame) -> str:
-    best = summary.get("best_by_dev_kappa")
-    minimum = int(summary.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS))
-    few = summary.get("too_few_dev_items") or []
-    skipped = (f" Not selectable, with fewer than {minimum} dev gold items: {', '.join(few)}." if few else "")
-    if not best:
-        return (f"No non-human annotator has a κ on at least {minimum} dev gold items." + skipped)
-    row = table[table["annotator"] == best].iloc[0]
-    return (f"Highest κ with dev gold among the non-human annotators with at least {minimum} dev "
-            f"gold items: {best} (κ = {_with_interval(row['dev_kappa'], row['dev_kappa_low'], row['dev_kappa_high'])}"
-            f" (95% CI, analytic), F1 = {tablefmt.format_number(row['dev_f1_macro'], 3)}, "
-            f"n = {int(row['dev_n']):,})." + skipped)
-
-
-def agreement_markdown(report: AgreementReport) -> str:
-    shown = agreement_display(report.table)
-    kappa = pairwise_display(report.pairwise_kappa)
-    return ("# Annotator agreement\n\n" + agreement_caption(report.summary) + "\n\n"
-            + tablefmt.markdown_table(shown, align_right=NUMERIC_DISPLAY) + "\n"
-            + fleiss_sentence(report.summary)
-            + ("\n\n" + best_sentence(report.summary, report.table)
-               if report.summary.get("gold_items", 1) else "")
-            + "".join(f"\n\n**Warning:** {w}" for w in report.summary.get("warnings") or [])
-            + "\n\n## Pairwise Cohen's κ (items both labelled)\n\n"
-            + tablefmt.markdown_table(kappa, align_right=list(kappa.columns[1:])))
-
-
-def pairwise_display(kappa: pd.DataFrame) -> pd.DataFrame:
-    shown = kappa.map(lambda v: tablefmt.format_number(v, 3))
-    return shown.reset_index(names="Annotator")
-
-
-def write_agreement(report: AgreementReport, out_dir: str | Path) -> dict[str, Path]:
-    """annotators.csv, annotators.md, pairwise_kappa.csv and agreement.json under `out_dir`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in AGREEMENT_FILES}
-    write_text(paths["annotators.csv"], report.table.to_csv(index=False))
-    write_text(paths["annotators.md"], agreement_markdown(report))
-    write_text(paths["pairwise_kappa.csv"], report.pairwise_kappa.reset_index(names="annotator").to_csv(index=False))
-    summary = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in report.summary.items()}
-    summary["pairwise_items"] = report.pairwise_n.to_dict()
-    write_json(summary, paths["agreement.json"])
-    return paths
-
-
-def read_agreement(tables_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """(table, pairwise kappa matrix, summary) as written by `write_agreement`."""
-    d = Path(tables_dir)
-    for name in ("annotators.csv", "pairwise_kappa.csv", "agreement.json"):
-        if not (d / name).is_file():
-            raise FileNotFoundError(f"{d / name}: missing (run the agreement rule first)")
-    table = pd.read_csv(d / "annotators.csv", keep_default_na=False,
-                        dtype={"annotator": str, "kind": str, "model": str, "replicate_group": str},
-                        na_values={c: ["", "nan", "NaN"] for c in TABLE_COLUMNS
-                                   if c not in ("annotator", "kind", "model", "replicate_group")})
-    kappa = pd.read_csv(d / "pairwise_kappa.csv", dtype={"annotator": str}).set_index("annotator")
-    kappa.index.name = None
-    return table, kappa, json.loads((d / "agreement.json").read_text())
