@@ -9,8 +9,11 @@ re-annotations of one another (`replicate_of`). Across annotators: Fleiss' kappa
 non-mixture annotators labelled, and a matrix of pairwise Cohen's kappa.
 
 Accuracy, F1 and kappa are computed on the labels an annotator gave (status ok); items it could
-not label are counted by the malformed and failed rates instead. llmal.report renders and writes
-the table.
+not label are counted by the malformed and failed rates instead.
+
+The task decides what one compared unit is (`Task.agreement_unit`: classification compares its
+items, ner one unit per token) and may add columns of its own; `task_agreement` runs the table
+on those units. llmal.report renders and writes it.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.config import replicate_groups
-from llmal.tasks.classification.metrics import vote_counts
 from llmal.contracts import annotation_cost
+from llmal.label_probs import read_cell
+from llmal.llm.executors import LLM_KINDS
+from llmal.tasks.base import Task
 
 NO_LABEL = -1
 
@@ -74,6 +78,15 @@ def kappa_interval(a: np.ndarray, b: np.ndarray, n_classes: int, z: float = KAPP
     var = max((term_a + term_b_sum - term_c) / (1 - pe) ** 2 / a.size, 0.0)
     half = z * float(np.sqrt(var))
     return max(-1.0, kappa - half), min(1.0, kappa + half)
+
+
+def rating_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(items, raters) labels -> (items, n_classes) counts of the raters giving each label
+    (NO_LABEL counts for none)."""
+    counts = np.zeros((labels.shape[0], n_classes))
+    for k in range(n_classes):
+        counts[:, k] = np.sum(labels == k, axis=1)
+    return counts
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -151,6 +164,22 @@ TABLE_COLUMNS = [
 DEFAULT_MIN_DEV_ITEMS = 30
 
 
+def replicate_groups(annotators: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Annotators declared re-annotations of one another (`replicate_of`, followed to its root):
+    root -> [root, replicates...] in config order, only groups of two or more."""
+    def root(name: str) -> str:
+        seen = {name}
+        while annotators[name].get("replicate_of") in set(annotators) - seen:
+            name = annotators[name]["replicate_of"]
+            seen.add(name)
+        return name
+
+    groups: dict[str, list[str]] = {}
+    for name in annotators:
+        groups.setdefault(root(name), []).append(name)
+    return {r: ([r] + [m for m in members if m != r]) for r, members in groups.items() if len(members) > 1}
+
+
 def trained_on_gold(df: pd.DataFrame) -> np.ndarray:
     """Rows of a learned mixture's gold set (answers `gold_set`): it saw their gold labels, so
     agreement with gold leaves them out."""
@@ -162,8 +191,6 @@ def sample_consistency(df: pd.DataFrame) -> tuple[float, int, int]:
     valid samples, samples per item) of an annotator asked `samples: N` times; (NaN, 0, 0) else."""
     if "probs" not in df.columns or not df["probs"].astype(str).str.contains('"agreement"').any():
         return float("nan"), 0, 0
-    from llmal.label_probs import read_cell
-
     rates, sizes = [], []
     for cell in df["probs"]:
         c = read_cell(cell)
@@ -192,7 +219,6 @@ def label_matrix(annotations: Mapping[str, pd.DataFrame], ids: Sequence[str]) ->
 
 DEFAULT_SPLITS = ("pool", "dev")
 KAPPA_NEAR_ZERO = 0.05  # |kappa with gold| below this: the annotator is about as good as chance
-LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
 
 
 def is_real_rater(spec: Mapping[str, Any]) -> bool:
@@ -307,7 +333,7 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
     if len(raters) >= 2:
         sub = labels[:, raters]
         full = (sub != NO_LABEL).all(axis=1)
-        summary.update(fleiss_kappa=fleiss_kappa(vote_counts(sub[full], k)), fleiss_items=int(full.sum()))
+        summary.update(fleiss_kappa=fleiss_kappa(rating_counts(sub[full], k)), fleiss_items=int(full.sum()))
     candidates = table[(table["kind"] != "human") & table["dev_kappa"].notna()
                        & (table["dev_n"] >= int(min_dev_items))]
     summary.update(
@@ -323,3 +349,25 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
                                                      & (table["dev_n"] < int(min_dev_items)), "annotator"]],
         kappa_interval="analytic 95% (Fleiss, Cohen & Everitt 1969 standard error)")
     return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
+
+
+def task_agreement(task: Task, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame,
+                   split: pd.DataFrame, config: Mapping[str, Any], *,
+                   reference: str | None) -> AgreementReport:
+    """The agreement report of the annotation tables (annotator name -> table) over the units
+    the task compares (`Task.agreement_unit`), with the columns the task adds.
+
+    config: its `annotators`, `labels` and `agreement` (splits, min_dev_items) sections;
+    reference: the human annotator savings are measured against (llmal.config.reference_annotator).
+    """
+    settings = config.get("agreement") or {}
+    splits = settings.get("splits") or DEFAULT_SPLITS
+    unit = task.agreement_unit(annotations, items, split, config["labels"], splits=splits)
+    report = annotator_agreement(unit.annotations, unit.items, unit.split, config["annotators"],
+                                 unit.label_names, reference=reference, splits=splits,
+                                 min_dev_items=int(settings.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS)))
+    for column, values in unit.columns.items():
+        report.table[column] = [values.get(name, np.nan) for name in report.table["annotator"]]
+    if unit.unit is not None:
+        report.summary["unit"] = unit.unit
+    return report

@@ -6,7 +6,7 @@ check or a rule reads them instead of branching on a task name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 
@@ -25,6 +25,24 @@ class Capabilities:
     item_noun: str
     budget_units: tuple[str, ...]
     entity_level: bool = False
+
+
+@dataclass(frozen=True)
+class AgreementUnit:
+    """What the annotator agreement table compares, as the task counts it (llmal.results.agreement
+    builds the table on it): the units with their gold and split, every annotator's labels of
+    them, and the columns the task adds per annotator.
+
+    annotations: annotator -> table of units (id, label, status, model, cost_usd, request_id);
+    items: id and gold of every unit; split: id -> split of every unit; label_names: the labels
+    of `label` and `gold`; unit: what a unit is when it is not an item ("tokens"), named in the
+    summary; columns: column -> annotator -> value, added to the table in this order."""
+    annotations: Mapping[str, Any]
+    items: Any
+    split: Any
+    label_names: Sequence[str]
+    unit: str | None = None
+    columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 class RunTask(Protocol):
@@ -76,9 +94,10 @@ class Task(Protocol):
                         annotator: str | None, compare: Sequence[str]) -> list[Any]:
         """llmal plan's rows (tokens and dollars) of the LLM annotators."""
 
-    def agreement(self, annotations: Mapping[str, Any], items: Any, split: Any, config: Mapping[str, Any],
-                  *, reference: str | None, splits: Sequence[str]) -> Any:
-        """The agreement report of the annotators."""
+    def agreement_unit(self, annotations: Mapping[str, Any], items: Any, split: Any, labels: Mapping[str, Any],
+                       *, splits: Sequence[str]) -> AgreementUnit:
+        """What the agreement table compares (its units, the annotators' labels of them) and the
+        columns this task adds, computed over the items of `splits`."""
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         """The classes the per-class tables and figures show."""

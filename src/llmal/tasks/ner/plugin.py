@@ -13,10 +13,11 @@ from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
+from llmal.tasks.base import AgreementUnit
 from llmal.tasks.base import fit_ids
 from llmal.tasks.ner.capabilities import CAPABILITIES
 from llmal.tasks.ner import annotators as ner_annotators
-from llmal.tasks.ner.agreement import ner_agreement
+from llmal.tasks.ner.agreement import token_agreement_unit
 from llmal.tasks.ner.data import prepare_ner
 from llmal.tasks.ner.llm import annotate_ner_with_llm
 from llmal.tasks.ner.llm import load_ner_prompt
@@ -113,11 +114,10 @@ class NamedEntities:
                         prompts_dir: Path, *, annotator: str | None, compare: Sequence[str]) -> list[Any]:
         return plan_ner_annotators(config, items, split, prompts_dir, annotator=annotator)
 
-    def agreement(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
-                  config: Mapping[str, Any], *, reference: str | None, splits: Sequence[str]) -> Any:
+    def agreement_unit(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
+                       labels: Mapping[str, Any], *, splits: Sequence[str]) -> AgreementUnit:
         # the agreement table at token level (token-level Fleiss' kappa, S2) plus entity F1
-        return ner_agreement(annotations, items, split, config["annotators"], config["labels"]["names"],
-                             reference=reference, splits=splits)
+        return token_agreement_unit(annotations, items, split, labels["names"], splits=splits)
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         return list(label_names[:-1])   # the last label, "O", is no entity
