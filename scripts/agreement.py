@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmal.results.agreement import write_agreement
 from llmal.config import reference_annotator
+from llmal.report.files import write_agreement
+from llmal.results.agreement import task_agreement
 from llmal.tasks.registry import task_named
 from llmal.workflow import logged
 
@@ -12,10 +13,9 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):
     config = sm.params.config
     annotations = {Path(p).stem: pd.read_parquet(p) for p in sm.input.annotations}
-    settings = config.get("agreement") or {}
-    report = task_named(getattr(sm.params, "task", None)).agreement(
-        annotations, pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table), config,
-        reference=reference_annotator(config), splits=settings.get("splits") or ("pool", "dev"))
+    report = task_agreement(task_named(getattr(sm.params, "task", None)), annotations,
+                            pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table), config,
+                            reference=reference_annotator(config))
     paths = write_agreement(report, Path(sm.output[0]).parent)
     missing = [o for o in sm.output if not Path(o).exists()]
     if missing:

@@ -13,6 +13,8 @@ from scipy import stats as sps
 
 from llmal.results import aggregate
 from llmal.report import html as report
+from llmal.report import tables as render
+from llmal.report.files import write_aggregate
 from llmal.results.settings import AggregateSettings
 from llmal.results.runs import RunFileError
 from llmal.results.runs import collect_runs
@@ -120,7 +122,7 @@ def grid(tmp_path_factory) -> tuple[Path, list[Path]]:
 @pytest.fixture(scope="module")
 def aggregated(grid) -> tuple[Path, dict[str, Path]]:
     root, dirs = grid
-    written = aggregate.aggregate_all(dirs, CONFIG, root / "tables", root / "figures")
+    written = write_aggregate(aggregate.build_tables(dirs, CONFIG), root / "tables", root / "figures")
     return root, written
 
 
@@ -226,7 +228,7 @@ def test_significance_matches_scipy_on_a_clear_difference(tmp_path):
     ps = sig["p_ttest"].to_numpy()
     assert sig["p_ttest_holm"].min() == pytest.approx(min(1.0, 2 * ps.min()))
     assert sig["p_ttest_holm"].max() == pytest.approx(max(min(1.0, 2 * ps.min()), ps.max()))
-    md = aggregate.significance_markdown(sig.reset_index())
+    md = render.significance_markdown(sig.reset_index())
     assert "| tfidf | llm_al | human_al | 10 |" in md and "0.002" in md
 
 
@@ -255,7 +257,7 @@ def test_significance_with_one_seed_gives_nan_and_note(tmp_path):
     for col in ("p_wilcoxon", "p_wilcoxon_holm", "p_ttest", "p_ttest_holm", "ci_low"):
         assert math.isnan(row[col]), col
     assert "at least 2" in row["note"]
-    assert "–" in aggregate.significance_markdown(sig)
+    assert "–" in render.significance_markdown(sig)
 
 
 def test_holm_adjustment_is_monotonic_and_bounded():
@@ -301,7 +303,7 @@ def test_fpfn_and_topic_errors(aggregated):
     assert "| tfidf | human_al | 1 | border_control | 10 | 75.0% | 50.0% |" in md
 
 
-def test_aggregate_all_writes_exactly_the_declared_outputs(aggregated):
+def test_write_aggregate_writes_exactly_the_declared_outputs(aggregated):
     root, written = aggregated
     expected = {f"tables/{n}" for n in ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv",
                                         "significance.csv", "significance.md", "fpfn.csv",

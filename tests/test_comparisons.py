@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmal.report.tables import matched_budget_markdown
 from llmal.results import comparisons as cmp
 from llmal.results.stats import holm
 
@@ -117,7 +118,7 @@ def test_holm_family_is_the_budget_and_the_primary_test_is_the_configured_one():
         assert set(tested["holm_family"]) == {"labels = 100 · tfidf"}
         np.testing.assert_allclose(tested["p_holm"], holm(tested["p"].to_numpy()))
         assert (tested["primary_test"] == test).all()
-    md = cmp.matched_budget_markdown(table, settings(primary_test="ttest"))
+    md = matched_budget_markdown(table, settings(primary_test="ttest"))
     assert "p (ttest)" in md and "Holm family (size)" in md and "p (wilcoxon)" not in md
     with pytest.raises(ValueError, match="aggregate.primary_test"):
         cmp.ComparisonSettings.from_config({"aggregate": {"primary_test": "best"}}, "long")

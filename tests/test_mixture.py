@@ -14,7 +14,7 @@ from llmal.tasks.classification.mixture import (NO_LABEL, annotate_mixture, dawi
                                       mean_posterior, member_votes, pick_labels)
 from llmal.annotate.run import annotate
 from llmal.config import ConfigError
-from llmal.config import replicate_groups
+from llmal.results.agreement import replicate_groups
 from llmal.config import validate_config
 from llmal.contracts import check_annotations
 from llmal.contracts import make_annotations

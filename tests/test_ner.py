@@ -282,7 +282,8 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
     """S2 also picks its annotator by consistency over re-annotations of a few sentences: three
     replicates (`replicate_of`, another seed) of one simulated annotator on 50 sentences; the
     agreement table's self_consistency is the share of those sentences' tokens all three tag alike."""
-    from llmal.tasks.ner.agreement import ner_agreement
+    from llmal.results.agreement import task_agreement
+    from llmal.tasks.ner.plugin import TASK
     from llmal.tasks.ner.annotators import annotate_ner_simulated
 
     items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 5}, {"names": TYPES}, {},
@@ -293,7 +294,8 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
              "r1": {"kind": "simulated", "entity_error": noise, "seed": 2, "replicate_of": "r0"},
              "r2": {"kind": "simulated", "entity_error": noise, "seed": 3, "replicate_of": "r0"}}
     tables = {n: annotate_ner_simulated(asked, s, TYPES) for n, s in specs.items()}
-    report = ner_agreement(tables, items, split, specs, TYPES)
+    report = task_agreement(TASK, tables, items, split, {"annotators": specs, "labels": {"names": TYPES}},
+                            reference=None)
     table = report.table.set_index("annotator")
     tags = {n: [spans_to_tags([tuple(x) for x in json.loads(s)], len(json.loads(t)))
                 for s, t in zip(tables[n]["spans"], asked["meta_tokens"])] for n in specs}

@@ -128,7 +128,7 @@ def test_selection_needs_enough_dev_items():
     t = strict.table.set_index("annotator")
     assert t.loc["lucky", "dev_n"] == 6 and t.loc["lucky", "dev_kappa"] == 1.0
     assert t.loc["good", "dev_kappa_low"] < t.loc["good", "dev_kappa"] < t.loc["good", "dev_kappa_high"]
-    assert "not selectable" in __import__("llmal.results.agreement", fromlist=["x"]).agreement_markdown(strict).lower()
+    assert "not selectable" in __import__("llmal.report.tables", fromlist=["x"]).agreement_markdown(strict).lower()
 
 
 def test_agreement_reports_self_consistency_of_samples():

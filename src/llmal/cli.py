@@ -81,10 +81,11 @@ def _add_agreement(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _run_agreement(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from llmal.results.agreement import agreement_markdown
-    from llmal.results.agreement import annotator_agreement
     from llmal.config import load_config
     from llmal.config import reference_annotator
+    from llmal.report.tables import agreement_markdown
+    from llmal.results.agreement import task_agreement
+    from llmal.tasks.registry import task_of
 
     config = load_config(args.configfile)
     results = args.results or Path("results") / config["dataset"]["name"]
@@ -103,10 +104,8 @@ def _run_agreement(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no annotation table of any annotator of {args.configfile} under "
                                 f"{results / 'annotations'} (run `snakemake {results}/tables/annotators.csv "
                                 f"--configfile {args.configfile}` first)")
-    report = annotator_agreement(annotations, pd.read_parquet(data / "items.parquet"),
-                                 pd.read_parquet(data / "split.parquet"), config["annotators"],
-                                 config["labels"]["names"], reference=reference_annotator(config),
-                                 splits=(config.get("agreement") or {}).get("splits") or ("pool", "dev"))
+    report = task_agreement(task_of(config), annotations, pd.read_parquet(data / "items.parquet"),
+                            pd.read_parquet(data / "split.parquet"), config, reference=reference_annotator(config))
     if args.csv:
         print(report.table.to_csv(index=False), end="")
     else:

@@ -18,7 +18,7 @@ from llmal.annotate.kinds import LAZY_BY_DEFAULT, TABLE_KINDS, annotator_tree, m
 from llmal.config.grid import (FEATURE_ENCODERS, RECIPE_ENCODERS, LazyDemand, Run, al_settings,
                                annotation_mode, annotation_targets, condition_encoders,
                                demonstration_encoder, expand_runs, lazy_demand, recipe_of,
-                               reference_annotator, replicate_groups, run_demo_encoders, run_tables)
+                               reference_annotator, run_demo_encoders, run_tables)
 from llmal.config.references import agreement_only, reference_problems, study_problems
 from llmal.config.requests import REQUEST_KEYS, llm_request_problems, request_identity
 from llmal.config.schema import (ROOT, SCHEMA_PATH, ConfigError, _best_error, _key_path,
@@ -66,7 +66,7 @@ __all__ = [
     "agreement_only", "al_settings", "annotation_mode", "annotation_targets", "annotator_tree",
     "apply_schema", "condition_encoders", "config_problems", "demonstration_encoder", "expand_runs",
     "gold_price", "lazy_demand", "llm_request_problems", "load_config", "load_schema", "mixture_members",
-    "recipe_of", "reference_annotator", "reference_problems", "replicate_groups", "request_identity",
+    "recipe_of", "reference_annotator", "reference_problems", "request_identity",
     "run_demo_encoders", "run_spec", "run_tables", "spec_hash", "study_problems", "task_key_problems",
     "task_problems", "validate_config", "_best_error", "_key_path", "_validator_with_defaults",
 ]

@@ -115,22 +115,6 @@ def annotation_targets(config: dict[str, Any]) -> dict[str, list[str]]:
     return {name: targets[name] for name in annotators if name in targets}
 
 
-def replicate_groups(annotators: dict[str, Any]) -> dict[str, list[str]]:
-    """Annotators declared re-annotations of one another (`replicate_of`, followed to its root):
-    root -> [root, replicates...] in config order, only groups of two or more."""
-    def root(name: str) -> str:
-        seen = {name}
-        while annotators[name].get("replicate_of") in set(annotators) - seen:
-            name = annotators[name]["replicate_of"]
-            seen.add(name)
-        return name
-
-    groups: dict[str, list[str]] = {}
-    for name in annotators:
-        groups.setdefault(root(name), []).append(name)
-    return {r: ([r] + [m for m in members if m != r]) for r, members in groups.items() if len(members) > 1}
-
-
 def reference_annotator(config: dict[str, Any]) -> str | None:
     """The human annotator costs are compared with: agreement.reference, else the first human one."""
     ref = (config.get("agreement") or {}).get("reference")

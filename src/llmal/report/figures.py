@@ -1,4 +1,4 @@
-"""Paper-ready figures of the aggregate tables (PNG at 200 dpi and SVG with editable text).
+"""The figures of the aggregate tables, drawn paper-ready (PNG at 200 dpi and SVG with editable text).
 
 Figures are drawn on `matplotlib.figure.Figure` objects directly (no pyplot, no global state, no
 display needed: the Agg and SVG backends render them). Each condition keeps one colour in every
@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter
 FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
                 "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
                 "errors_by_topic.svg", "aulc.png", "aulc.svg",
-                "confusion.png", "confusion.svg")  # confusion: llmal.results.confusion
+                "confusion.png", "confusion.svg")
 # drawn too where the learning-curve table has tokens (task ner: rounds.csv's n_tokens)
 TOKEN_FIGURE_FILES = ("learning_curve_tokens.png", "learning_curve_tokens.svg")
 PNG_DPI = 200
@@ -289,6 +289,42 @@ def errors_by_topic_figure(topics: pd.DataFrame, out_base: Path, *, conditions: 
             cbar.set_label("Error rate, (FP + FN) / items")
         if shown_topics == ["(unknown)"]:
             fig.suptitle("No topic information in the test predictions", fontsize=10)
+        return _save(fig, out_base)
+
+
+def confusion_figure(conf: pd.DataFrame, out_base: Path, label_names: Sequence[str]) -> list[Path]:
+    """A row-normalised heatmap per condition × encoder (PNG and SVG) of
+    llmal.results.confusion.confusion_table."""
+    panels = list(dict.fromkeys(zip(conf["encoder"], conf["condition"])))
+    k = len(label_names)
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _panels(len(panels), width=1.2 + 0.7 * k, height=1.0 + 0.6 * k, sharey=False)
+        image = None
+        for ax, (enc, cond) in zip(axes, panels):
+            g = conf[(conf["encoder"] == enc) & (conf["condition"] == cond)].set_index(["gold", "pred"])
+            share = np.array([[g.loc[(a, b), "share_of_gold"] for b in label_names] for a in label_names], float)
+            count = np.array([[g.loc[(a, b), "count_mean"] for b in label_names] for a in label_names], float)
+            image = ax.imshow(np.ma.masked_invalid(share), cmap="Blues", vmin=0, vmax=1)
+            for (i, j), v in np.ndenumerate(share):
+                if not math.isnan(v):
+                    ax.text(j, i, f"{count[i, j]:.0f}", ha="center", va="center", fontsize=7.5,
+                            color="white" if v > 0.6 else "black")
+            ax.set_xticks(range(k), list(label_names), rotation=35, ha="right")
+            ax.set_yticks(range(k), list(label_names))
+            ax.set_xlabel("Predicted")
+            ax.set_title(f"{cond} ({enc})", fontsize=9)
+            ax.grid(False)
+        axes[0].set_ylabel("Gold")
+        if image is not None:
+            fig.colorbar(image, ax=list(axes), shrink=0.85, pad=0.02).set_label("Share of the gold class")
+        return _save(fig, out_base)
+
+
+def placeholder_figure(out_base: Path, text: str) -> list[Path]:
+    """A small figure that says why there is nothing to draw (the file still exists)."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(4.5, 1.2))
+        fig.text(0.5, 0.5, text, ha="center", va="center")
         return _save(fig, out_base)
 
 

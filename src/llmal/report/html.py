@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file (figures as base64 PNG, tables as HTML, inline CSS).
 
-It reads what `llmal.results.aggregate.aggregate_all` wrote (tables/*.csv, figures/*.png) plus the
+It reads what `llmal.report.files.write_aggregate` wrote (tables/*.csv, figures/*.png) plus the
 config and the run metadata, so it can be rebuilt without touching the runs' results.
 """
 from __future__ import annotations
@@ -15,12 +15,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.results import aggregate
-from llmal.report import tablefmt
-from llmal.results import settings as result_settings
-from llmal.report.figures import metric_label
 from llmal.contracts import SPLITS
 from llmal.contracts import write_text
+from llmal.report import tablefmt
+from llmal.report import tables as render
+from llmal.report.figures import metric_label
+from llmal.report.files import read_agreement
+from llmal.results import comparisons as cmp
+from llmal.results import settings as result_settings
+from llmal.results.aggregate import summary_metrics_of
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -66,9 +69,9 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     """Write the report to `out_html` and return its path.
 
     runs_meta: the `finals` frame of `collect_runs` or the run.json dicts of the runs.
-    annotations: optional per-annotator summary (`aggregate.annotation_summary`).
+    annotations: optional per-annotator summary (`llmal.results.aggregate.annotation_summary`).
     split_counts: optional items per split, e.g. {"pool": 2100, "dev": 300, "test": 600}.
-    agreement_dir: optional folder holding what `llmal.results.agreement.write_agreement` wrote
+    agreement_dir: optional folder holding what `llmal.report.files.write_agreement` wrote
     (annotators.csv, pairwise_kappa.csv, agreement.json): adds the annotator agreement section.
     Raises FileNotFoundError naming any table or figure that is missing.
     """
@@ -165,13 +168,10 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: resul
 
 def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str],
                      entity_level: bool = False) -> list[str]:
-    from llmal.results import confusion
-
     summary = _read_csv(tables_dir / "summary.csv")
-    metrics = result_settings.SUMMARY_METRICS if positive else confusion.summary_metrics(label_names)
-    if entity_level:   # entity-level strict scores (seqeval), label_names = the entity types
-        metrics = aggregate.ner_summary_metrics(label_names)
-    shown, bold = aggregate.summary_html_frame(summary, positive, metrics)
+    # entity-level: strict scores (seqeval), label_names = the entity types
+    metrics = summary_metrics_of(positive, label_names, entity_level)
+    shown, bold = render.summary_html_frame(summary, positive, metrics)
     note = f"Positive class: {_e(positive)}." if positive else "No positive class: macro and per-class scores."
     return [_h2("Summary"),
             f'<p class="caption">Final round, mean ± sd over seeds. {note} '
@@ -187,8 +187,8 @@ def _significance_section(tables_dir: Path) -> list[str]:
     out = [_h2("Significance")]
     if sig.empty:
         return out + ["<p>No comparisons: only the reference condition was run.</p>"]
-    shown, notes = _footnotes(aggregate.significance_display(sig), "Note")
-    out += [f'<p class="caption">{_e(aggregate.significance_caption(str(sig["metric"].iloc[0])))}</p>',
+    shown, notes = _footnotes(render.significance_display(sig), "Note")
+    out += [f'<p class="caption">{_e(render.significance_caption(str(sig["metric"].iloc[0])))}</p>',
             _table(shown, numeric=[c for c in shown.columns if c.startswith(("p ", "Δ", "Pairs"))])]
     return out + notes
 
@@ -196,8 +196,6 @@ def _significance_section(tables_dir: Path) -> list[str]:
 def _fair_comparison_section(config: Mapping[str, Any], settings: result_settings.AggregateSettings,
                              tables_dir: Path, figures_dir: Path) -> list[str]:
     """AULC per condition and the matched-budget comparisons (llmal.results.comparisons)."""
-    from llmal.results import comparisons as cmp
-
     cs = cmp.ComparisonSettings.from_config(config, settings.reference)
     aulc = cmp.aulc_summary(_read_csv(tables_dir / "aulc.csv"), settings.condition_order)
     shown = pd.DataFrame({
@@ -222,9 +220,9 @@ def _fair_comparison_section(config: Mapping[str, Any], settings: result_setting
            _h2("Matched budgets")]
     if matched.empty:
         return out + ["<p>No budget is reached by any run.</p>"]
-    display = cmp.matched_budget_display(matched, settings.metric, markdown=False)
+    display = render.matched_budget_display(matched, settings.metric, markdown=False)
     bold = {(i, settings.metric) for i in cmp.matched_budget_best(matched, settings.metric)}
-    caption = cmp.matched_budget_caption(cs, "tokens" in set(matched["budget_kind"]))
+    caption = render.matched_budget_caption(cs, "tokens" in set(matched["budget_kind"]))
     return out + [f'<p class="caption">{_e(caption)}</p>',
                   _table(display, bold=bold, numeric=["Runs", settings.metric])]
 
@@ -248,7 +246,7 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
     fpfn = _read_csv(tables_dir / "fpfn.csv")
     topics = _read_csv(tables_dir / "errors_by_topic.csv")
     top = topics[topics["top"].astype(str).str.lower() == "true"]
-    shown = aggregate.fpfn_display(fpfn)
+    shown = render.fpfn_display(fpfn)
     if "class" in fpfn.columns:  # no positive class: each class against the rest
         shown.insert(2, "Class", fpfn["class"].astype(str).to_numpy())
         if "class" in topics.columns:
@@ -261,9 +259,9 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
            _figure(figures_dir / "fpfn.png", "Mean FP (solid) and FN (hatched) per condition; error bars ±1 sd."),
            ]
     if not _has_topics(topics):
-        return out + [f"<p>{_e(aggregate.NO_TOPIC_NOTE)}</p>"]
+        return out + [f"<p>{_e(render.NO_TOPIC_NOTE)}</p>"]
     out += ["<h3>Topics where errors concentrate</h3>",
-           f'<p class="caption">{_e(aggregate.errors_by_topic_caption(top_k))} '
+           f'<p class="caption">{_e(render.errors_by_topic_caption(top_k))} '
            "– = undefined: no gold-negative (FP rate) or gold-positive (FN rate) items in the topic.</p>"]
     if len(top):
         out.append(_table(_topic_display(top), numeric=TOPIC_NUMERIC))
@@ -284,15 +282,9 @@ def _has_topics(topics: pd.DataFrame) -> bool:
 
 
 def _classes_section(tables_dir: Path, figures_dir: Path) -> list[str]:
-    per_class = _read_csv(tables_dir / "per_class.csv")
-    shown = pd.DataFrame({"Encoder": per_class["encoder"], "Condition": per_class["condition"],
-                          "Class": per_class["class"].astype(str)})
-    for m, label in (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1")):
-        shown[label] = [tablefmt.format_mean_sd(a, b, 3) for a, b in
-                        zip(per_class[f"{m}_mean"], per_class[f"{m}_sd"])]
+    shown = render.per_class_display(_read_csv(tables_dir / "per_class.csv"))
     return [_h2("Classes"),
-            '<p class="caption">Per-class precision, recall and F1 on the test set, final round, '
-            "mean ± sd over seeds.</p>",
+            f'<p class="caption">{_e(render.PER_CLASS_CAPTION)}</p>',
             _table(shown, numeric=["Precision", "Recall", "F1"]),
             _figure(figures_dir / "confusion.png",
                     "Confusion matrix per condition and encoder: rows gold, columns predicted; "
@@ -330,16 +322,14 @@ def _annotation_section(annotations: pd.DataFrame) -> list[str]:
 
 
 def _agreement_section(agreement_dir: Path) -> list[str]:
-    from llmal.results import agreement
-
-    table, kappa, summary = agreement.read_agreement(agreement_dir)
-    shown = agreement.agreement_display(table)
-    pairwise = agreement.pairwise_display(kappa)
+    table, kappa, summary = read_agreement(agreement_dir)
+    shown = render.agreement_display(table)
+    pairwise = render.pairwise_display(kappa)
     return [_h2("Annotator agreement"),
-            f'<p class="caption">{_e(agreement.agreement_caption(summary))}</p>',
-            _table(shown, numeric=[c for c in shown.columns if c in agreement.NUMERIC_DISPLAY]),
-            f'<p class="finding">{_e(agreement.fleiss_sentence(summary))} '
-            f"{_e(agreement.best_sentence(summary, table))}</p>",
+            f'<p class="caption">{_e(render.agreement_caption(summary))}</p>',
+            _table(shown, numeric=[c for c in shown.columns if c in render.NUMERIC_DISPLAY]),
+            f'<p class="finding">{_e(render.fleiss_sentence(summary))} '
+            f"{_e(render.best_sentence(summary, table))}</p>",
             "<h3>Pairwise Cohen's κ</h3>",
             '<p class="caption">On the items both annotators labelled'
             + ("; – = undefined (too few shared items, or both annotators gave a single label "
@@ -511,8 +501,8 @@ TOPIC_NUMERIC = ["Rank", "Items", "Share of errors", "Share of items", "Concentr
 
 
 def _topic_display(topics: pd.DataFrame) -> pd.DataFrame:
-    """`aggregate.errors_by_topic_display` with whole item counts shown without decimals."""
-    shown = aggregate.errors_by_topic_display(topics)
+    """`render.errors_by_topic_display` with whole item counts shown without decimals."""
+    shown = render.errors_by_topic_display(topics)
     n = pd.to_numeric(topics["n_items"], errors="coerce").reset_index(drop=True)
     if n.dropna().map(float.is_integer).all():
         shown["Items"] = n.map(tablefmt.format_count)

@@ -1,6 +1,7 @@
-"""Render result tables as text: numbers as "mean ± sd", Markdown, LaTeX (booktabs) and HTML.
+"""The cell and table formats: numbers as "mean ± sd", Markdown, LaTeX (booktabs) and HTML tables.
 
-Only formatting lives here; what goes into a table is decided in `llmal.results.aggregate`.
+Only formatting lives here; what goes into a table is decided in llmal.results, and how each
+table is shown in llmal.report.tables.
 No dependency beyond pandas (pandas' own to_markdown/to_latex need tabulate/jinja2 and give
 less control over escaping and bold cells).
 """

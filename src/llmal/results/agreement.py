@@ -1,4 +1,4 @@
-"""Annotator agreement (S2): how well each annotator matches gold, the others and itself.
+"""Annotator agreement (S2) as data: how well each annotator matches gold, the others and itself.
 
 Per annotator table, on the pool and dev items it was asked about (test items never count):
 agreement with gold (accuracy, macro-F1, Cohen's kappa) over all items with a known gold label,
@@ -10,26 +10,25 @@ non-mixture annotators labelled, and a matrix of pairwise Cohen's kappa.
 
 Accuracy, F1 and kappa are computed on the labels an annotator gave (status ok); items it could
 not label are counted by the malformed and failed rates instead.
+
+The task decides what one compared unit is (`Task.agreement_unit`: classification compares its
+items, ner one unit per token) and may add columns of its own; `task_agreement` runs the table
+on those units. llmal.report renders and writes it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from llmal.report import tablefmt
-from llmal.config import replicate_groups
-from llmal.tasks.classification.metrics import vote_counts
 from llmal.contracts import annotation_cost
-from llmal.contracts import write_json
-from llmal.contracts import write_text
+from llmal.label_probs import read_cell
+from llmal.llm.executors import LLM_KINDS
+from llmal.tasks.base import Task
 
 NO_LABEL = -1
-AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,6 +78,15 @@ def kappa_interval(a: np.ndarray, b: np.ndarray, n_classes: int, z: float = KAPP
     var = max((term_a + term_b_sum - term_c) / (1 - pe) ** 2 / a.size, 0.0)
     half = z * float(np.sqrt(var))
     return max(-1.0, kappa - half), min(1.0, kappa + half)
+
+
+def rating_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(items, raters) labels -> (items, n_classes) counts of the raters giving each label
+    (NO_LABEL counts for none)."""
+    counts = np.zeros((labels.shape[0], n_classes))
+    for k in range(n_classes):
+        counts[:, k] = np.sum(labels == k, axis=1)
+    return counts
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -156,6 +164,22 @@ TABLE_COLUMNS = [
 DEFAULT_MIN_DEV_ITEMS = 30
 
 
+def replicate_groups(annotators: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Annotators declared re-annotations of one another (`replicate_of`, followed to its root):
+    root -> [root, replicates...] in config order, only groups of two or more."""
+    def root(name: str) -> str:
+        seen = {name}
+        while annotators[name].get("replicate_of") in set(annotators) - seen:
+            name = annotators[name]["replicate_of"]
+            seen.add(name)
+        return name
+
+    groups: dict[str, list[str]] = {}
+    for name in annotators:
+        groups.setdefault(root(name), []).append(name)
+    return {r: ([r] + [m for m in members if m != r]) for r, members in groups.items() if len(members) > 1}
+
+
 def trained_on_gold(df: pd.DataFrame) -> np.ndarray:
     """Rows of a learned mixture's gold set (answers `gold_set`): it saw their gold labels, so
     agreement with gold leaves them out."""
@@ -167,8 +191,6 @@ def sample_consistency(df: pd.DataFrame) -> tuple[float, int, int]:
     valid samples, samples per item) of an annotator asked `samples: N` times; (NaN, 0, 0) else."""
     if "probs" not in df.columns or not df["probs"].astype(str).str.contains('"agreement"').any():
         return float("nan"), 0, 0
-    from llmal.label_probs import read_cell
-
     rates, sizes = [], []
     for cell in df["probs"]:
         c = read_cell(cell)
@@ -197,7 +219,6 @@ def label_matrix(annotations: Mapping[str, pd.DataFrame], ids: Sequence[str]) ->
 
 DEFAULT_SPLITS = ("pool", "dev")
 KAPPA_NEAR_ZERO = 0.05  # |kappa with gold| below this: the annotator is about as good as chance
-LLM_KINDS = ("openai", "openai_batch", "vllm", "local")
 
 
 def is_real_rater(spec: Mapping[str, Any]) -> bool:
@@ -312,7 +333,7 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
     if len(raters) >= 2:
         sub = labels[:, raters]
         full = (sub != NO_LABEL).all(axis=1)
-        summary.update(fleiss_kappa=fleiss_kappa(vote_counts(sub[full], k)), fleiss_items=int(full.sum()))
+        summary.update(fleiss_kappa=fleiss_kappa(rating_counts(sub[full], k)), fleiss_items=int(full.sum()))
     candidates = table[(table["kind"] != "human") & table["dev_kappa"].notna()
                        & (table["dev_n"] >= int(min_dev_items))]
     summary.update(
@@ -330,147 +351,23 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
     return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
 
 
-# --------------------------------------------------------------------------------------------
-# output
+def task_agreement(task: Task, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame,
+                   split: pd.DataFrame, config: Mapping[str, Any], *,
+                   reference: str | None) -> AgreementReport:
+    """The agreement report of the annotation tables (annotator name -> table) over the units
+    the task compares (`Task.agreement_unit`), with the columns the task adds.
 
-
-def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The agreement table with formatted cells and readable headers (Markdown, HTML, terminal)."""
-    def num(v: float) -> str:
-        return tablefmt.format_number(v, 3)
-
-    def money(v: float) -> str:
-        return tablefmt.format_number(v, None)
-
-    out = pd.DataFrame({"Annotator": table["annotator"], "Kind": table["kind"]})
-    out["Items"] = table["n"].map(tablefmt.format_count)
-    out["Coverage"] = table["coverage"].map(tablefmt.format_percent)
-    out["Malformed"] = table["malformed_rate"].map(tablefmt.format_percent)
-    out["Failed"] = table["failed_rate"].map(tablefmt.format_percent)
-    out["Acc"] = table["accuracy"].map(num)
-    out["F1"] = table["f1_macro"].map(num)
-    out["κ"] = [_with_interval(v, lo, hi) for v, lo, hi in
-                zip(table["kappa"], table["kappa_low"], table["kappa_high"])]
-    out["Dev n"] = table["dev_n"].map(tablefmt.format_count)
-    out["Dev acc"] = table["dev_accuracy"].map(num)
-    out["Dev F1"] = table["dev_f1_macro"].map(num)
-    out["Dev κ"] = [_with_interval(v, lo, hi) for v, lo, hi in
-                    zip(table["dev_kappa"], table["dev_kappa_low"], table["dev_kappa_high"])]
-    out["$ / item"] = table["cost_per_item"].map(money)
-    out["Pool $"] = table["pool_cost_usd"].map(money)
-    out["Saving $"] = table["saving_usd"].map(money)
-    if (table["replicate_group"].astype(str) != "").any():
-        out["Self-consistency"] = [
-            f"{tablefmt.format_percent(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
-            for s, g, n in zip(table["self_consistency"], table["replicate_group"], table["self_consistency_n"])]
-    return out
-
-
-def _with_interval(value: float, low: float, high: float) -> str:
-    """κ with its 95% interval, e.g. 0.712 [0.650, 0.774]."""
-    shown = tablefmt.format_number(value, 3)
-    if isinstance(low, float) and np.isnan(low) or isinstance(high, float) and np.isnan(high):
-        return shown
-    return f"{shown} [{tablefmt.format_number(low, 3)}, {tablefmt.format_number(high, 3)}]"
-
-
-NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ", "Dev n", "Dev acc",
-                   "Dev F1", "Dev κ", "$ / item", "Pool $", "Saving $")
-
-
-def agreement_caption(summary: Mapping[str, Any]) -> str:
-    ref = summary.get("reference")
-    if summary.get("gold_items", 1) == 0:   # an agreement-only study: no gold, no columns of it
-        parts = [f"No gold labels (an agreement-only study): the annotators are compared with each "
-                 f"other on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items, by "
-                 "pairwise Cohen's κ and Fleiss' κ below. Coverage = share of those items with a "
-                 "label; Malformed / Failed = shares of the items asked."]
-        return " ".join(parts + [_cost_sentence(summary, ref)])
-    parts = [
-        f"Annotators against gold on the {' and '.join(summary.get('splits') or DEFAULT_SPLITS)} items "
-        "they were asked about (Acc, F1 = macro-F1, "
-        "κ = Cohen's kappa; over the labels given), and on the dev split alone "
-        f"({summary.get('dev_gold_items', 0):,} gold items), the small gold set an LLM annotator is "
-        "picked with. Coverage = share of pool and dev items with a label; Malformed / Failed = "
-        "shares of the items asked.",
-        _cost_sentence(summary, ref),
-    ]
-    return " ".join(parts)
-
-
-def _cost_sentence(summary: Mapping[str, Any], ref: str | None) -> str:
-    return (f"Pool $ = cost per item × {summary.get('pool_size', 0):,} pool items"
-            + (f"; Saving $ = what it saves on the pool against the human annotator {ref} "
-               f"(${tablefmt.format_number(summary.get('reference_cost_per_item'), None)} per item)."
-               if ref else " (no human reference annotator, so no savings)."))
-
-
-def fleiss_sentence(summary: Mapping[str, Any]) -> str:
-    names = ", ".join(summary.get("fleiss_annotators") or [])
-    if len(summary.get("fleiss_annotators") or []) < 2:
-        return ("Fleiss' κ: needs at least two real raters (LLM or precomputed annotators, human "
-                "annotators tied to one column, simulated ones); gold, majority, sampled and mixture "
-                "annotators are not raters.")
-    return (f"Fleiss' κ among {names} on the {summary.get('fleiss_items', 0):,} items all of them labelled: "
-            f"{tablefmt.format_number(summary.get('fleiss_kappa'), 3)}.")
-
-
-def best_sentence(summary: Mapping[str, Any], table: pd.DataFrame) -> str:
-    best = summary.get("best_by_dev_kappa")
-    minimum = int(summary.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS))
-    few = summary.get("too_few_dev_items") or []
-    skipped = (f" Not selectable, with fewer than {minimum} dev gold items: {', '.join(few)}." if few else "")
-    if not best:
-        return (f"No non-human annotator has a κ on at least {minimum} dev gold items." + skipped)
-    row = table[table["annotator"] == best].iloc[0]
-    return (f"Highest κ with dev gold among the non-human annotators with at least {minimum} dev "
-            f"gold items: {best} (κ = {_with_interval(row['dev_kappa'], row['dev_kappa_low'], row['dev_kappa_high'])}"
-            f" (95% CI, analytic), F1 = {tablefmt.format_number(row['dev_f1_macro'], 3)}, "
-            f"n = {int(row['dev_n']):,})." + skipped)
-
-
-def agreement_markdown(report: AgreementReport) -> str:
-    shown = agreement_display(report.table)
-    kappa = pairwise_display(report.pairwise_kappa)
-    return ("# Annotator agreement\n\n" + agreement_caption(report.summary) + "\n\n"
-            + tablefmt.markdown_table(shown, align_right=NUMERIC_DISPLAY) + "\n"
-            + fleiss_sentence(report.summary)
-            + ("\n\n" + best_sentence(report.summary, report.table)
-               if report.summary.get("gold_items", 1) else "")
-            + "".join(f"\n\n**Warning:** {w}" for w in report.summary.get("warnings") or [])
-            + "\n\n## Pairwise Cohen's κ (items both labelled)\n\n"
-            + tablefmt.markdown_table(kappa, align_right=list(kappa.columns[1:])))
-
-
-def pairwise_display(kappa: pd.DataFrame) -> pd.DataFrame:
-    shown = kappa.map(lambda v: tablefmt.format_number(v, 3))
-    return shown.reset_index(names="Annotator")
-
-
-def write_agreement(report: AgreementReport, out_dir: str | Path) -> dict[str, Path]:
-    """annotators.csv, annotators.md, pairwise_kappa.csv and agreement.json under `out_dir`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in AGREEMENT_FILES}
-    write_text(paths["annotators.csv"], report.table.to_csv(index=False))
-    write_text(paths["annotators.md"], agreement_markdown(report))
-    write_text(paths["pairwise_kappa.csv"], report.pairwise_kappa.reset_index(names="annotator").to_csv(index=False))
-    summary = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in report.summary.items()}
-    summary["pairwise_items"] = report.pairwise_n.to_dict()
-    write_json(summary, paths["agreement.json"])
-    return paths
-
-
-def read_agreement(tables_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """(table, pairwise kappa matrix, summary) as written by `write_agreement`."""
-    d = Path(tables_dir)
-    for name in ("annotators.csv", "pairwise_kappa.csv", "agreement.json"):
-        if not (d / name).is_file():
-            raise FileNotFoundError(f"{d / name}: missing (run the agreement rule first)")
-    table = pd.read_csv(d / "annotators.csv", keep_default_na=False,
-                        dtype={"annotator": str, "kind": str, "model": str, "replicate_group": str},
-                        na_values={c: ["", "nan", "NaN"] for c in TABLE_COLUMNS
-                                   if c not in ("annotator", "kind", "model", "replicate_group")})
-    kappa = pd.read_csv(d / "pairwise_kappa.csv", dtype={"annotator": str}).set_index("annotator")
-    kappa.index.name = None
-    return table, kappa, json.loads((d / "agreement.json").read_text())
+    config: its `annotators`, `labels` and `agreement` (splits, min_dev_items) sections;
+    reference: the human annotator savings are measured against (llmal.config.reference_annotator).
+    """
+    settings = config.get("agreement") or {}
+    splits = settings.get("splits") or DEFAULT_SPLITS
+    unit = task.agreement_unit(annotations, items, split, config["labels"], splits=splits)
+    report = annotator_agreement(unit.annotations, unit.items, unit.split, config["annotators"],
+                                 unit.label_names, reference=reference, splits=splits,
+                                 min_dev_items=int(settings.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS)))
+    for column, values in unit.columns.items():
+        report.table[column] = [values.get(name, np.nan) for name in report.table["annotator"]]
+    if unit.unit is not None:
+        report.summary["unit"] = unit.unit
+    return report

@@ -1,6 +1,7 @@
-"""Fair comparisons of AL runs: area under the learning curve, matched budgets, deterministic
-repeats counted once, degenerate models marked. Computation only (tables as DataFrames);
-llmal.results.aggregate writes them and llmal.report.figures draws them.
+"""Fair comparisons of AL runs as tables: AULC, matched budgets, repeats counted once, degenerate models.
+
+Area under the learning curve, matched budgets, deterministic repeats counted once, degenerate
+models marked. Computation only (tables as DataFrames); llmal.report renders and draws them.
 
 - AULC: per run, the trapezoid area under `metric` over labels (and over dollars, and for
   task ner over tokens), divided by the run's own label (dollar, token) range, so it is the
@@ -30,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.report import tablefmt
+from llmal.results.runs import QUERIED_PARQUET
 from llmal.results.settings import mean_sd
 from llmal.results.settings import ordered
 from llmal.results.stats import holm
@@ -116,8 +117,6 @@ CURVE_COLUMNS = ("round", "n_labels", "cost_usd", "cost_total", "f1_macro", "acc
 def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | None]:
     """(condition, encoder, seed) -> the run's training set: its queried.parquet rows as sorted
     (round, id, label, status) tuples; None where the run directory has no queried.parquet."""
-    from llmal.results.runs import QUERIED_PARQUET
-
     out: dict[tuple[str, str, int], tuple | None] = {}
     for cond, enc, seed, run_dir in zip(finals["condition"], finals["encoder"], finals["seed"],
                                         finals.get("run_dir", pd.Series([None] * len(finals)))):
@@ -295,7 +294,7 @@ def matched_budget_table(rounds: pd.DataFrame, settings: ComparisonSettings,
                 cell = cell.dropna(subset=["value"])
                 if cell.empty:
                     continue
-                family = f"{kind} = {_budget_text(kind, budget)} · {enc}"
+                family = f"{kind} = {budget_text(kind, budget)} · {enc}"
                 rows = _budget_rows(cell, kind, budget, enc, family, ref, det, metric, p_col,
                                     settings.condition_order)
                 adjusted = holm([r["p"] for r in rows])
@@ -378,55 +377,6 @@ def matched_budget_best(table: pd.DataFrame, metric: str) -> set[int]:
     return best
 
 
-def matched_budget_display(table: pd.DataFrame, metric: str, *, markdown: bool) -> pd.DataFrame:
-    best = matched_budget_best(table, metric)
-    cells = []
-    for i, r in enumerate(table.itertuples(index=False)):
-        d = r._asdict()
-        text = tablefmt.format_mean_sd(d[f"{metric}_mean"], d[f"{metric}_sd"], 3)
-        if markdown and i in best:
-            text = f"**{text}**"
-        cells.append(text)
-    tags = [", ".join(t for t, on in (("degenerate", g), ("deterministic, n = 1", dt)) if on)
-            for g, dt in zip(table["degenerate"], table["deterministic"])]
-    return pd.DataFrame({
-        "Budget": [f"{_budget_text(k, b)} {k if k in ('labels', 'tokens') else ''}".strip()
-                   for k, b in zip(table["budget_kind"], table["budget"])],
-        "Encoder": table["encoder"], "Condition": table["condition"],
-        "Runs": table["n_runs"].astype(int), metric: cells, "Flags": tags,
-        "Δ vs reference [95% CI]": [tablefmt.format_diff_ci(m, lo, hi) for m, lo, hi in
-                                    zip(table["mean_diff"], table["ci_low"], table["ci_high"])],
-        f"p ({table['primary_test'].iloc[0] if len(table) else ''})":
-            table["p"].map(tablefmt.format_p),
-        "p (Holm)": table["p_holm"].map(tablefmt.format_p),
-        "Holm family (size)": [f"{f} ({int(n)})" for f, n in
-                               zip(table["holm_family"], table["family_size"])],
-        "Note": table["note"].fillna(""),
-    }).reset_index(drop=True)
-
-
-def matched_budget_caption(settings: ComparisonSettings, tokens: bool = False) -> str:
-    return (f"Test {settings.metric} of every condition at common label budgets"
-            f"{', common token budgets' if tokens else ''} and common dollar budgets, "
-            "interpolated linearly on each run's learning curve and never extrapolated "
-            "(a run that stopped earlier has no value at a larger budget). Mean ± sd over runs; "
-            "deterministic repeats (identical test predictions for every seed) count once "
-            "(n = 1, no sd) and are not tested. Each condition is tested against "
-            f"{settings.reference!r} within its budget, paired by seed, with the primary test "
-            f"({settings.primary_test}, set by aggregate.primary_test); Holm's correction runs "
-            "over the tests of one budget × encoder, the family named in the table. Best mean "
-            "per family in bold; degenerate rows (a model that predicts one class for every "
-            "test item) are never bold.")
-
-
-def matched_budget_markdown(table: pd.DataFrame, settings: ComparisonSettings) -> str:
-    if table.empty:
-        return "No budget is reached by any run.\n"
-    return (matched_budget_caption(settings, "tokens" in set(table["budget_kind"])) + "\n\n"
-            + tablefmt.markdown_table(matched_budget_display(table, settings.metric,
-                                                             markdown=True)))
-
-
 # --------------------------------------------------------------------------------------------
 # bootstrap over test items
 
@@ -478,7 +428,8 @@ def _round_budget(v: float) -> float:
     return float(f"{v:.4g}")
 
 
-def _budget_text(kind: str, budget: float) -> str:
+def budget_text(kind: str, budget: float) -> str:
+    """A budget as the tables name it: 200 (labels, tokens) or $1.5 (dollars)."""
     if kind in ("labels", "tokens"):
         return f"{budget:g}"
     return f"${budget:,.4g}"

@@ -12,7 +12,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.report import tablefmt
 from llmal.results.errors import errors_by_topic_table
 from llmal.results.errors import fpfn_table
 from llmal.results.settings import KEYS
@@ -118,78 +117,6 @@ def per_class_table(finals: pd.DataFrame, settings: AggregateSettings,
                 row[f"{m}_mean"], row[f"{m}_sd"] = mean_sd(g[col]) if col in g else (float("nan"),) * 2
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def per_class_markdown(table: pd.DataFrame) -> str:
-    shown = pd.DataFrame({
-        "Encoder": table["encoder"], "Condition": table["condition"], "Class": table[CLASS_COLUMN],
-        **{label: [tablefmt.format_mean_sd(a, b, 3) for a, b in zip(table[f"{m}_mean"], table[f"{m}_sd"])]
-           for m, label in (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))}})
-    return ("Per-class precision, recall and F1 on the test set, final round, mean ± sd over "
-            "seeds.\n\n" + tablefmt.markdown_table(shown))
-
-
-def confusion_markdown(conf: pd.DataFrame, label_names: Sequence[str]) -> str:
-    """One matrix per condition × encoder: rows gold, columns predicted, mean counts over seeds."""
-    out = ["Confusion matrices of the final round on the test set: rows = gold class, columns = "
-           "predicted class, mean count over seeds (share of the gold class in brackets).\n"]
-    for (enc, cond), g in conf.groupby(["encoder", "condition"], sort=False):
-        cells = g.set_index(["gold", "pred"])
-        table = pd.DataFrame({"gold \\ predicted": list(label_names)})
-        for pred in label_names:
-            table[pred] = [f"{tablefmt.format_number(cells.loc[(gold, pred), 'count_mean'], 1)} "
-                           f"({tablefmt.format_percent(cells.loc[(gold, pred), 'share_of_gold'])})"
-                           for gold in label_names]
-        out += [f"### {cond} — {enc}\n", tablefmt.markdown_table(table)]
-    return "\n".join(out)
-
-
-def confusion_figure(conf: pd.DataFrame, out_base: Any, label_names: Sequence[str]) -> list:
-    """A row-normalised heatmap per condition × encoder (PNG and SVG)."""
-    import math
-
-    import matplotlib
-
-    from llmal.report.figures import STYLE
-    from llmal.report.figures import _panels
-    from llmal.report.figures import _save
-
-    panels = list(dict.fromkeys(zip(conf["encoder"], conf["condition"])))
-    k = len(label_names)
-    with matplotlib.rc_context(STYLE):
-        fig, axes = _panels(len(panels), width=1.2 + 0.7 * k, height=1.0 + 0.6 * k, sharey=False)
-        image = None
-        for ax, (enc, cond) in zip(axes, panels):
-            g = conf[(conf["encoder"] == enc) & (conf["condition"] == cond)].set_index(["gold", "pred"])
-            share = np.array([[g.loc[(a, b), "share_of_gold"] for b in label_names] for a in label_names], float)
-            count = np.array([[g.loc[(a, b), "count_mean"] for b in label_names] for a in label_names], float)
-            image = ax.imshow(np.ma.masked_invalid(share), cmap="Blues", vmin=0, vmax=1)
-            for (i, j), v in np.ndenumerate(share):
-                if not math.isnan(v):
-                    ax.text(j, i, f"{count[i, j]:.0f}", ha="center", va="center", fontsize=7.5,
-                            color="white" if v > 0.6 else "black")
-            ax.set_xticks(range(k), list(label_names), rotation=35, ha="right")
-            ax.set_yticks(range(k), list(label_names))
-            ax.set_xlabel("Predicted")
-            ax.set_title(f"{cond} ({enc})", fontsize=9)
-            ax.grid(False)
-        axes[0].set_ylabel("Gold")
-        if image is not None:
-            fig.colorbar(image, ax=list(axes), shrink=0.85, pad=0.02).set_label("Share of the gold class")
-        return _save(fig, out_base)
-
-
-def placeholder_figure(out_base: Any, text: str) -> list:
-    """A small figure that says why there is nothing to draw (the file still exists)."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    from llmal.report.figures import STYLE
-    from llmal.report.figures import _save
-    with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(4.5, 1.2))
-        fig.text(0.5, 0.5, text, ha="center", va="center")
-        return _save(fig, out_base)
 
 
 def degenerate_predictions(finals: pd.DataFrame, settings: AggregateSettings) -> pd.DataFrame:

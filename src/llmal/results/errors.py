@@ -1,5 +1,6 @@
-"""Where the errors are: FP/FN per condition and encoder, and the topics where they concentrate
-(tables as data, mean ± sd over seeds)."""
+"""Where the errors are, as tables: FP/FN per condition and encoder, and the topics they concentrate in.
+
+Tables as data, mean ± sd over seeds."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,7 @@
-"""What every result table shares: the run keys, the summary metric catalogue, the aggregate
-settings of a config, and the grouping and mean ± sd helpers (data only; formatting lives in
-llmal.report.tablefmt)."""
+"""What every result table shares: run keys, the summary metric catalogue, aggregate settings, grouping.
+
+The run keys, the summary metric catalogue, the aggregate settings of a config, and the grouping
+and mean ± sd helpers (data only; formatting lives in llmal.report.tablefmt)."""
 from __future__ import annotations
 
 import math

@@ -5,6 +5,8 @@ tests/test_strategies_parity.py compare the selections, and README.md lists wher
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from llmal.strategies import geometry as geo

@@ -6,7 +6,7 @@ check or a rule reads them instead of branching on a task name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 
@@ -78,6 +78,24 @@ class Capabilities:
         return dataset.get("kind") in self.dataset_kinds
 
 
+@dataclass(frozen=True)
+class AgreementUnit:
+    """What the annotator agreement table compares, as the task counts it (llmal.results.agreement
+    builds the table on it): the units with their gold and split, every annotator's labels of
+    them, and the columns the task adds per annotator.
+
+    annotations: annotator -> table of units (id, label, status, model, cost_usd, request_id);
+    items: id and gold of every unit; split: id -> split of every unit; label_names: the labels
+    of `label` and `gold`; unit: what a unit is when it is not an item ("tokens"), named in the
+    summary; columns: column -> annotator -> value, added to the table in this order."""
+    annotations: Mapping[str, Any]
+    items: Any
+    split: Any
+    label_names: Sequence[str]
+    unit: str | None = None
+    columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
 class RunTask(Protocol):
     """The AL engine's view of one run's data (built by Task.run_task): the split's ids, gold
     bought through the ledger, the labels an annotation table yields, evaluation against human
@@ -132,9 +150,10 @@ class Task(Protocol):
         (llmal.llm.tokens) are the annotator's; `demo_pool` is its gold demonstration pool (None
         without demonstrations); `targets` go into the rows as they are."""
 
-    def agreement(self, annotations: Mapping[str, Any], items: Any, split: Any, config: Mapping[str, Any],
-                  *, reference: str | None, splits: Sequence[str]) -> Any:
-        """The agreement report of the annotators."""
+    def agreement_unit(self, annotations: Mapping[str, Any], items: Any, split: Any, labels: Mapping[str, Any],
+                       *, splits: Sequence[str]) -> AgreementUnit:
+        """What the agreement table compares (its units, the annotators' labels of them) and the
+        columns this task adds, computed over the items of `splits`."""
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         """The classes the per-class tables and figures show."""

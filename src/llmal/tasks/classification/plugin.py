@@ -1,6 +1,6 @@
 """The classification task behind the Task protocol (llmal.tasks.base): each call hands over to
 the toolkits and modules of classification (dataset readers, annotators, the LLM
-client, the logistic and fine-tuned classifiers, the agreement table)."""
+client, the logistic and fine-tuned classifiers, the agreement unit)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +9,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.results.agreement import DEFAULT_MIN_DEV_ITEMS
-from llmal.results.agreement import annotator_agreement
 from llmal.tasks.classification.human import annotate_human
 from llmal.tasks.classification.mixture import annotate_mixture
 from llmal.tasks.classification.mixture import learned_gold_ids
@@ -22,6 +20,7 @@ from llmal.tasks.classification.prepare import prepare_dataset
 from llmal.llm.cost import price_for
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
+from llmal.tasks.base import AgreementUnit
 from llmal.tasks.base import fit_ids
 from llmal.contracts import make_annotations
 from llmal.llm.plan_rows import PlanRow
@@ -117,12 +116,10 @@ class Classification:
         return plan_rows(name, spec, items, labels, price=price, counter=counter, demo_pool=demo_pool,
                          prompts_dir=prompts_dir, compare=compare, targets=targets)
 
-    def agreement(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
-                  config: Mapping[str, Any], *, reference: str | None, splits: Sequence[str]) -> Any:
-        settings = config.get("agreement") or {}
-        return annotator_agreement(annotations, items, split, config["annotators"], config["labels"]["names"],
-                                   reference=reference, splits=splits,
-                                   min_dev_items=int(settings.get("min_dev_items", DEFAULT_MIN_DEV_ITEMS)))
+    def agreement_unit(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
+                       labels: Mapping[str, Any], *, splits: Sequence[str]) -> AgreementUnit:
+        # the items as they are: one label per text
+        return AgreementUnit(annotations, items, split, list(labels["names"]))
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         return list(label_names)

@@ -13,10 +13,11 @@ from llmal.llm.cost import price_for
 from llmal.llm.plan_rows import PlanRow
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
+from llmal.tasks.base import AgreementUnit
 from llmal.tasks.base import fit_ids
 from llmal.tasks.ner.capabilities import CAPABILITIES
 from llmal.tasks.ner import annotators as ner_annotators
-from llmal.tasks.ner.agreement import ner_agreement
+from llmal.tasks.ner.agreement import token_agreement_unit
 from llmal.tasks.ner.data import prepare_ner
 from llmal.tasks.ner.llm import annotate_ner_with_llm
 from llmal.tasks.ner.mixture import annotate_ner_mixture
@@ -111,11 +112,10 @@ class NamedEntities:
         return plan_rows(name, spec, items, labels, price=price, counter=counter, demo_pool=demo_pool,
                          prompts_dir=prompts_dir, compare=compare, targets=targets)
 
-    def agreement(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
-                  config: Mapping[str, Any], *, reference: str | None, splits: Sequence[str]) -> Any:
+    def agreement_unit(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
+                       labels: Mapping[str, Any], *, splits: Sequence[str]) -> AgreementUnit:
         # the agreement table at token level (token-level Fleiss' kappa, S2) plus entity F1
-        return ner_agreement(annotations, items, split, config["annotators"], config["labels"]["names"],
-                             reference=reference, splits=splits)
+        return token_agreement_unit(annotations, items, split, labels["names"], splits=splits)
 
     def summary_classes(self, label_names: Sequence[str]) -> list[str]:
         return list(label_names[:-1])   # the last label, "O", is no entity
