@@ -14,15 +14,20 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pandas as pd
+
 from llmal.annotate.plan import format_plan
 from llmal.annotate.plan import plan_annotators
 from llmal.config import PROMPTS_DIR
 from llmal.config import annotation_targets
 from llmal.config import lazy_demand
 from llmal.config import load_config
+from llmal.config import reference_annotator
 from llmal.config.check import check_config_file
 from llmal.config.check import errors
 from llmal.config.check import format_problems
+from llmal.report.tables import agreement_markdown
+from llmal.results.agreement import task_agreement
 from llmal.tasks.registry import task_of
 
 
@@ -79,14 +84,6 @@ def _add_agreement(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run_agreement(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from llmal.config import load_config
-    from llmal.config import reference_annotator
-    from llmal.report.tables import agreement_markdown
-    from llmal.results.agreement import task_agreement
-    from llmal.tasks.registry import task_of
-
     config = load_config(args.configfile)
     results = args.results or Path("results") / config["dataset"]["name"]
     data = results / "data"
