@@ -31,9 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from llmal.models.batching import collate, length_sorted_batches  # noqa: E402
+from llmal.models.torch_runtime import autocast_dtype, device_description, maybe_compile, select_device  # noqa: E402
 from llmal.models.training import BatchPlan, make_train_step  # noqa: E402
-from llmal.models.torch_runtime import (autocast_dtype, device_description,  # noqa: E402
-                                        maybe_compile, select_device)
 
 MODEL_SIZES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -32,8 +32,7 @@ def main() -> int:
     import numpy as np
 
     from llmal.strategies import strategy_names
-    from llmal.strategies.base import ArrayContext
-    from llmal.strategies.base import linear_grad_embeddings
+    from llmal.strategies.base import ArrayContext, linear_grad_embeddings
     from llmal.strategies.catalog import make_strategy
 
     names = args.only or strategy_names()

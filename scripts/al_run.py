@@ -1,7 +1,6 @@
 """Rule al_run: one condition x encoder x seed."""
 from llmal.runner import run_al
-from llmal.workflow import log_executors
-from llmal.workflow import logged
+from llmal.workflow import log_executors, logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with logged(sm.log[0]):

@@ -2,13 +2,11 @@
 import pandas as pd
 
 from llmal.annotate.run import annotate
+from llmal.contracts import annotation_cost, write_parquet
 from llmal.llm.fetch import settle_after_report
 from llmal.llm.retry import record_failures
-from llmal.contracts import annotation_cost
-from llmal.contracts import write_parquet
 from llmal.tasks.registry import task_named
-from llmal.workflow import log_executors
-from llmal.workflow import logged
+from llmal.workflow import log_executors, logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 # an LLM request possibly billed without an answer (also in a killed earlier attempt of this job)

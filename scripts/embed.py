@@ -1,9 +1,7 @@
 """Rule embed: items -> frozen features of one encoder."""
 import pandas as pd
 
-from llmal.models.encoders import encode
-from llmal.models.encoders import fit_mask
-from llmal.models.encoders import save_features
+from llmal.models.encoders import encode, fit_mask, save_features
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from llmal.report.html import write_report
 from llmal.results.aggregate import annotation_summary
 from llmal.tasks.classification.prepare import dataset_warnings
-from llmal.report.html import write_report
 from llmal.workflow import logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -6,10 +6,8 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from llmal.engine.loop import ALResult
-from llmal.engine.loop import simulate
-from llmal.engine.oracle import GoldSource
-from llmal.engine.oracle import TableOracle
+from llmal.engine.loop import ALResult, simulate
+from llmal.engine.oracle import GoldSource, TableOracle
 from llmal.engine.schedule import Schedule
 from llmal.models.base import Classifier
 from llmal.tasks.classification.task import ClassificationTask

@@ -85,9 +85,7 @@ def has_llm(path: Path) -> bool:
 # ------------------------------------------------------------------------------ spec hashes
 def spec_hashes(path: Path) -> dict[str, str]:
     """Run path -> config_hash of every run of the config (what run.json records)."""
-    from llmal.config import expand_runs
-    from llmal.config import run_spec
-    from llmal.config import spec_hash
+    from llmal.config import expand_runs, run_spec, spec_hash
 
     config = load(path)
     dataset = config["dataset"]["name"]
@@ -149,9 +147,7 @@ def captured() -> Iterator[dict[str, list[dict[str, Any]]]]:
 def embeddings(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame,
                encoders: set[str], where: Path) -> dict[str, Path]:
     """Encoder -> its embeddings file, made as the embed rule makes it."""
-    from llmal.models.encoders import encode
-    from llmal.models.encoders import fit_mask
-    from llmal.models.encoders import save_features
+    from llmal.models.encoders import encode, fit_mask, save_features
 
     out = {}
     ids = items["id"].astype(str).tolist()
@@ -186,8 +182,7 @@ def annotate_config(config: dict[str, Any], spec: dict[str, Any], cache_dir: Pat
 def render_annotate(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame,
                     emb: dict[str, Path], tmp: Path) -> dict[str, Any]:
     from llmal.annotate.run import annotate
-    from llmal.config import LLM_KINDS
-    from llmal.config import demonstration_encoder
+    from llmal.config import LLM_KINDS, demonstration_encoder
 
     out = {}
     for name, spec in config["annotators"].items():
@@ -229,9 +224,8 @@ def render_lazy(config: dict[str, Any], items: pd.DataFrame, split: pd.DataFrame
                 emb: dict[str, Path], tmp: Path) -> dict[str, Any]:
     """Each lazy condition's oracle (built as llmal.runner.run_al builds it) asked about the
     first N_LAZY items it may label."""
+    from llmal.config import LLM_KINDS, annotation_mode, annotator_tree, condition_encoders, run_spec
     from llmal.engine.oracles import build_oracle
-    from llmal.config import (LLM_KINDS, annotation_mode, annotator_tree, condition_encoders,
-                              run_spec)
     from llmal.models.encoders import load_features
 
     out: dict[str, Any] = {}
@@ -276,8 +270,7 @@ def table_members(config: dict[str, Any], spec: dict[str, Any], items: pd.DataFr
 
 def render_config(path: Path) -> dict[str, Any]:
     """The golden entry of one config (FileNotFoundError when its shared data is absent)."""
-    from llmal.config import demonstration_encoder
-    from llmal.config import run_demo_encoders
+    from llmal.config import demonstration_encoder, run_demo_encoders
 
     config = load(path)
     missing = shared_data_missing(config)

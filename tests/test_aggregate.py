@@ -11,16 +11,14 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from llmal.results import aggregate
+from llmal.contracts import ContractError
 from llmal.report import html as report
 from llmal.report import tables as render
 from llmal.report.files import write_aggregate
+from llmal.results import aggregate
+from llmal.results.runs import RunFileError, collect_runs
 from llmal.results.settings import AggregateSettings
-from llmal.results.runs import RunFileError
-from llmal.results.runs import collect_runs
-from llmal.contracts import ContractError
-from llmal.results.stats import holm
-from llmal.results.stats import paired_comparison
+from llmal.results.stats import holm, paired_comparison
 
 LABELS = ["not_hostile", "hostile"]
 POS = 1

@@ -6,14 +6,14 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_config, write_config
 from sklearn.metrics import cohen_kappa_score, f1_score
 
-from conftest import tiny_config, write_config
 from llmal import cli
+from llmal.contracts import make_annotations
 from llmal.report.files import read_agreement, write_agreement
 from llmal.report.tables import agreement_markdown, fleiss_sentence
 from llmal.results.agreement import all_agree_share, annotator_agreement, cohen_kappa, f1_macro, fleiss_kappa
-from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 
@@ -254,9 +254,9 @@ def _two_experts_config(tmp_path, n=60):
 
 def test_an_agreement_only_study_needs_no_gold_and_no_conditions(tmp_path):
     from conftest import snakemake
+
+    from llmal.config import ConfigError, validate_config
     from llmal.report.files import read_agreement
-    from llmal.config import ConfigError
-    from llmal.config import validate_config
 
     config, a, b = _two_experts_config(tmp_path)
     write_config(tmp_path, config)
@@ -287,6 +287,7 @@ def test_agreement_splits_decide_what_is_annotated_through_the_dag(tmp_path):
     (or on main before, where the annotate rule took pool and dev only) n counts pool + dev.
     The AL runs still never see a test label: their oracle is limited to pool and dev."""
     from conftest import snakemake
+
     from llmal.report.files import read_agreement
 
     config = tiny_config()

@@ -1,14 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from al_helpers import simulate_table as simulate
+
+from llmal.contracts import make_annotations
 from llmal.models.encoders import Features
-from llmal.tasks.classification.metrics import classification_metrics
-from llmal.tasks.classification.metrics import soft_label_metrics
 from llmal.models.logistic import LogisticHead
 from llmal.strategies import strategy_names
-from llmal.contracts import make_annotations
+from llmal.tasks.classification.metrics import classification_metrics, soft_label_metrics
 
 NAMES = ["neg", "pos"]
 

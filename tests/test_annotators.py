@@ -2,13 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.tasks.classification.human import annotate_human
-from llmal.tasks.classification.human import human_labels
 from llmal.annotate.run import items_to_annotate
+from llmal.contracts import ContractError, check_annotations, make_annotations
+from llmal.tasks.classification.human import annotate_human, human_labels
 from llmal.tasks.classification.simulated import annotate_simulated
-from llmal.contracts import ContractError
-from llmal.contracts import check_annotations
-from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 

@@ -25,20 +25,24 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
-from llmal.llm.fetch import LLMRunStats
-from llmal.llm.fetch import count_unanswered
-from llmal.llm.fetch import send_once
-from llmal.llm.fetch import settle_after_report
-from llmal.llm.cache import ResponseCache
-from llmal.llm.executors.base import ok_line
-from llmal.llm.cost import price_for
-from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
-from llmal.llm.inflight import InFlight
 from test_openai_executors import (
-    MODEL, PRICES, check_resumed_run, collect, item_custom_ids, request_lines, run_pipeline, start_server,  # noqa: F401
+    MODEL,  # noqa: F401
+    PRICES,
+    check_resumed_run,
+    collect,
+    item_custom_ids,
+    request_lines,
+    run_pipeline,
+    start_server,
     synthetic_items,
 )
+
+from llmal.llm.cache import ResponseCache
+from llmal.llm.cost import price_for
+from llmal.llm.executors.base import ok_line
+from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
+from llmal.llm.fetch import LLMRunStats, count_unanswered, send_once, settle_after_report
+from llmal.llm.inflight import InFlight
 
 ONLINE_FAULTS = dict(rate_429=0.1, rate_500=0.1, retry_after=0.01, rate_slow=0.1, slow_seconds=0.8,
                      rate_cutoff=0.12, transient_attempts=2)

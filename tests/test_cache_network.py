@@ -12,8 +12,7 @@ import pytest
 
 from llmal.llm.cache import ResponseCache
 from llmal.llm.executors.base import ok_line
-from llmal.llm.netlock import DirLock
-from llmal.llm.netlock import LockTimeout
+from llmal.llm.netlock import DirLock, LockTimeout
 
 BACKEND = "openai http://127.0.0.1:1/v1"
 

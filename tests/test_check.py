@@ -16,12 +16,10 @@ from typing import Any, Callable, NamedTuple
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT, snakemake, write_config
+
 from llmal import cli
-from llmal.config.check import check_config
-from llmal.config.check import errors
-from llmal.config.check import yaml_type_hints
+from llmal.config.check import check_config, errors, yaml_type_hints
 from llmal.datasets.loaders import load_table
 from llmal.tasks.classification.prepare import prepare_dataset
 

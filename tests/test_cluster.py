@@ -4,10 +4,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import tiny_config
-from llmal.config import cluster
-from llmal.config import validate_config
+
+from llmal.config import cluster, validate_config
 
 
 def test_site_settings_from_file_and_environment(tmp_path):

@@ -164,8 +164,7 @@ def test_bootstrap_ci_brackets_the_point_estimate():
 
 
 def test_fpfn_figure_draws_a_degenerate_row_apart_without_squashing_the_others(tmp_path):
-    from llmal.report.figures import condition_colors
-    from llmal.report.figures import fpfn_figure
+    from llmal.report.figures import condition_colors, fpfn_figure
     fpfn = pd.DataFrame({"condition": ["a", "b", "local_llm"], "encoder": "tfidf",
                          "n_seeds": 3, "fp_mean": [4.0, 6.0, 435.0], "fp_sd": [1.0, 1.0, 0.0],
                          "fn_mean": [5.0, 3.0, 0.0], "fn_sd": [1.0, 0.5, 0.0]})

@@ -5,11 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmal.config import ConfigError
-from llmal.config import expand_runs
-from llmal.config import load_config
-from llmal.config import run_spec
-from llmal.config import validate_config
+from llmal.config import ConfigError, expand_runs, load_config, run_spec, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,9 +115,9 @@ def test_run_spec_changes_only_with_what_the_run_depends_on():
 
 def test_schema_sampler_enum_is_full_plus_the_strategy_registry():
     from llmal.config import load_schema
+    from llmal.strategies.registry import strategy_names
     from llmal.tasks.ner.capabilities import CAPABILITIES as NER
     from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
-    from llmal.strategies.registry import strategy_names
     ner_only = [s for s in NER.samplers if s != "full" and s not in strategy_names()]
     enum = load_schema()["properties"]["conditions"]["additionalProperties"]["properties"]["sampler"]["enum"]
     assert enum == ["full"] + strategy_names() + ner_only   # then the task ner ones

@@ -11,22 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.tasks.classification import demo as demo_module
-from llmal.tasks.classification.demo import TOPICS
-from llmal.tasks.classification.demo import describe_demo
-from llmal.tasks.classification.demo import generate_demo
-from llmal.datasets.download import fetch_verified
-from llmal.datasets.download import sha256_file
-from llmal.tasks.classification.gahd import GAHD_SHA256
-from llmal.tasks.classification.gahd import load_gahd
-from llmal.datasets.loaders import load_table
-from llmal.datasets.loaders import map_columns
-from llmal.tasks.classification.prepare import prepare_dataset
-from llmal.datasets.split import assign_split
-from llmal.datasets.split import texts_shared_with_test
-from llmal.datasets.validate import DatasetError
-from llmal.datasets.validate import validate_items
 from llmal.contracts import ITEM_COLUMNS
+from llmal.datasets.download import fetch_verified, sha256_file
+from llmal.datasets.loaders import load_table, map_columns
+from llmal.datasets.split import assign_split, texts_shared_with_test
+from llmal.datasets.validate import DatasetError, validate_items
+from llmal.tasks.classification import demo as demo_module
+from llmal.tasks.classification.demo import TOPICS, describe_demo, generate_demo
+from llmal.tasks.classification.gahd import GAHD_SHA256, load_gahd
+from llmal.tasks.classification.prepare import prepare_dataset
 
 LABELS = ["not_hostile", "hostile"]
 LABELS_CFG = {"names": LABELS, "positive": "hostile"}
@@ -436,8 +429,7 @@ def test_three_class_demo_keeps_the_binary_texts_and_is_deterministic():
 
 
 def test_relation_demo_marks_both_entities_and_is_deterministic():
-    from llmal.tasks.classification.relations import RELATION_NAMES
-    from llmal.tasks.classification.relations import generate_relations
+    from llmal.tasks.classification.relations import RELATION_NAMES, generate_relations
     df = generate_relations(300, seed=1)
     assert df["text"].str.contains(r"\[E1\].+\[/E1\]").all() and df["text"].str.contains(r"\[E2\].+\[/E2\]").all()
     assert set(df["gold"]) == set(range(len(RELATION_NAMES)))

@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import golden_render as g
+import pytest
 
 
 def _golden(path: Path) -> dict[str, Any]:

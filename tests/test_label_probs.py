@@ -12,15 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.label_probs import label_distribution
-from llmal.label_probs import label_matrix
-from llmal.label_probs import read_cell
-from llmal.tasks.classification.llm import annotate_with_llm
+from llmal.label_probs import label_distribution, label_matrix, read_cell
 from llmal.llm.logprobs import choice_probabilities
-from llmal.llm.prompts import Question
-from llmal.llm.prompts import load_prompt
-from llmal.llm.profiles import request_problems
-from llmal.llm.profiles import sample_specs
+from llmal.llm.profiles import request_problems, sample_specs
+from llmal.llm.prompts import Question, load_prompt
+from llmal.tasks.classification.llm import annotate_with_llm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_server import Faults, OpenAITestServer, choice_distribution, last_user_text  # noqa: E402

@@ -8,18 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.results.agreement import annotator_agreement
-from llmal.engine.loop import simulate
-from llmal.tasks.classification.mixture import annotate_mixture
-from llmal.tasks.classification.mixture import learned_gold_ids
-from llmal.engine.oracles import build_oracle
 from llmal.annotate.run import annotate
-from llmal.models.encoders import Features
-from llmal.engine.oracle import GoldSource
-from llmal.engine.schedule import Schedule
-from llmal.tasks.classification.task import ClassificationTask
-from llmal.models.logistic import LogisticHead
 from llmal.contracts import make_annotations
+from llmal.engine.loop import simulate
+from llmal.engine.oracle import GoldSource
+from llmal.engine.oracles import build_oracle
+from llmal.engine.schedule import Schedule
+from llmal.models.encoders import Features
+from llmal.models.logistic import LogisticHead
+from llmal.results.agreement import annotator_agreement
+from llmal.tasks.classification.mixture import annotate_mixture, learned_gold_ids
+from llmal.tasks.classification.task import ClassificationTask
 from llmal.tasks.registry import task_named
 
 CLS = task_named(None)

@@ -14,32 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmal.tasks.classification.llm import annotate_with_llm
-from llmal.llm.fetch import counts
-from llmal.llm.fetch import sample_items
+from llmal.contracts import ANNOTATION_COLUMNS, annotation_cost
 from llmal.llm.cache import ResponseCache
-from llmal.llm.cost import FREE
-from llmal.llm.cost import PriceError
-from llmal.llm.cost import price_for
-from llmal.llm.demonstrations import DemonstrationError
-from llmal.llm.demonstrations import draw_demo_pool
-from llmal.llm.demonstrations import knn_demonstrations
+from llmal.llm.cost import FREE, PriceError, price_for
+from llmal.llm.demonstrations import DemonstrationError, draw_demo_pool, knn_demonstrations
 from llmal.llm.executors import make_executor
-from llmal.llm.executors.base import error_line
-from llmal.llm.executors.base import ok_line
-from llmal.llm.parse import parse_answer_text
-from llmal.llm.parse import parse_chat_body
-from llmal.llm.parse import usage_of
-from llmal.llm.prompts import Demonstration
-from llmal.llm.prompts import PromptError
-from llmal.llm.prompts import load_prompt
-from llmal.llm.requests import build_requests
-from llmal.llm.requests import chat_body
-from llmal.llm.requests import custom_id_of
-from llmal.llm.requests import read_jsonl
-from llmal.llm.requests import write_jsonl
-from llmal.contracts import ANNOTATION_COLUMNS
-from llmal.contracts import annotation_cost
+from llmal.llm.executors.base import error_line, ok_line
+from llmal.llm.fetch import counts, sample_items
+from llmal.llm.parse import parse_answer_text, parse_chat_body, usage_of
+from llmal.llm.prompts import Demonstration, PromptError, load_prompt
+from llmal.llm.requests import build_requests, chat_body, custom_id_of, read_jsonl, write_jsonl
+from llmal.tasks.classification.llm import annotate_with_llm
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llmal.tasks.classification.llm import annotate_with_llm
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
+from llmal.tasks.classification.llm import annotate_with_llm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_server import Faults, OpenAITestServer, expected_answer  # noqa: E402

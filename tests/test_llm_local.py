@@ -12,10 +12,10 @@ import pytest
 if importlib.util.find_spec("llama_cpp") is None:  # not imported here: see import_llama()
     pytest.skip("llama-cpp-python is not installed", allow_module_level=True)
 
-from llmal.tasks.classification.llm import annotate_with_llm  # noqa: E402
+from llmal.hub import PACKAGED_MODELS, packaged_path  # noqa: E402
 from llmal.llm.executors.local import LocalGGUFExecutor  # noqa: E402
 from llmal.llm.prompts import load_prompt  # noqa: E402
-from llmal.hub import PACKAGED_MODELS, packaged_path  # noqa: E402
+from llmal.tasks.classification.llm import annotate_with_llm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

@@ -8,16 +8,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from llmal.annotate.plan import format_plan, plan_annotators
 from llmal.cli import main
-from llmal.annotate.plan import format_plan
-from llmal.annotate.plan import plan_annotators
-from llmal.llm.plan_rows import PlanRow
-from llmal.tasks.classification.plan import estimate
-from llmal.tasks.classification.plan import max_answer_tokens
 from llmal.llm.cost import price_for
+from llmal.llm.plan_rows import PlanRow
 from llmal.llm.prompts import load_prompt
-from llmal.llm.tokens import approximate_counter
-from llmal.llm.tokens import make_counter
+from llmal.llm.tokens import approximate_counter, make_counter
+from llmal.tasks.classification.plan import estimate, max_answer_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

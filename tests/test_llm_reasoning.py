@@ -14,22 +14,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from llmal.config import ConfigError
-from llmal.config import annotation_targets
-from llmal.config import validate_config
-from llmal.tasks.classification.llm import annotate_with_llm
+from llmal.config import ConfigError, annotation_targets, validate_config
 from llmal.llm.backend import backend_identity
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.executors.base import ok_line
 from llmal.llm.inflight import InFlight
-from llmal.llm.profiles import request_profile
-from llmal.llm.profiles import sampling_body
+from llmal.llm.profiles import request_profile, sampling_body
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
-from llmal.llm.retry import is_transient
-from llmal.llm.retry import read_token
-from llmal.llm.retry import record_failures
+from llmal.llm.retry import is_transient, read_token, record_failures
+from llmal.tasks.classification.llm import annotate_with_llm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_config  # noqa: E402

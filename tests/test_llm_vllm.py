@@ -12,13 +12,17 @@ from types import SimpleNamespace
 import pytest
 
 from llmal.llm.executors.vllm import (
-    VLLMError, VLLMExecutor, chat_body_from_output, cli_flags, normalise_batch_output,
-    sampling_kwargs, structured_constraint)
-from llmal.llm.parse import parse_chat_body
-from llmal.llm.parse import usage_of
+    VLLMError,
+    VLLMExecutor,
+    chat_body_from_output,
+    cli_flags,
+    normalise_batch_output,
+    sampling_kwargs,
+    structured_constraint,
+)
+from llmal.llm.parse import parse_chat_body, usage_of
 from llmal.llm.prompts import load_prompt
-from llmal.llm.requests import build_requests
-from llmal.llm.requests import read_jsonl
+from llmal.llm.requests import build_requests, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

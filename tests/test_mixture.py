@@ -8,16 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import snakemake, tiny_config, write_config
-from llmal.tasks.classification.mixture import (NO_LABEL, annotate_mixture, dawid_skene, majority_posterior,
-                                      mean_posterior, member_votes, pick_labels)
+
 from llmal.annotate.run import annotate
-from llmal.config import ConfigError
+from llmal.config import ConfigError, validate_config
+from llmal.contracts import check_annotations, make_annotations
 from llmal.results.agreement import replicate_groups
-from llmal.config import validate_config
-from llmal.contracts import check_annotations
-from llmal.contracts import make_annotations
+from llmal.tasks.classification.mixture import (
+    NO_LABEL,
+    annotate_mixture,
+    dawid_skene,
+    majority_posterior,
+    mean_posterior,
+    member_votes,
+    pick_labels,
+)
 from llmal.tasks.registry import task_named
 
 NAMES = ["neg", "pos"]

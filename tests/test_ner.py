@@ -8,17 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, snakemake, write_config
+
 from llmal.datasets.validate import DatasetError
-from llmal.tasks.ner.data import prepare_ner
-from llmal.tasks.ner.data import sentences_to_items
-from llmal.tasks.ner.readers import NerDataError
-from llmal.tasks.ner.readers import Sentence
-from llmal.tasks.ner.readers import read_sentences
-from llmal.tasks.ner.spans import find_span
-from llmal.tasks.ner.spans import spans_to_tags
-from llmal.tasks.ner.spans import tags_to_spans
+from llmal.tasks.ner.data import prepare_ner, sentences_to_items
+from llmal.tasks.ner.readers import NerDataError, Sentence, read_sentences
+from llmal.tasks.ner.spans import find_span, spans_to_tags, tags_to_spans
 from llmal.tasks.registry import task_named
 
 TYPES = ["PER", "ORG", "LOC", "DATE"]
@@ -147,8 +142,7 @@ def test_entity_rows_count_what_seqeval_counts():
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
 
-    from llmal.tasks.ner.metrics import entity_rows
-    from llmal.tasks.ner.metrics import seqeval_scores
+    from llmal.tasks.ner.metrics import entity_rows, seqeval_scores
 
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O"], ["B-DATE", "O"]]
     pred = [["B-PER", "O", "O", "B-PER"], ["O", "B-ORG", "O"], ["O", "B-LOC"]]
@@ -170,8 +164,7 @@ def test_crf_on_the_gold_full_pool_of_masakhaner_tsn():
     from seqeval.scheme import IOB2
 
     from llmal.engine.loop import simulate
-    from llmal.engine.oracle import GoldSource
-    from llmal.engine.oracle import TableOracle
+    from llmal.engine.oracle import GoldSource, TableOracle
     from llmal.engine.schedule import Schedule
     from llmal.tasks.ner.annotators import annotate_ner_human
     from llmal.tasks.ner.crf import CRFTagger
@@ -245,8 +238,8 @@ def test_lazy_llm_oracle_buys_sentences_in_the_loop(tmp_path):
     from openai_server import Faults, OpenAITestServer
 
     from llmal.engine.loop import simulate
-    from llmal.engine.oracles import build_oracle
     from llmal.engine.oracle import GoldSource
+    from llmal.engine.oracles import build_oracle
     from llmal.engine.schedule import Schedule
     from llmal.tasks.ner.crf import CRFTagger
     from llmal.tasks.ner.task import NERTask
@@ -283,8 +276,8 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
     replicates (`replicate_of`, another seed) of one simulated annotator on 50 sentences; the
     agreement table's self_consistency is the share of those sentences' tokens all three tag alike."""
     from llmal.results.agreement import task_agreement
-    from llmal.tasks.ner.plugin import TASK
     from llmal.tasks.ner.annotators import annotate_ner_simulated
+    from llmal.tasks.ner.plugin import TASK
 
     items, split = prepare_ner({"kind": "demo", "task": "ner", "n_items": 200, "seed": 5}, {"names": TYPES}, {},
                                cache_dir=tmp_path)
@@ -307,8 +300,8 @@ def test_self_consistency_of_re_annotations_is_token_level(tmp_path):
 
 # ---------------------------------------------------------------- mixtures of sentence annotators
 def test_ner_mixture_keeps_the_entities_a_majority_proposes():
-    from llmal.tasks.ner.mixture import annotate_ner_mixture
     from llmal.contracts import make_annotations
+    from llmal.tasks.ner.mixture import annotate_ner_mixture
 
     def table(rows):
         return make_annotations({"id": [r[0] for r in rows], "label": [0 if r[1] == "ok" else None for r in rows],

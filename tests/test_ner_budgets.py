@@ -9,12 +9,10 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import snakemake, write_config
-from llmal.config import ConfigError
-from llmal.config import validate_config
-from llmal.engine.schedule import BUDGET_TOKENS
-from llmal.engine.schedule import Schedule
+
+from llmal.config import ConfigError, validate_config
+from llmal.engine.schedule import BUDGET_TOKENS, Schedule
 from llmal.tasks.ner.data import prepare_ner
 
 TYPES = ["PER", "ORG", "LOC", "DATE"]
@@ -32,8 +30,7 @@ def _tokens_of(items: pd.DataFrame) -> dict[str, int]:
 
 def _simulate(items, split, schedule, sampler="random", seed=0):
     from llmal.engine.loop import simulate
-    from llmal.engine.oracle import GoldSource
-    from llmal.engine.oracle import TableOracle
+    from llmal.engine.oracle import GoldSource, TableOracle
     from llmal.tasks.ner.annotators import annotate_ner_human
     from llmal.tasks.ner.crf import CRFTagger
     from llmal.tasks.ner.task import NERTask
@@ -108,9 +105,8 @@ def test_token_budget_and_network_cache_through_the_dag(tmp_path):
     tokens of queried.parquet, tokens are a budget axis of the tables and the figures, and the
     response cache is in network mode (rollback journal, no WAL)."""
     import yaml
-    from openai_server import Faults, OpenAITestServer
-
     from conftest import ROOT
+    from openai_server import Faults, OpenAITestServer
 
     config = yaml.safe_load((ROOT / "config" / "ner_demo.yaml").read_text())
     budget = 260

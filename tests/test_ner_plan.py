@@ -54,8 +54,7 @@ def _annotate(tmp_path, spec, config_extra=None):
 def test_plan_estimates_the_ner_requests_the_server_is_sent(tmp_path, capsys):
     from openai_server import Faults, OpenAITestServer
 
-    from llmal.llm.tokens import PER_MESSAGE
-    from llmal.llm.tokens import REPLY_PRIMING
+    from llmal.llm.tokens import PER_MESSAGE, REPLY_PRIMING
     from llmal.tasks.ner.llm import response_format
 
     with OpenAITestServer(tmp_path / "server", Faults()) as server:

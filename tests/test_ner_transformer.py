@@ -8,18 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import snakemake, write_config
+
 from llmal.models.losses import IGNORE_INDEX
 from llmal.models.tiny import make_tiny_bert
-from llmal.tasks.ner.demo import NER_DEMO_TYPES
-from llmal.tasks.ner.demo import generate_ner_demo
+from llmal.tasks.ner.demo import NER_DEMO_TYPES, generate_ner_demo
 from llmal.tasks.ner.metrics import seqeval_scores
-from llmal.tasks.ner.spans import check_tags
-from llmal.tasks.ner.spans import tag_names
-from llmal.tasks.ner.transformer import TransformerTagger
-from llmal.tasks.ner.transformer import allowed_transitions
-from llmal.tasks.ner.transformer import viterbi
+from llmal.tasks.ner.spans import check_tags, tag_names
+from llmal.tasks.ner.transformer import TransformerTagger, allowed_transitions, viterbi
 
 TYPES = list(NER_DEMO_TYPES)
 TAGS = tag_names(TYPES)
@@ -159,7 +155,6 @@ def test_learning_to_reweight_down_weights_sentences_with_missed_entities(demo, 
 # ---------------------------------------------------------------- through the real DAG
 def test_tiny_bert_tagger_fine_tunes_in_the_dag_on_cpu(tmp_path):
     import yaml
-
     from conftest import ROOT
     config = yaml.safe_load((ROOT / "config" / "ner_demo.yaml").read_text())
     config["dataset"].update(name="tiny_ner_ft", n_items=300)
@@ -217,7 +212,6 @@ def test_tiny_bert_tagger_fine_tunes_in_the_dag_on_cpu(tmp_path):
 # ---------------------------------------------------------------- config errors at plan time
 def ner_transformer_config() -> dict:
     import yaml
-
     from conftest import ROOT
     config = yaml.safe_load((ROOT / "config" / "ner_demo.yaml").read_text())
     config["encoders"]["bert"] = {"kind": "transformer", "model": "bert-base-cased"}
@@ -237,8 +231,7 @@ def ner_transformer_config() -> dict:
     (lambda c: c["conditions"]["c"].update(encoders=["tfidf"]), "conditions.c.encoders"),
 ])
 def test_ner_transformer_config_errors_name_the_key(mutate, key):
-    from llmal.config import ConfigError
-    from llmal.config import validate_config
+    from llmal.config import ConfigError, validate_config
 
     config = ner_transformer_config()
     validate_config(ner_transformer_config())          # the valid one passes
@@ -251,8 +244,7 @@ def test_demonstration_pool_is_the_meta_set_and_is_paid_once(demo, tmp_path):
     """S3 (LLMaAA): learning to reweight with the annotator's gold demonstration pool as the meta
     set; the pool is bought once (purpose demonstrations), its reuse as meta costs nothing."""
     from llmal.engine.loop import simulate
-    from llmal.engine.oracle import GoldSource
-    from llmal.engine.oracle import TableOracle
+    from llmal.engine.oracle import GoldSource, TableOracle
     from llmal.engine.schedule import Schedule
     from llmal.tasks.ner.annotators import annotate_ner_human
     from llmal.tasks.ner.data import prepare_ner

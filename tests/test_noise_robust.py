@@ -7,25 +7,30 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from conftest import snakemake, tiny_config, write_config
 from al_helpers import simulate_table as simulate
-from llmal.config import ConfigError
-from llmal.config import run_spec
-from llmal.config import validate_config
+from conftest import snakemake, tiny_config, write_config
+
+from llmal.config import ConfigError, run_spec, validate_config
+from llmal.contracts import make_annotations
+from llmal.engine.noise_robust import (
+    NO_PREDICTION,
+    TrainingOptions,
+    discrepancy_weights,
+    draw_meta_set,
+    negative_mask,
+    rejected_classes,
+    soft_targets,
+)
 from llmal.models.encoders import Features
 from llmal.models.logistic import LogisticHead
 from llmal.tasks.classification.mixture import annotate_mixture
-from llmal.engine.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights,
-                                draw_meta_set, negative_mask, rejected_classes, soft_targets)
-from llmal.contracts import make_annotations
 
 torch = pytest.importorskip("torch")
 
 from llmal.models.finetune import FineTuneClassifier  # noqa: E402
 from llmal.models.reweight import meta_example_weights  # noqa: E402
-from llmal.models.training import complementary_label_loss  # noqa: E402
 from llmal.models.tiny import make_tiny_bert  # noqa: E402
+from llmal.models.training import complementary_label_loss  # noqa: E402
 
 NAMES = ["neg", "pos"]
 
@@ -425,6 +430,7 @@ def test_s1_rule_masks_classes_of_negligible_mean_member_probability():
 
 def test_softmax_regression_equals_sklearn_without_negatives():
     from sklearn.linear_model import LogisticRegression
+
     from llmal.models.softmax import SoftmaxRegression
 
     rng = np.random.default_rng(0)

@@ -23,22 +23,18 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import pytest
+from openai_server import Faults, OpenAITestServer, expected_answer, read_ledger_file, start_subprocess
 
-from llmal.tasks.classification.llm import annotate_with_llm
-from llmal.llm.fetch import counts
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.executors import make_executor
-from llmal.llm.executors.openai_batch import STATE_FILE
-from llmal.llm.executors.openai_batch import BatchState
-from llmal.llm.executors.openai_batch import Chunk
-from llmal.llm.executors.openai_batch import OpenAIBatchExecutor
-from llmal.llm.executors.openai_common import ExecutorConfigError
-from llmal.llm.executors.openai_common import redact
+from llmal.llm.executors.openai_batch import STATE_FILE, BatchState, Chunk, OpenAIBatchExecutor
+from llmal.llm.executors.openai_common import ExecutorConfigError, redact
 from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
+from llmal.llm.fetch import counts
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
-from openai_server import Faults, OpenAITestServer, expected_answer, read_ledger_file, start_subprocess
+from llmal.tasks.classification.llm import annotate_with_llm
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "config" / "prompts"

@@ -5,22 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmal.contracts import annotation_cost, make_annotations
+from llmal.datasets.split import assign_split
 from llmal.engine.loop import simulate
+from llmal.engine.oracle import GoldSource, LazyOracle, MixtureOracle, TableOracle
+from llmal.engine.schedule import Schedule
+from llmal.models.encoders import Features, encode, fit_mask
+from llmal.models.logistic import LogisticHead
 from llmal.tasks.classification.human import annotate_human
 from llmal.tasks.classification.mixture import annotate_mixture
-from llmal.datasets.split import assign_split
-from llmal.models.encoders import Features
-from llmal.models.encoders import encode
-from llmal.models.encoders import fit_mask
-from llmal.engine.oracle import GoldSource
-from llmal.engine.oracle import LazyOracle
-from llmal.engine.oracle import MixtureOracle
-from llmal.engine.oracle import TableOracle
-from llmal.engine.schedule import Schedule
 from llmal.tasks.classification.task import ClassificationTask
-from llmal.models.logistic import LogisticHead
-from llmal.contracts import annotation_cost
-from llmal.contracts import make_annotations
 
 NAMES = ["neg", "pos"]
 

@@ -7,18 +7,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import snakemake, tiny_config, write_config
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from conftest import snakemake, tiny_config, write_config
-from llmal.results.agreement import annotator_agreement
-from llmal.results.agreement import kappa_interval
-from llmal.tasks.classification.precomputed import PrecomputedError
-from llmal.tasks.classification.precomputed import annotate_precomputed
 from llmal.annotate.run import annotate
-from llmal.config import ConfigError
-from llmal.config import validate_config
-from llmal.label_probs import read_cell
+from llmal.config import ConfigError, validate_config
 from llmal.contracts import make_annotations
+from llmal.label_probs import read_cell
+from llmal.results.agreement import annotator_agreement, kappa_interval
+from llmal.tasks.classification.precomputed import PrecomputedError, annotate_precomputed
 from llmal.tasks.registry import task_named
 
 NAMES = ["neutral", "critical_civil", "hostile"]
@@ -260,8 +257,7 @@ def test_a_header_less_answer_file_keeps_its_first_answer_with_the_datasets_read
         annotate_precomputed(items, {"kind": "precomputed", "file": str(named), "label_map": spec["label_map"],
                                      "columns": {"id": 1, "label": 2}}, NAMES, name="rec")
     # the keys pass the schema, the numbers included
-    from llmal.config import load_schema
-    from llmal.config import _validator_with_defaults
+    from llmal.config import _validator_with_defaults, load_schema
     schema_errors = list(_validator_with_defaults()(load_schema()).iter_errors(
         {**tiny_config(), "annotators": {"rec": spec}}))
     assert not [e.message for e in schema_errors if "annotators" in list(map(str, e.absolute_path))]

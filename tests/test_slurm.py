@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, snakemake, tiny_config, write_config
-from llmal.tasks.classification.demo import generate_demo
-from llmal.models.tiny import make_tiny_bert
 from slurm_cluster import SlurmCluster, SlurmUnavailable
+
+from llmal.models.tiny import make_tiny_bert
+from llmal.tasks.classification.demo import generate_demo
 
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 LINEAR = [("crowd", "entropy"), ("noisy", "full"), ("noisy", "random"), ("crowd", "margin"), ("noisy", "entropy")]

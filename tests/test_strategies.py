@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 from llmal.strategies import strategy_names
-from llmal.strategies.base import ArrayContext
-from llmal.strategies.base import linear_grad_embeddings
-from llmal.strategies.catalog import make_strategy
-from llmal.strategies.catalog import STRATEGY_CLASSES
+from llmal.strategies.base import ArrayContext, linear_grad_embeddings
+from llmal.strategies.catalog import STRATEGY_CLASSES, make_strategy
 from llmal.strategies.registry import STRATEGY_NEEDS
 
 

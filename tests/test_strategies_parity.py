@@ -17,8 +17,7 @@ differ by design, the test says how (README "Query strategies" repeats it):
 import numpy as np
 import pytest
 
-from llmal.strategies.base import ArrayContext
-from llmal.strategies.base import linear_grad_embeddings
+from llmal.strategies.base import ArrayContext, linear_grad_embeddings
 from llmal.strategies.catalog import make_strategy
 
 st = pytest.importorskip("small_text.query_strategies")

@@ -6,7 +6,6 @@ import shutil
 
 import pandas as pd
 import pytest
-
 from conftest import snakemake, tiny_config, write_config
 
 

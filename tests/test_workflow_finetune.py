@@ -3,10 +3,10 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import snakemake, tiny_config, write_config
-from llmal.tasks.classification.demo import generate_demo
+
 from llmal.models.tiny import make_tiny_bert
+from llmal.tasks.classification.demo import generate_demo
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ what the rule uses, so config changes that concern no job rerun nothing (real Sn
 from __future__ import annotations
 
 import yaml
-
 from conftest import snakemake, tiny_config, write_config
 
 

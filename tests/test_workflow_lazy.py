@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, snakemake, tiny_config, write_config
-from llmal.llm.cache import ResponseCache
 from openai_server import Faults, read_ledger_file, start_subprocess
 from test_workflow_llm import PRICES, group_gone, ledger_cost, snakemake_cmd
+
+from llmal.llm.cache import ResponseCache
 
 RUN = "results/lazy/runs/{cond}/tfidf/seed0"
 SCHEDULE = {"initial": 40, "batch": 40, "rounds": 8}

@@ -22,15 +22,15 @@ from typing import Any, Iterator
 
 import pandas as pd
 import pytest
-
 from conftest import GAHD, ROOT, snakemake, tiny_config, write_config
+from openai_server import Faults, expected_answer, read_ledger_file, start_subprocess
+
 from llmal.annotate.run import items_to_annotate
+from llmal.contracts import annotation_cost
 from llmal.llm.cache import ResponseCache
 from llmal.llm.cost import price_for
 from llmal.llm.prompts import load_prompt
 from llmal.llm.requests import build_requests
-from llmal.contracts import annotation_cost
-from openai_server import Faults, expected_answer, read_ledger_file, start_subprocess
 
 PROMPTS = ROOT / "config" / "prompts"
 LABELS = ["not_hostile", "hostile"]

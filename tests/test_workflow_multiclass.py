@@ -9,7 +9,6 @@ import json
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT, snakemake, write_config
 
 

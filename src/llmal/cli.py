@@ -16,16 +16,9 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from llmal.annotate.plan import format_plan
-from llmal.annotate.plan import plan_annotators
-from llmal.config import PROMPTS_DIR
-from llmal.config import annotation_targets
-from llmal.config import lazy_demand
-from llmal.config import load_config
-from llmal.config import reference_annotator
-from llmal.config.check import check_config_file
-from llmal.config.check import errors
-from llmal.config.check import format_problems
+from llmal.annotate.plan import format_plan, plan_annotators
+from llmal.config import PROMPTS_DIR, annotation_targets, lazy_demand, load_config, reference_annotator
+from llmal.config.check import check_config_file, errors, format_problems
 from llmal.report.tables import agreement_markdown
 from llmal.results.agreement import task_agreement
 from llmal.tasks.registry import task_of

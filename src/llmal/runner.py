@@ -10,17 +10,13 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from llmal.config.spec import RunSpec, thaw
+from llmal.contracts import check_annotations, write_json, write_parquet, write_text
 from llmal.engine.loop import simulate
+from llmal.engine.oracle import GoldSource, oracles_in
 from llmal.engine.oracles import build_oracle
-from llmal.models.encoders import load_features
-from llmal.engine.oracle import GoldSource
-from llmal.engine.oracle import oracles_in
 from llmal.engine.schedule import Schedule
 from llmal.llm.fetch import settle_after_report
-from llmal.contracts import check_annotations
-from llmal.contracts import write_json
-from llmal.contracts import write_parquet
-from llmal.contracts import write_text
+from llmal.models.encoders import load_features
 from llmal.tasks.registry import task_named
 from llmal.workflow import versions
 

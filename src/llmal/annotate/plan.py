@@ -15,13 +15,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.annotate.run import demonstration_pool
-from llmal.annotate.run import annotated_splits, items_to_annotate
+from llmal.annotate.run import annotated_splits, demonstration_pool, items_to_annotate
 from llmal.llm.cost import price_for
 from llmal.llm.executors import LLM_KINDS
-from llmal.llm.plan_rows import PROMPT_CACHE_BLOCK
-from llmal.llm.plan_rows import PROMPT_CACHE_MIN
-from llmal.llm.plan_rows import PlanRow
+from llmal.llm.plan_rows import PROMPT_CACHE_BLOCK, PROMPT_CACHE_MIN, PlanRow
 from llmal.llm.tokens import make_counter
 from llmal.tasks.base import Task
 

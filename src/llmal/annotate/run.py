@@ -7,11 +7,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llmal.llm.demonstrations import demo_pool_of
 from llmal.llm.executors import LLM_KINDS
 from llmal.models.encoders import load_features
-from llmal.llm.demonstrations import demo_pool_of
 from llmal.tasks.base import Task
-
 
 ANNOTATED_SPLITS = ("pool", "dev")   # what the AL runs may buy labels of
 

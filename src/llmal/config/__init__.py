@@ -15,14 +15,35 @@ from typing import Any
 import yaml
 
 from llmal.annotate.kinds import LAZY_BY_DEFAULT, TABLE_KINDS, annotator_tree, mixture_members
-from llmal.config.grid import (FEATURE_ENCODERS, RECIPE_ENCODERS, LazyDemand, Run, al_settings,
-                               annotation_mode, annotation_targets, condition_encoders,
-                               demonstration_encoder, expand_runs, lazy_demand, recipe_of,
-                               reference_annotator, run_demo_encoders, run_tables)
+from llmal.config.grid import (
+    FEATURE_ENCODERS,
+    RECIPE_ENCODERS,
+    LazyDemand,
+    Run,
+    al_settings,
+    annotation_mode,
+    annotation_targets,
+    condition_encoders,
+    demonstration_encoder,
+    expand_runs,
+    lazy_demand,
+    recipe_of,
+    reference_annotator,
+    run_demo_encoders,
+    run_tables,
+)
 from llmal.config.references import agreement_only, reference_problems, study_problems
 from llmal.config.requests import REQUEST_KEYS, llm_request_problems, request_identity
-from llmal.config.schema import (ROOT, SCHEMA_PATH, ConfigError, _best_error, _key_path,
-                                 _validator_with_defaults, apply_schema, load_schema)
+from llmal.config.schema import (
+    ROOT,
+    SCHEMA_PATH,
+    ConfigError,
+    _best_error,
+    _key_path,
+    _validator_with_defaults,
+    apply_schema,
+    load_schema,
+)
 from llmal.config.spec import LazyLLM, RunSpec, gold_price, make_run_spec, run_spec, spec_hash
 from llmal.config.task_rules import task_key_problems, task_problems
 from llmal.llm.executors import LLM_KINDS

@@ -156,8 +156,10 @@ def schema_messages(schema_errors: list[Any]) -> list[str]:
 
 def metric_names(config: Mapping[str, Any]) -> list[str]:
     """The columns of rounds.csv (and the summary) that aggregate.metric may name."""
-    from llmal.results.runs import PER_LABEL_METRICS   # pandas: planning stays light
-    from llmal.results.runs import ROUND_COLUMNS
+    from llmal.results.runs import (
+        PER_LABEL_METRICS,  # pandas: planning stays light
+        ROUND_COLUMNS,
+    )
     names = [c for c in ROUND_COLUMNS if c != "round"]
     names += [f"{m}_{n}" for n in config["labels"]["names"] for m in PER_LABEL_METRICS]
     if config["labels"].get("positive"):
@@ -335,7 +337,7 @@ def source_problems(config: Mapping[str, Any], summary: Mapping[str, Any]) -> li
     reader (llmal.tasks.classification.precomputed.source_table), or its columns among the items'."""
     import pandas as pd
 
-    from llmal.tasks.classification.human import column_labels   # pandas: planning stays light
+    from llmal.tasks.classification.human import column_labels  # pandas: planning stays light
     item_columns = summary.get("item_columns")
     items = pd.DataFrame(columns=item_columns or ["id"])
     out = []
@@ -360,8 +362,10 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
                         items: Any) -> dict[str, Any]:
     """{errors}: the annotator's source read as its annotate job reads it (a file is read once
     per content and spec, then cached like the dataset summary)."""
-    from llmal.tasks.classification.precomputed import PrecomputedError   # pandas: planning stays light
-    from llmal.tasks.classification.precomputed import source_table
+    from llmal.tasks.classification.precomputed import (
+        PrecomputedError,  # pandas: planning stays light
+        source_table,
+    )
 
     def read() -> dict[str, Any]:
         where = f"annotators.{name}"
@@ -382,7 +386,7 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
 
 def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """Size, split and topics of the demo data, from the config alone (nothing is generated)."""
-    from llmal.tasks.classification.demo import TOPICS   # numpy, pandas: planning stays light
+    from llmal.tasks.classification.demo import TOPICS  # numpy, pandas: planning stays light
     from llmal.tasks.classification.relations import NO_RELATION_PAIRS
     ds = config["dataset"]
     n = int(ds.get("n_items", 3000))
@@ -437,7 +441,7 @@ def cached(config: Mapping[str, Any], files: list[str], settings: Mapping[str, A
 def prepared_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """A task that checks its data by its own prepare: the items read and split as the prepare
     rule will (files named at fault); split counts only."""
-    from llmal.datasets.validate import DatasetError   # pandas: planning stays light
+    from llmal.datasets.validate import DatasetError  # pandas: planning stays light
 
     ds = config["dataset"]
     try:
@@ -471,9 +475,11 @@ def _cache_key(files: list[str], settings: Mapping[str, Any]) -> str:
 
 
 def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
-    from llmal.tasks.classification.prepare import dataset_warnings   # pandas: planning stays light
-    from llmal.tasks.classification.prepare import load_and_split
     from llmal.datasets.validate import DatasetError
+    from llmal.tasks.classification.prepare import (
+        dataset_warnings,  # pandas: planning stays light
+        load_and_split,
+    )
 
     ds = config["dataset"]
     where = ", ".join(_dataset_paths(ds))
@@ -501,7 +507,7 @@ def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def pool_classes(items: Any, split: Any, names: list[str]) -> dict[str, dict[str, int]]:
     """Label counts over the pool items: of gold, and of each annotator column (ann_*)."""
-    from llmal.contracts import annotator_columns   # pandas: planning stays light
+    from llmal.contracts import annotator_columns  # pandas: planning stays light
     pool = items["id"].astype(str).isin(split.loc[split["split"] == "pool", "id"].astype(str))
     out = {}
     for col in ["gold", *annotator_columns(items)]:
@@ -522,8 +528,8 @@ def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> lis
     """A condition that cannot buy labels of two classes never gets a model to train: its
     schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
     column) labels the pool with one class only. Warn before its runs pay for labels."""
-    from llmal.tasks.classification.human import annotator_column   # pandas, numpy: planning stays light
     from llmal.engine.schedule import Schedule
+    from llmal.tasks.classification.human import annotator_column  # pandas, numpy: planning stays light
     pool = (summary.get("split_counts") or {}).get("pool")
     out = []
     for cname, cond in config["conditions"].items():

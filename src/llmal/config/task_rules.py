@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
+from llmal.strategies.registry import STRATEGY_NEEDS
 from llmal.tasks.base import Capabilities
 from llmal.tasks.registry import CAPABILITIES, DEFAULT, task_name
-from llmal.strategies.registry import STRATEGY_NEEDS
 
 # condition `training` key -> what it is, in messages
 TRAINING_OPTIONS = {"reweight": "learning to reweight"}

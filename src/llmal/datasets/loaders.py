@@ -13,12 +13,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llmal.contracts import ANNOTATOR_PREFIX, META_PREFIX, safe_column_name
 from llmal.datasets import readers
-from llmal.datasets.errors import DatasetError
-from llmal.datasets.errors import describe_offenders
-from llmal.contracts import ANNOTATOR_PREFIX
-from llmal.contracts import META_PREFIX
-from llmal.contracts import safe_column_name
+from llmal.datasets.errors import DatasetError, describe_offenders
 
 FORMATS = readers.FORMATS
 detect_format = readers.detect_format

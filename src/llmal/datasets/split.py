@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from llmal.contracts import SPLITS
 from llmal.datasets.loaders import SPLIT_COLUMN
 from llmal.datasets.validate import DatasetError
-from llmal.contracts import SPLITS
 
 
 def _round_half_up(x: float) -> int:

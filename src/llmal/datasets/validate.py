@@ -10,8 +10,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from llmal.contracts import ANNOTATOR_PREFIX
-from llmal.contracts import ITEM_COLUMNS
+from llmal.contracts import ANNOTATOR_PREFIX, ITEM_COLUMNS
 from llmal.datasets.errors import DatasetError, describe_offenders, is_blank  # noqa: F401 (re-exported)
 
 MIN_TEST_PER_CLASS = 30  # fewer gold test items of a class: its scores are noise (a warning)

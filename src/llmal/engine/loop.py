@@ -18,14 +18,25 @@ import numpy as np
 import pandas as pd
 
 from llmal.engine.ledger import Ledger
-from llmal.engine.oracle import GoldSource
-from llmal.engine.oracle import Oracle
-from llmal.engine.schedule import (BUDGET_TOKENS, BUDGET_USD, COMPLETED, NO_TWO_CLASSES, POOL_EXHAUSTED,
-                                   Schedule, stop_message)
-from llmal.tasks.base import RunTask
+from llmal.engine.noise_robust import (
+    NO_PREDICTION,
+    TrainingOptions,
+    discrepancy_weights,
+    negative_mask,
+    soft_targets,
+)
+from llmal.engine.oracle import GoldSource, Oracle
+from llmal.engine.schedule import (
+    BUDGET_TOKENS,
+    BUDGET_USD,
+    COMPLETED,
+    NO_TWO_CLASSES,
+    POOL_EXHAUSTED,
+    Schedule,
+    stop_message,
+)
 from llmal.models.base import Classifier
-from llmal.engine.noise_robust import (NO_PREDICTION, TrainingOptions, discrepancy_weights, negative_mask,
-                                       soft_targets)
+from llmal.tasks.base import RunTask
 from llmal.tasks.draws import draw_meta_ids
 
 # what a classifier's info() may report about one round's training, copied into rounds.csv

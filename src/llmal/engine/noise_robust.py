@@ -25,8 +25,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from llmal.tasks.draws import draw_meta_ids
 from llmal import label_probs
+from llmal.tasks.draws import draw_meta_ids
 
 NO_PREDICTION = -1  # the item was queried before any classifier existed (round 0)
 NEGATIVE_RULES = ("probability", "rejected_by_all")

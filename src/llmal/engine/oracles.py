@@ -15,15 +15,10 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from llmal.annotate.run import demonstration_pool
-from llmal.annotate.run import items_to_annotate
+from llmal.annotate.kinds import TABLE_KINDS, annotator_tree
+from llmal.annotate.run import demonstration_pool, items_to_annotate
+from llmal.engine.oracle import LazyOracle, MixtureOracle, Oracle, TableOracle
 from llmal.llm.executors import LLM_KINDS
-from llmal.annotate.kinds import TABLE_KINDS
-from llmal.annotate.kinds import annotator_tree
-from llmal.engine.oracle import LazyOracle
-from llmal.engine.oracle import MixtureOracle
-from llmal.engine.oracle import Oracle
-from llmal.engine.oracle import TableOracle
 from llmal.tasks.base import Task
 
 QUOTE_SAMPLE = 20   # items rendered to estimate an LLM's price per item before it is asked

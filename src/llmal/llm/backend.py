@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
+
 from llmal.hub import resolve_model
 
 OPENAI_API = "https://api.openai.com/v1"

@@ -55,10 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from llmal.llm.backend import FAMILY
-from llmal.llm.backend import file_sha256
-from llmal.llm.executors.base import ResponseLine
-from llmal.llm.executors.base import compact_json
+from llmal.llm.backend import FAMILY, file_sha256
+from llmal.llm.executors.base import ResponseLine, compact_json
 from llmal.llm.netlock import DirLock
 
 SCHEMA = """

@@ -21,18 +21,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.contracts import annotation_cost
-from llmal.contracts import make_annotations
+from llmal.contracts import annotation_cost, make_annotations
 from llmal.llm.backend import backend_identity
-from llmal.llm.cache import ResponseCache
-from llmal.llm.cache import is_success
+from llmal.llm.cache import ResponseCache, is_success
 from llmal.llm.executors import make_executor
-from llmal.llm.executors.base import Executor
-from llmal.llm.executors.base import RequestLine
-from llmal.llm.executors.base import ResponseLine
-from llmal.llm.executors.base import error_line
-from llmal.llm.executors.openai_common import api_key_from_env
-from llmal.llm.executors.openai_common import mask_secrets
+from llmal.llm.executors.base import Executor, RequestLine, ResponseLine, error_line
+from llmal.llm.executors.openai_common import api_key_from_env, mask_secrets
 from llmal.llm.inflight import InFlight
 
 

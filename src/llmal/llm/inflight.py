@@ -19,8 +19,7 @@ import time
 import uuid
 from typing import Callable, Sequence
 
-from llmal.llm.cache import HOST
-from llmal.llm.cache import ResponseCache
+from llmal.llm.cache import HOST, ResponseCache
 
 POLL_S = 0.25
 MAX_POLL_S = 5.0

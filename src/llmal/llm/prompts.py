@@ -36,9 +36,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from llmal.llm.rules import Rule
-from llmal.llm.rules import RuleError
-from llmal.llm.rules import parse_rule
+from llmal.llm.rules import Rule, RuleError, parse_rule
 
 # the shipped prompt interfaces (config/prompts/<name>.yaml); a template may also be given by path
 PROMPTS_DIR = Path(__file__).resolve().parents[3] / "config" / "prompts"

@@ -17,13 +17,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.llm.executors.base import RequestLine
-from llmal.llm.executors.base import compact_json
-from llmal.llm.profiles import DEFAULT_MAX_TOKENS
-from llmal.llm.profiles import sampling_body
-from llmal.llm.prompts import Demonstration
-from llmal.llm.prompts import PromptTemplate
-from llmal.llm.prompts import canonical_json
+from llmal.llm.executors.base import RequestLine, compact_json
+from llmal.llm.profiles import DEFAULT_MAX_TOKENS, sampling_body
+from llmal.llm.prompts import Demonstration, PromptTemplate, canonical_json
 
 CHAT_URL = "/v1/chat/completions"
 __all__ = ["DEFAULT_MAX_TOKENS", "build_requests", "chat_body", "custom_id_of", "request_line"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from llmal.models.encoders import Features
 from llmal.models.base import Classifier
+from llmal.models.encoders import Features
 from llmal.models.logistic import LogisticHead
 
 
@@ -20,6 +20,6 @@ def build_classifier(recipe: dict[str, Any], encoder: dict[str, Any], *, texts: 
             raise ValueError("the logistic recipe needs frozen features (an embeddings file)")
         return LogisticHead(features, recipe=recipe, n_classes=n_classes, seed=seed, fit_ids=fit_ids)
     if kind == "finetune":
-        from llmal.models.finetune import build_finetune   # torch: optional, heavy
+        from llmal.models.finetune import build_finetune  # torch: optional, heavy
         return build_finetune(recipe, encoder, texts=texts, n_classes=n_classes, seed=seed)
     raise ValueError(f"unknown recipe kind {kind!r}")

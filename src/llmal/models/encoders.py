@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 import numpy as np
 import scipy.sparse as sp
+
 from llmal.hub import resolve_model
 
 

@@ -17,17 +17,27 @@ import torch
 from sklearn.metrics import f1_score
 
 from llmal.models.batching import TokenCache
-from llmal.models.finetune_config import parse_encoder
-from llmal.models.finetune_config import parse_recipe
-from llmal.models.hf_loading import count_parameters
-from llmal.models.hf_loading import load_sequence_classifier
-from llmal.models.hf_loading import max_positions
+from llmal.models.finetune_config import parse_encoder, parse_recipe
+from llmal.models.hf_loading import count_parameters, load_sequence_classifier, max_positions
 from llmal.models.perturb import perturbed_linear_proba
-from llmal.models.torch_runtime import (autocast, autocast_dtype, device_description, maybe_compile,
-                                        seed_everything, select_device, use_deterministic)
-from llmal.models.training import (BatchPlan, NegativeBatches, TrainingOutcome,
-                                   balanced_class_weights, make_train_step,
-                                   predict_probabilities, train_epochs)
+from llmal.models.torch_runtime import (
+    autocast,
+    autocast_dtype,
+    device_description,
+    maybe_compile,
+    seed_everything,
+    select_device,
+    use_deterministic,
+)
+from llmal.models.training import (
+    BatchPlan,
+    NegativeBatches,
+    TrainingOutcome,
+    balanced_class_weights,
+    make_train_step,
+    predict_probabilities,
+    train_epochs,
+)
 
 log = logging.getLogger(__name__)
 

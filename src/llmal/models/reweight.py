@@ -18,8 +18,7 @@ from typing import Any, Mapping
 import torch
 from torch.func import functional_call
 
-from llmal.models.losses import ExampleLosses
-from llmal.models.losses import classification_losses
+from llmal.models.losses import ExampleLosses, classification_losses
 
 LOOKAHEAD_LR = 1.0
 

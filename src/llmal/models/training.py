@@ -13,11 +13,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from llmal.models.batching import Batch
-from llmal.models.batching import collate
-from llmal.models.batching import length_sorted_batches
-from llmal.models.losses import ExampleLosses
-from llmal.models.losses import classification_losses
+from llmal.models.batching import Batch, collate, length_sorted_batches
+from llmal.models.losses import ExampleLosses, classification_losses
 from llmal.models.reweight import meta_example_weights
 from llmal.models.torch_runtime import autocast
 

@@ -13,15 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmal.contracts import write_json
-from llmal.contracts import write_text
+from llmal.contracts import write_json, write_text
 from llmal.report import figures
 from llmal.report import tables as render
 from llmal.results.aggregate import AggregateTables
-from llmal.results.agreement import TABLE_COLUMNS
-from llmal.results.agreement import AgreementReport
-from llmal.results.confusion import CLASS_COLUMN
-from llmal.results.confusion import flatten_classes
+from llmal.results.agreement import TABLE_COLUMNS, AgreementReport
+from llmal.results.confusion import CLASS_COLUMN, flatten_classes
 
 TABLE_FILES = ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv", "significance.csv",
                "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md",

@@ -15,8 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from llmal.contracts import SPLITS
-from llmal.contracts import write_text
+from llmal.contracts import SPLITS, write_text
 from llmal.report import tablefmt
 from llmal.report import tables as render
 from llmal.report.figures import metric_label

@@ -12,13 +12,9 @@ import numpy as np
 import pandas as pd
 
 from llmal.report import tablefmt
-from llmal.results import aggregate
-from llmal.results import agreement
+from llmal.results import aggregate, agreement, confusion, stats
 from llmal.results import comparisons as cmp
-from llmal.results import confusion
-from llmal.results import stats
-from llmal.results.settings import SUMMARY_METRICS
-from llmal.results.settings import Metric
+from llmal.results.settings import SUMMARY_METRICS, Metric
 
 NO_TOPIC_NOTE = "No topic column in the dataset: no errors-by-topic view."
 

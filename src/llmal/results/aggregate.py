@@ -22,13 +22,19 @@ import pandas as pd
 from llmal.contracts import annotation_cost
 from llmal.results import comparisons as cmp
 from llmal.results import confusion
-from llmal.results.errors import errors_by_topic_table
-from llmal.results.errors import fpfn_table
+from llmal.results.errors import errors_by_topic_table, fpfn_table
 from llmal.results.runs import collect_runs
-from llmal.results.settings import (MEANINGLESS_WHEN, SUMMARY_METRICS, AggregateSettings, Metric, groups, mean_sd,
-                                   ordered, require_metric)
-from llmal.results.stats import holm
-from llmal.results.stats import paired_comparison
+from llmal.results.settings import (
+    MEANINGLESS_WHEN,
+    SUMMARY_METRICS,
+    AggregateSettings,
+    Metric,
+    groups,
+    mean_sd,
+    ordered,
+    require_metric,
+)
+from llmal.results.stats import holm, paired_comparison
 from llmal.tasks.registry import capabilities_of
 
 # --------------------------------------------------------------------------------------------

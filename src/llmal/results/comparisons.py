@@ -32,10 +32,8 @@ import numpy as np
 import pandas as pd
 
 from llmal.results.runs import QUERIED_PARQUET
-from llmal.results.settings import mean_sd
-from llmal.results.settings import ordered
-from llmal.results.stats import holm
-from llmal.results.stats import paired_comparison
+from llmal.results.settings import mean_sd, ordered
+from llmal.results.stats import holm, paired_comparison
 
 KEYS = ["condition", "encoder", "seed"]
 PRIMARY_TESTS = {"wilcoxon": "p_wilcoxon", "ttest": "p_ttest"}

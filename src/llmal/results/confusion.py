@@ -12,14 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.results.errors import errors_by_topic_table
-from llmal.results.errors import fpfn_table
-from llmal.results.settings import KEYS
-from llmal.results.settings import UNKNOWN_TOPIC
-from llmal.results.settings import AggregateSettings
-from llmal.results.settings import Metric
-from llmal.results.settings import groups
-from llmal.results.settings import mean_sd
+from llmal.results.errors import errors_by_topic_table, fpfn_table
+from llmal.results.settings import KEYS, UNKNOWN_TOPIC, AggregateSettings, Metric, groups, mean_sd
 
 CLASS_COLUMN = "class"
 

@@ -7,13 +7,7 @@ import math
 
 import pandas as pd
 
-from llmal.results.settings import KEYS
-from llmal.results.settings import UNKNOWN_TOPIC
-from llmal.results.settings import AggregateSettings
-from llmal.results.settings import groups
-from llmal.results.settings import mean_sd
-from llmal.results.settings import ratio
-from llmal.results.settings import safe_div
+from llmal.results.settings import KEYS, UNKNOWN_TOPIC, AggregateSettings, groups, mean_sd, ratio, safe_div
 
 
 def fpfn_table(finals: pd.DataFrame, settings: AggregateSettings) -> pd.DataFrame:

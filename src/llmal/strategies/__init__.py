@@ -4,7 +4,6 @@
 use it while planning); `base` holds the context protocol, the strategy base class,
 `ArrayContext` and `linear_grad_embeddings`; `catalog` the strategies and `make_strategy`.
 """
-from llmal.strategies.registry import STRATEGY_NEEDS
-from llmal.strategies.registry import strategy_names
+from llmal.strategies.registry import STRATEGY_NEEDS, strategy_names
 
 __all__ = ["STRATEGY_NEEDS", "strategy_names"]

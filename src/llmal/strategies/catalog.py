@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 
 from llmal.strategies import geometry as geo
-from llmal.strategies.base import QueryContext
-from llmal.strategies.base import Strategy
-from llmal.strategies.base import top_k
+from llmal.strategies.base import QueryContext, Strategy, top_k
 
 EPS = 1e-12
 

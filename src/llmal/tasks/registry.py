@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping
 
-from llmal.tasks.base import Capabilities
-from llmal.tasks.base import Task
+from llmal.tasks.base import Capabilities, Task
 from llmal.tasks.classification.capabilities import CAPABILITIES as _CLASSIFICATION
 from llmal.tasks.ner.capabilities import CAPABILITIES as _NER
 

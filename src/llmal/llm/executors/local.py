@@ -19,10 +19,7 @@ from typing import Any, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from llmal.hub import resolve_model
-from llmal.llm.executors.base import RequestLine
-from llmal.llm.executors.base import Store
-from llmal.llm.executors.base import error_line
-from llmal.llm.executors.base import ok_line
+from llmal.llm.executors.base import RequestLine, Store, error_line, ok_line
 
 DEFAULT_N_CTX = 2048
 

@@ -43,15 +43,10 @@ import openai
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from llmal.llm.executors.base import RequestLine
-from llmal.llm.executors.base import ResponseLine
-from llmal.llm.executors.base import Store
-from llmal.llm.executors.base import compact_json
-from llmal.llm.executors.base import error_line
-from llmal.llm.executors.base import store_all
+from llmal.llm.executors.base import RequestLine, ResponseLine, Store, compact_json, error_line, store_all
 from llmal.llm.executors.openai_common import (
-    api_error_message,
     ExecutorConfigError,
+    api_error_message,
     authentication_failed,
     is_transient_api_error,
     redact,

@@ -119,8 +119,8 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
-            from email.utils import parsedate_to_datetime
             import datetime as dt
+            from email.utils import parsedate_to_datetime
 
             try:
                 when = parsedate_to_datetime(value)

@@ -29,14 +29,10 @@ import httpx
 import openai
 from tqdm.auto import tqdm
 
-from llmal.llm.executors.base import RequestLine
-from llmal.llm.executors.base import ResponseLine
-from llmal.llm.executors.base import Store
-from llmal.llm.executors.base import error_line
-from llmal.llm.executors.base import ok_line
+from llmal.llm.executors.base import RequestLine, ResponseLine, Store, error_line, ok_line
 from llmal.llm.executors.openai_common import (
-    api_error_message,
     ExecutorConfigError,
+    api_error_message,
     api_path,
     authentication_failed,
     is_retryable_status,

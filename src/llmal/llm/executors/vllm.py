@@ -24,12 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from llmal.llm.executors.base import RequestLine
-from llmal.llm.executors.base import ResponseLine
-from llmal.llm.executors.base import Store
-from llmal.llm.executors.base import error_line
-from llmal.llm.executors.base import ok_line
-from llmal.llm.executors.base import store_all
+from llmal.llm.executors.base import RequestLine, ResponseLine, Store, error_line, ok_line, store_all
 from llmal.llm.requests import read_jsonl, write_jsonl
 
 MAX_CHOICES = 64

@@ -15,8 +15,7 @@ from typing import Sequence
 import pandas as pd
 
 from llmal.datasets.download import fetch_verified
-from llmal.datasets.loaders import load_table
-from llmal.datasets.loaders import map_columns
+from llmal.datasets.loaders import load_table, map_columns
 
 GAHD_URL = ("https://raw.githubusercontent.com/jagol/gahd/"
             "2a4e919d5208d99a885824c63583d898d02ca1a1/gahd_disaggregated.csv")

@@ -6,11 +6,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmal.contracts import ANNOTATOR_PREFIX, annotator_columns, make_annotations, safe_column_name
 from llmal.tasks.draws import uniform_per_item
-from llmal.contracts import ANNOTATOR_PREFIX
-from llmal.contracts import annotator_columns
-from llmal.contracts import make_annotations
-from llmal.contracts import safe_column_name
 
 
 def human_labels(items: pd.DataFrame, mode: str, seed: int) -> np.ndarray:

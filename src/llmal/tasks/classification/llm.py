@@ -20,34 +20,24 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.label_probs import label_distribution
-from llmal.label_probs import sample_summary
+from llmal.label_probs import label_distribution, sample_summary
 from llmal.llm.cache import is_success
-from llmal.llm.cost import is_batch
-from llmal.llm.cost import price_for
-from llmal.llm.demonstrations import demo_pool_of
-from llmal.llm.demonstrations import knn_demonstrations
-from llmal.llm.executors.base import Executor
-from llmal.llm.executors.base import ResponseLine
-from llmal.llm.fetch import LLMRunStats
-from llmal.llm.fetch import fetch_responses
-from llmal.llm.fetch import finish_table
-from llmal.llm.fetch import redactor
-from llmal.llm.fetch import report_problems
-from llmal.llm.fetch import sample_items
+from llmal.llm.cost import is_batch, price_for
+from llmal.llm.demonstrations import demo_pool_of, knn_demonstrations
+from llmal.llm.executors.base import Executor, ResponseLine
+from llmal.llm.fetch import (
+    LLMRunStats,
+    fetch_responses,
+    finish_table,
+    redactor,
+    report_problems,
+    sample_items,
+)
 from llmal.llm.logprobs import choice_probabilities
-from llmal.llm.parse import ParsedAnswer
-from llmal.llm.parse import parse_chat_body
-from llmal.llm.parse import parse_chat_choices
-from llmal.llm.parse import reasoning_tokens_of
-from llmal.llm.parse import usage_of
+from llmal.llm.parse import ParsedAnswer, parse_chat_body, parse_chat_choices, reasoning_tokens_of, usage_of
 from llmal.llm.profiles import sample_specs
-from llmal.llm.prompts import Demonstration
-from llmal.llm.prompts import PromptTemplate
-from llmal.llm.prompts import load_guidelines
-from llmal.llm.prompts import load_prompt
-from llmal.llm.requests import RequestPlan
-from llmal.llm.requests import build_requests
+from llmal.llm.prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
+from llmal.llm.requests import RequestPlan, build_requests
 
 
 class AnnotationError(ValueError):

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from llmal import label_probs
-from llmal.tasks.draws import draw_meta_ids, uniform_per_item
-from llmal.tasks.classification.metrics import vote_counts
 from llmal.contracts import make_annotations
+from llmal.tasks.classification.metrics import vote_counts
+from llmal.tasks.draws import draw_meta_ids, uniform_per_item
 
 METHODS = ("majority", "dawid_skene", "mean", "learned")
 DEFAULT_GOLD_SIZE = 50

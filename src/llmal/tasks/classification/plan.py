@@ -19,15 +19,9 @@ import pandas as pd
 from llmal.llm.cost import Price
 from llmal.llm.demonstrations import demo_pool_of
 from llmal.llm.executors.base import compact_json
-from llmal.llm.plan_rows import PlanRow
-from llmal.llm.plan_rows import cached_per_request
-from llmal.llm.profiles import output_allowance
-from llmal.llm.profiles import reasoning_allowance
-from llmal.llm.profiles import sample_specs
-from llmal.llm.prompts import Demonstration
-from llmal.llm.prompts import PromptTemplate
-from llmal.llm.prompts import load_guidelines
-from llmal.llm.prompts import load_prompt
+from llmal.llm.plan_rows import PlanRow, cached_per_request
+from llmal.llm.profiles import output_allowance, reasoning_allowance, sample_specs
+from llmal.llm.prompts import Demonstration, PromptTemplate, load_guidelines, load_prompt
 from llmal.llm.requests import build_requests
 from llmal.llm.tokens import TokenCounter
 

@@ -9,25 +9,22 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.tasks.classification.human import annotate_human
-from llmal.tasks.classification.mixture import annotate_mixture
-from llmal.tasks.classification.mixture import learned_gold_ids
-from llmal.tasks.classification.precomputed import annotate_precomputed
-from llmal.tasks.classification.simulated import annotate_simulated
-from llmal.llm.executors import LLM_KINDS
-from llmal.llm.prompts import PROMPTS_DIR
-from llmal.tasks.classification.prepare import prepare_dataset
+from llmal.contracts import make_annotations
 from llmal.llm.cost import price_for
+from llmal.llm.executors import LLM_KINDS
+from llmal.llm.plan_rows import PlanRow
+from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
-from llmal.tasks.base import AgreementUnit
-from llmal.tasks.base import fit_ids
-from llmal.contracts import make_annotations
-from llmal.llm.plan_rows import PlanRow
+from llmal.tasks.base import AgreementUnit, fit_ids
 from llmal.tasks.classification.capabilities import CAPABILITIES
+from llmal.tasks.classification.human import annotate_human
 from llmal.tasks.classification.llm import annotate_with_llm
-from llmal.tasks.classification.plan import plan_rows
-from llmal.tasks.classification.plan import price_per_item
+from llmal.tasks.classification.mixture import annotate_mixture, learned_gold_ids
+from llmal.tasks.classification.plan import plan_rows, price_per_item
+from llmal.tasks.classification.precomputed import annotate_precomputed
+from llmal.tasks.classification.prepare import prepare_dataset
+from llmal.tasks.classification.simulated import annotate_simulated
 from llmal.tasks.classification.task import ClassificationTask
 
 

@@ -32,13 +32,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.datasets.loaders import _label_key
-from llmal.datasets.loaders import label_lookup
-from llmal.datasets.loaders import load_table
-from llmal.datasets.loaders import positional_columns
-from llmal.contracts import META_PREFIX
-from llmal.contracts import make_annotations
-from llmal.contracts import safe_column_name
+from llmal.contracts import META_PREFIX, make_annotations, safe_column_name
+from llmal.datasets.loaders import _label_key, label_lookup, load_table, positional_columns
 
 
 class PrecomputedError(ValueError):

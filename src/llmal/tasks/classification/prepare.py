@@ -18,19 +18,13 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from llmal.tasks.classification.demo import THREE_CLASS_NAMES
-from llmal.tasks.classification.demo import generate_demo
-from llmal.tasks.classification.relations import RELATION_NAMES
-from llmal.tasks.classification.relations import generate_relations
-from llmal.tasks.classification.gahd import load_gahd
-from llmal.datasets.loaders import (SPLIT_COLUMN, dataset_files, load_table, map_columns,
-                                   positional_columns)
+from llmal.contracts import ANNOTATOR_PREFIX, ITEM_COLUMNS, META_PREFIX
+from llmal.datasets.loaders import SPLIT_COLUMN, dataset_files, load_table, map_columns, positional_columns
 from llmal.datasets.split import assign_split
-from llmal.datasets.validate import (DatasetError, check_split, is_blank, small_test_classes,
-                                 validate_items)
-from llmal.contracts import ANNOTATOR_PREFIX
-from llmal.contracts import ITEM_COLUMNS
-from llmal.contracts import META_PREFIX
+from llmal.datasets.validate import DatasetError, check_split, is_blank, small_test_classes, validate_items
+from llmal.tasks.classification.demo import THREE_CLASS_NAMES, generate_demo
+from llmal.tasks.classification.gahd import load_gahd
+from llmal.tasks.classification.relations import RELATION_NAMES, generate_relations
 
 # keys every kind accepts; cache_dir is read by the caller, which passes it as `cache_dir`
 COMMON_KEYS = {"name", "kind", "cache_dir"}

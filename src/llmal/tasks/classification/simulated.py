@@ -10,9 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.tasks.draws import uniform_per_item
-from llmal.tasks.classification.human import human_labels
 from llmal.contracts import make_annotations
+from llmal.tasks.classification.human import human_labels
+from llmal.tasks.draws import uniform_per_item
 
 
 def error_rates(items: pd.DataFrame, true: np.ndarray, spec: dict[str, Any],

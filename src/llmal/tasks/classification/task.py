@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from llmal.tasks.classification.metrics import classification_metrics
-from llmal.tasks.classification.metrics import soft_label_metrics
-from llmal.tasks.classification.metrics import vote_counts
+from llmal.contracts import annotator_columns
 from llmal.strategies.catalog import make_strategy
 from llmal.strategies.model_context import ModelContext
-from llmal.contracts import annotator_columns
 from llmal.tasks.base import TaskError
+from llmal.tasks.classification.metrics import classification_metrics, soft_label_metrics, vote_counts
 
 
 class ClassificationTask:

@@ -22,9 +22,7 @@ from llmal.contracts import make_annotations
 from llmal.tasks.base import AgreementUnit
 from llmal.tasks.ner.data import TAGS
 from llmal.tasks.ner.metrics import seqeval_scores
-from llmal.tasks.ner.spans import spans_of_json
-from llmal.tasks.ner.spans import spans_to_tags
-from llmal.tasks.ner.spans import tag_names
+from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
 
 
 def token_items(items: pd.DataFrame, split: pd.DataFrame, types: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -19,14 +19,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.tasks.ner.data import TAGS
-from llmal.tasks.ner.data import TOKENS
-from llmal.tasks.ner.spans import Span
-from llmal.tasks.ner.spans import spans_json
-from llmal.tasks.ner.spans import tags_to_spans
-from llmal.contracts import META_PREFIX
-from llmal.contracts import make_annotations
-from llmal.contracts import safe_column_name
+from llmal.contracts import META_PREFIX, make_annotations, safe_column_name
+from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.tasks.ner.spans import Span, spans_json, tags_to_spans
 
 ERROR_KINDS = ("missed", "wrong_type", "boundary", "spurious")
 

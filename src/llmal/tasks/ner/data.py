@@ -26,15 +26,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llmal.contracts import ITEM_COLUMNS
 from llmal.datasets.download import fetch_verified
 from llmal.datasets.errors import DatasetError
-from llmal.tasks.ner.demo import generate_ner_demo
-from llmal.tasks.ner.readers import NerDataError
-from llmal.tasks.ner.readers import Sentence
-from llmal.tasks.ner.readers import read_sentences
-from llmal.contracts import ITEM_COLUMNS
 from llmal.datasets.loaders import dataset_files
 from llmal.datasets.split import assign_split
+from llmal.tasks.ner.demo import generate_ner_demo
+from llmal.tasks.ner.readers import NerDataError, Sentence, read_sentences
 
 logger = logging.getLogger(__name__)
 

@@ -33,29 +33,22 @@ import pandas as pd
 import yaml
 
 from llmal.llm.cache import is_success
-from llmal.llm.cost import is_batch
-from llmal.llm.cost import price_for
-from llmal.llm.demonstrations import demo_pool_of
-from llmal.llm.demonstrations import knn_demonstrations
-from llmal.llm.fetch import LLMRunStats
-from llmal.llm.fetch import fetch_responses
-from llmal.llm.fetch import finish_table
-from llmal.llm.fetch import redactor
-from llmal.llm.fetch import report_problems
-from llmal.llm.fetch import sample_items
-from llmal.llm.parse import reasoning_tokens_of
-from llmal.llm.parse import usage_of
+from llmal.llm.cost import is_batch, price_for
+from llmal.llm.demonstrations import demo_pool_of, knn_demonstrations
+from llmal.llm.fetch import (
+    LLMRunStats,
+    fetch_responses,
+    finish_table,
+    redactor,
+    report_problems,
+    sample_items,
+)
+from llmal.llm.parse import reasoning_tokens_of, usage_of
 from llmal.llm.profiles import sampling_body
-from llmal.llm.prompts import PROMPTS_DIR
-from llmal.llm.prompts import canonical_json
-from llmal.llm.prompts import load_guidelines
+from llmal.llm.prompts import PROMPTS_DIR, canonical_json, load_guidelines
 from llmal.llm.requests import request_line
-from llmal.tasks.ner.data import TAGS
-from llmal.tasks.ner.data import TOKENS
-from llmal.tasks.ner.spans import Span
-from llmal.tasks.ner.spans import find_span
-from llmal.tasks.ner.spans import spans_json
-from llmal.tasks.ner.spans import tags_to_spans
+from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.tasks.ner.spans import Span, find_span, spans_json, tags_to_spans
 
 
 class NerPrompt:

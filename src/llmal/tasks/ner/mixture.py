@@ -20,10 +20,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from llmal.tasks.ner.spans import Span
-from llmal.tasks.ner.spans import spans_json
-from llmal.tasks.ner.spans import spans_of_json
 from llmal.contracts import make_annotations
+from llmal.tasks.ner.spans import Span, spans_json, spans_of_json
 
 NER_MIXTURE_METHODS = ("majority",)
 

@@ -24,16 +24,18 @@ import pandas as pd
 
 from llmal.llm.cost import Price
 from llmal.llm.demonstrations import demo_pool_of
-from llmal.llm.plan_rows import PlanRow
-from llmal.llm.plan_rows import cached_per_request
-from llmal.llm.profiles import output_allowance
-from llmal.llm.profiles import reasoning_allowance
+from llmal.llm.plan_rows import PlanRow, cached_per_request
+from llmal.llm.profiles import output_allowance, reasoning_allowance
 from llmal.llm.prompts import load_guidelines
 from llmal.llm.tokens import TokenCounter
-from llmal.tasks.ner.data import TAGS
-from llmal.tasks.ner.data import TOKENS
-from llmal.tasks.ner.llm import (NerPrompt, load_ner_prompt, ner_requests, response_format,
-                                 shown_demonstrations)
+from llmal.tasks.ner.data import TAGS, TOKENS
+from llmal.tasks.ner.llm import (
+    NerPrompt,
+    load_ner_prompt,
+    ner_requests,
+    response_format,
+    shown_demonstrations,
+)
 from llmal.tasks.ner.spans import tags_to_spans
 
 

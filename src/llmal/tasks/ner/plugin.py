@@ -7,25 +7,24 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmal.llm.executors import LLM_KINDS
-from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.cost import price_for
+from llmal.llm.executors import LLM_KINDS
 from llmal.llm.plan_rows import PlanRow
+from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
-from llmal.tasks.base import AgreementUnit
-from llmal.tasks.base import fit_ids
-from llmal.tasks.ner.capabilities import CAPABILITIES
+from llmal.tasks.base import AgreementUnit, fit_ids
 from llmal.tasks.ner import annotators as ner_annotators
 from llmal.tasks.ner.agreement import token_agreement_unit
+from llmal.tasks.ner.capabilities import CAPABILITIES
+from llmal.tasks.ner.crf import CRFTagger
 from llmal.tasks.ner.data import prepare_ner
+from llmal.tasks.ner.demo import NER_DEMO_TYPES
 from llmal.tasks.ner.llm import annotate_ner_with_llm
 from llmal.tasks.ner.mixture import annotate_ner_mixture
 from llmal.tasks.ner.plan import plan_rows
-from llmal.tasks.ner.demo import NER_DEMO_TYPES
 from llmal.tasks.ner.strategies import SEQUENCE_STRATEGIES
 from llmal.tasks.ner.task import NERTask
-from llmal.tasks.ner.crf import CRFTagger
 
 
 class NamedEntities:
@@ -47,7 +46,7 @@ class NamedEntities:
         if kind == "crf":
             return CRFTagger(run_task.tokens, run_task.tag_names, recipe=recipe, seed=seed, features=features)
         if kind == "finetune":
-            from llmal.tasks.ner.transformer import TransformerTagger   # torch: optional, heavy
+            from llmal.tasks.ner.transformer import TransformerTagger  # torch: optional, heavy
             return TransformerTagger(run_task.tokens, run_task.tag_names, encoder=encoder, recipe=recipe,
                                      seed=seed)
         return build_classifier(recipe, encoder, texts=texts, features=features, n_classes=n_classes, seed=seed,

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from llmal.tasks.ner.spans import SpanError
-from llmal.tasks.ner.spans import check_tags
-from llmal.tasks.ner.spans import spans_to_tags
+from llmal.tasks.ner.spans import SpanError, check_tags, spans_to_tags
 
 
 class NerDataError(ValueError):

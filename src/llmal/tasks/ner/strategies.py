@@ -15,8 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llmal.strategies.base import Strategy
-from llmal.strategies.base import top_k
+from llmal.strategies.base import Strategy, top_k
 from llmal.strategies.catalog import make_strategy
 
 SEQUENCE_STRATEGIES = ("random", "mean_token_entropy", "total_token_entropy", "least_confidence",

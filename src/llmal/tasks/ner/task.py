@@ -15,16 +15,10 @@ import numpy as np
 import pandas as pd
 
 from llmal.tasks.base import TaskError
-from llmal.tasks.ner.data import sentence_tags
-from llmal.tasks.ner.data import sentence_tokens
-from llmal.tasks.ner.metrics import NONE
-from llmal.tasks.ner.metrics import entity_rows
-from llmal.tasks.ner.metrics import seqeval_scores
-from llmal.tasks.ner.spans import spans_of_json
-from llmal.tasks.ner.spans import spans_to_tags
-from llmal.tasks.ner.spans import tag_names
-from llmal.tasks.ner.strategies import SequenceContext
-from llmal.tasks.ner.strategies import make_sequence_strategy
+from llmal.tasks.ner.data import sentence_tags, sentence_tokens
+from llmal.tasks.ner.metrics import NONE, entity_rows, seqeval_scores
+from llmal.tasks.ner.spans import spans_of_json, spans_to_tags, tag_names
+from llmal.tasks.ner.strategies import SequenceContext, make_sequence_strategy
 
 
 @dataclass

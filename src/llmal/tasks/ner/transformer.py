@@ -27,20 +27,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from llmal.models.finetune import FineTuneSetup
-from llmal.models.finetune import meta_weight_info
-from llmal.models.finetune import model_info
-from llmal.models.finetune import outcome_info
-from llmal.models.hf_loading import load_token_classifier
-from llmal.models.losses import IGNORE_INDEX
-from llmal.models.losses import token_example_losses
-from llmal.models.torch_runtime import autocast
-from llmal.models.torch_runtime import seed_everything
-from llmal.models.training import make_train_step
-from llmal.models.training import train_epochs
-from llmal.tasks.ner.task import SequenceOutput
 from llmal.hub import resolve_model
+from llmal.models.finetune import FineTuneSetup, meta_weight_info, model_info, outcome_info
+from llmal.models.hf_loading import load_token_classifier
+from llmal.models.losses import IGNORE_INDEX, token_example_losses
+from llmal.models.torch_runtime import autocast, seed_everything
+from llmal.models.training import make_train_step, train_epochs
 from llmal.tasks.ner.metrics import seqeval_scores
+from llmal.tasks.ner.task import SequenceOutput
 
 log = logging.getLogger(__name__)
 
