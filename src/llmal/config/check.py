@@ -156,7 +156,7 @@ def schema_messages(schema_errors: list[Any]) -> list[str]:
 
 def metric_names(config: Mapping[str, Any]) -> list[str]:
     """The columns of rounds.csv (and the summary) that aggregate.metric may name."""
-    from llmal.results.runs import (
+    from llmal.results.runs import (  # pandas: planning stays light
         PER_LABEL_METRICS,  # pandas: planning stays light
         ROUND_COLUMNS,
     )
@@ -362,7 +362,7 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
                         items: Any) -> dict[str, Any]:
     """{errors}: the annotator's source read as its annotate job reads it (a file is read once
     per content and spec, then cached like the dataset summary)."""
-    from llmal.tasks.classification.precomputed import (
+    from llmal.tasks.classification.precomputed import (  # pandas: planning stays light
         PrecomputedError,  # pandas: planning stays light
         source_table,
     )
@@ -387,7 +387,7 @@ def precomputed_summary(config: Mapping[str, Any], name: str, spec: Mapping[str,
 def demo_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """Size, split and topics of the demo data, from the config alone (nothing is generated)."""
     from llmal.tasks.classification.demo import TOPICS  # numpy, pandas: planning stays light
-    from llmal.tasks.classification.relations import NO_RELATION_PAIRS
+    from llmal.tasks.classification.relations import NO_RELATION_PAIRS  # numpy, pandas
     ds = config["dataset"]
     n = int(ds.get("n_items", 3000))
     split = config.get("split") or {}
@@ -475,8 +475,8 @@ def _cache_key(files: list[str], settings: Mapping[str, Any]) -> str:
 
 
 def _read_and_summarise(config: Mapping[str, Any]) -> dict[str, Any]:
-    from llmal.datasets.validate import DatasetError
-    from llmal.tasks.classification.prepare import (
+    from llmal.datasets.validate import DatasetError  # pandas: planning stays light
+    from llmal.tasks.classification.prepare import (  # pandas
         dataset_warnings,  # pandas: planning stays light
         load_and_split,
     )
@@ -528,7 +528,7 @@ def class_warnings(config: Mapping[str, Any], summary: Mapping[str, Any]) -> lis
     """A condition that cannot buy labels of two classes never gets a model to train: its
     schedule or budget_labels buys fewer than two labels, or its human annotator (one dataset
     column) labels the pool with one class only. Warn before its runs pay for labels."""
-    from llmal.engine.schedule import Schedule
+    from llmal.engine.schedule import Schedule  # numpy: planning stays light
     from llmal.tasks.classification.human import annotator_column  # pandas, numpy: planning stays light
     pool = (summary.get("split_counts") or {}).get("pool")
     out = []

@@ -81,7 +81,7 @@ def encode_sentence_transformer(texts: Sequence[str], spec: dict[str, Any],
                                 device: str | None = None) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
-    from llmal.models.torch_runtime import select_device
+    from llmal.models.torch_runtime import select_device  # torch: optional, heavy
 
     model = SentenceTransformer(resolve_model(spec["model"]), device=device or str(select_device()))
     return model.encode(list(texts), batch_size=int(spec.get("batch_size", 64)),

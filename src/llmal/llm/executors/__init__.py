@@ -18,15 +18,15 @@ def make_executor(spec: Mapping[str, Any], *, state_dir: Path) -> Executor:
     """The executor for an LLM annotator spec (dispatch on spec['kind'])."""
     kind = spec.get("kind")
     if kind == "openai":
-        from llmal.llm.executors.openai_online import OpenAIOnlineExecutor
+        from llmal.llm.executors.openai_online import OpenAIOnlineExecutor  # openai
         return OpenAIOnlineExecutor(spec)
     if kind == "openai_batch":
-        from llmal.llm.executors.openai_batch import OpenAIBatchExecutor
+        from llmal.llm.executors.openai_batch import OpenAIBatchExecutor  # openai
         return OpenAIBatchExecutor(spec, state_dir=Path(state_dir))
     if kind == "vllm":
-        from llmal.llm.executors.vllm import VLLMExecutor
+        from llmal.llm.executors.vllm import VLLMExecutor  # vllm: optional
         return VLLMExecutor(spec, state_dir=Path(state_dir))
     if kind == "local":
-        from llmal.llm.executors.local import LocalGGUFExecutor
+        from llmal.llm.executors.local import LocalGGUFExecutor  # llama_cpp (and tqdm.auto -> pandas)
         return LocalGGUFExecutor(spec)
     raise ValueError(f"annotator key 'kind': {kind!r} is not an LLM executor (one of {EXECUTOR_KINDS})")

@@ -113,7 +113,7 @@ class CRFTagger:
             raise ValueError("the kmeans strategy needs sentence embeddings: give the condition a "
                              "feature encoder (tfidf or sentence_transformer)")
         if self._embedder is None:
-            from llmal.models.logistic import LogisticHead
+            from llmal.models.logistic import LogisticHead  # scikit-learn, only for kmeans embeddings
             self._embedder = LogisticHead(self._features, recipe=self.recipe, n_classes=1, seed=self.seed)
         return self._embedder.embed(ids)
 
