@@ -12,7 +12,6 @@ import pandas as pd
 from llmal.contracts import make_annotations
 from llmal.llm.cost import price_for
 from llmal.llm.executors import LLM_KINDS
-from llmal.llm.plan_rows import PlanRow
 from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.tokens import make_counter
 from llmal.models import build_classifier
@@ -107,11 +106,7 @@ class Classification:
         return fetch, quote
 
     # --- plan, agreement, results -----------------------------------------------------------
-    def plan_rows(self, name: str, spec: Mapping[str, Any], items: pd.DataFrame, labels: Mapping[str, Any], *,
-                  price: Any, counter: Any, demo_pool: pd.DataFrame | None, prompts_dir: Path,
-                  compare: Sequence[str] = (), targets: Sequence[str] = ()) -> list[PlanRow]:
-        return plan_rows(name, spec, items, labels, price=price, counter=counter, demo_pool=demo_pool,
-                         prompts_dir=prompts_dir, compare=compare, targets=targets)
+    plan_rows = staticmethod(plan_rows)   # llmal plan's rows of one annotator (Task.plan_rows)
 
     def agreement_unit(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
                        labels: Mapping[str, Any], *, splits: Sequence[str]) -> AgreementUnit:
