@@ -1,6 +1,7 @@
 """Rule annotate: one annotator over the pool and dev items."""
 import pandas as pd
 
+from llmal.annotate.kinds import member_annotators
 from llmal.annotate.run import annotate
 from llmal.contracts import annotation_cost, write_parquet
 from llmal.llm.fetch import settle_after_report
@@ -13,8 +14,9 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 # stays recorded in the response cache until the table that counts it is written
 with logged(sm.log[0]), settle_after_report():
     log_executors()   # batch ids, resumed batches and retries
-    # a mixture's members, in the order of its spec (annotate_inputs lists their tables that way)
-    members = dict(zip(sm.params.spec.get("members", []), map(pd.read_parquet, sm.input.get("members", []))))
+    # a mixture's members (a routed annotator's primary and fallback), in the order of its spec
+    # (annotate_inputs lists their tables that way)
+    members = dict(zip(member_annotators(sm.params.spec), map(pd.read_parquet, sm.input.get("members", []))))
     table = annotate(pd.read_parquet(sm.input.item_table), pd.read_parquet(sm.input.split_table),
                      sm.params.spec, sm.params.config, name=sm.wildcards.annotator,
                      embeddings_path=sm.input.get("embeddings"), member_tables=members,

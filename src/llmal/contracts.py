@@ -50,10 +50,14 @@ ANNOTATION_COLUMNS = [
                       # <NA> (no usable answer), so status and label keep their meaning
     "invalid_spans",  # task: ner only: spans of the answer dropped as invalid (not in the sentence,
                       # unknown type, overlapping), 0 otherwise; the raw answer stays in `raw`
+    "source",         # routed annotators: the annotator whose answer this row is (its primary or its
+                      # fallback); "" for every other kind (the annotator itself)
+    "route",          # routed annotators: why the item went to the fallback (llmal.annotate.routing
+                      # REASONS), "" when the primary's answer was kept or for other kinds
 ]
 # added after the first release: tables written before lack them and read as the default
 OPTIONAL_ANNOTATION_COLUMNS = {"reasoning_tokens": 0, "request_id": "", "probs": "{}", "spans": "",
-                               "invalid_spans": 0}
+                               "invalid_spans": 0, "source": "", "route": ""}
 
 
 class ContractError(ValueError):
@@ -102,7 +106,7 @@ def make_annotations(rows: Iterable[dict[str, Any]] | dict[str, Any] | pd.DataFr
     for col in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "invalid_spans"):
         df[col] = df[col].fillna(0).astype("int64")
     df["cost_usd"] = df["cost_usd"].fillna(0.0).astype("float64")
-    for col in ("raw", "model", "prompt_hash", "request_id", "spans"):
+    for col in ("raw", "model", "prompt_hash", "request_id", "spans", "source", "route"):
         df[col] = df[col].fillna("").astype(str)
     check_annotations(df)
     df.attrs = attrs   # e.g. an LLM annotator's run statistics (attrs["llm"]), kept in parquet

@@ -2,7 +2,7 @@
 from llmal.config import cluster
 from llmal.tasks.registry import capabilities_of
 from llmal.tasks.registry import spec_task_key
-from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, run_demo_encoders,
+from llmal.config import (annotation_targets, demonstration_encoder, member_annotators, run_demo_encoders,
                           run_spec, run_tables)
 
 DATASET = config["dataset"]["name"]
@@ -54,8 +54,8 @@ def annotate_inputs(wildcards):
         inputs["embeddings"] = embeddings_file(encoder)
     if spec["kind"] == "precomputed" and spec.get("file"):
         inputs["source"] = spec["file"]   # recorded answers: a changed file reruns the job
-    members = mixture_members(spec)
-    if members:  # a mixture aggregates its members' annotation tables, in this order
+    members = member_annotators(spec)
+    if members:  # a mixture aggregates (a routed annotator routes) its members' tables, in this order
         inputs["members"] = [annotation_file(m) for m in members]
     return inputs
 

@@ -7,6 +7,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llmal.annotate.kinds import member_annotators
+from llmal.annotate.routing import route_reasons, routed_table
 from llmal.llm.demonstrations import demo_pool_of
 from llmal.llm.executors import LLM_KINDS
 from llmal.models.encoders import load_features
@@ -42,13 +44,20 @@ def annotate(items: pd.DataFrame, split: pd.DataFrame, spec: dict[str, Any], con
              log: Callable[[str], None] = print) -> pd.DataFrame:
     """`member_tables` (member name -> annotation table) are a mixture's inputs; other kinds
     ignore them. `task` decides what an answer is (a class, entity spans, ...)."""
-    if spec["kind"] == "mixture":
-        missing = [m for m in spec["members"] if m not in (member_tables or {})]
+    if spec["kind"] in ("mixture", "routed"):
+        members = member_annotators(spec)
+        missing = [m for m in members if m not in (member_tables or {})]
         if missing:
             raise ValueError(f"annotator {name!r}: no annotation table for member(s) {missing}")
         visible = set(split.loc[split["split"].isin(annotated_splits(config)), "id"].astype(str))
         tables = {m: member_tables[m][member_tables[m]["id"].astype(str).isin(visible)]  # type: ignore[index]
-                  for m in spec["members"]}
+                  for m in members}
+        if spec["kind"] == "routed":   # the whole table is routed at once (AL runs route per round)
+            primary, fallback = members
+            reasons = route_reasons(tables[primary].reset_index(drop=True), spec)
+            log(f"{name}: {sum(map(bool, reasons))} of {len(reasons)} items routed to {fallback}")
+            return routed_table(tables[primary], tables[fallback], reasons,
+                                primary_name=primary, fallback_name=fallback)
         gold = mixture_gold(items, split, spec, task) if spec.get("method") == "learned" else None
         return task.aggregate_mixture(tables, spec, config["labels"], gold=gold, log=log)
     todo = items_to_annotate(items, split, spec, annotated_splits(config))

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from llmal.annotate.kinds import LAZY_BY_DEFAULT, TABLE_KINDS, annotator_tree, mixture_members
+from llmal.annotate.kinds import LAZY_BY_DEFAULT, TABLE_KINDS, annotator_tree, member_annotators, mixture_members
 from llmal.config.grid import (
     FEATURE_ENCODERS,
     RECIPE_ENCODERS,
@@ -45,6 +45,7 @@ from llmal.config.schema import (
     load_schema,
 )
 from llmal.config.spec import LazyLLM, RunSpec, gold_price, make_run_spec, run_spec, spec_hash
+from llmal.config.sweep import expand_sweeps, sweep_problems
 from llmal.config.task_rules import task_key_problems, task_problems
 from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
@@ -52,8 +53,9 @@ from llmal.llm.prompts import PROMPTS_DIR
 
 def config_problems(config: dict[str, Any], explicit: dict[str, set[str]] | None = None) -> list[tuple[str, str]]:
     """Every problem of a schema-valid config (defaults filled in) that the config alone shows,
-    as (key, message) pairs: cross references, task-specific keys, LLM request settings."""
-    return reference_problems(config) + llm_request_problems(config, explicit)
+    as (key, message) pairs: sweeps that cannot expand, cross references, task-specific keys,
+    LLM request settings."""
+    return sweep_problems(config) + reference_problems(config) + llm_request_problems(config, explicit)
 
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
@@ -86,7 +88,7 @@ __all__ = [
     "PROMPTS_DIR", "RECIPE_ENCODERS", "REQUEST_KEYS", "ROOT", "SCHEMA_PATH", "TABLE_KINDS",
     "agreement_only", "al_settings", "annotation_mode", "annotation_targets", "annotator_tree",
     "apply_schema", "condition_encoders", "config_problems", "demonstration_encoder", "expand_runs",
-    "gold_price", "lazy_demand", "llm_request_problems", "load_config", "load_schema", "mixture_members",
+    "gold_price", "lazy_demand", "llm_request_problems", "load_config", "load_schema", "member_annotators", "mixture_members",
     "recipe_of", "reference_annotator", "reference_problems", "request_identity",
     "run_demo_encoders", "run_spec", "run_tables", "spec_hash", "study_problems", "task_key_problems",
     "task_problems", "validate_config", "_best_error", "_key_path", "_validator_with_defaults",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from llmal.annotate.kinds import LAZY_BY_DEFAULT, TABLE_KINDS, annotator_tree, mixture_members
+from llmal.annotate.kinds import LAZY_BY_DEFAULT, TABLE_KINDS, annotator_tree, member_annotators
 from llmal.config.schema import ConfigError
 from llmal.llm.executors import LLM_KINDS
 
@@ -68,11 +68,13 @@ def annotation_mode(config: dict[str, Any], condition: str) -> str:
 
 
 def run_tables(config: dict[str, Any], condition: str) -> list[str]:
-    """The annotators whose annotation tables an AL run reads: its own when precomputed; the
+    """The annotators whose annotation tables an AL run reads: its own when precomputed (a routed
+    annotator's primary and fallback tables: it routes round by round during the run); the
     human and simulated ones of its tree when lazy (LLMs are asked during the run)."""
     name = config["conditions"][condition]["annotator"]
     if annotation_mode(config, condition) == "precomputed":
-        return [name]
+        spec = config["annotators"][name]
+        return member_annotators(spec) if spec["kind"] == "routed" else [name]
     return [a for a in annotator_tree(config["annotators"], name)
             if config["annotators"][a]["kind"] in TABLE_KINDS]
 
@@ -96,7 +98,7 @@ def annotation_targets(config: dict[str, Any]) -> dict[str, list[str]]:
             if target in seen:
                 continue
             seen.append(target)
-            stack.extend(mixture_members(annotators[current]))
+            stack.extend(member_annotators(annotators[current]))
 
     for cname in config["conditions"]:
         # a precomputed condition replays its annotator's table (a mixture's needs its members');

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmal.annotate.kinds import mixture_members
+from llmal.annotate.kinds import member_annotators
 from llmal.config.grid import FEATURE_ENCODERS, RECIPE_ENCODERS, _recipes, condition_encoders
 from llmal.config.task_rules import task_problems
 from llmal.llm.executors import LLM_KINDS
@@ -29,6 +29,8 @@ def reference_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
     for name, spec in annotators.items():
         if spec["kind"] == "mixture":
             _check_mixture(name, spec, annotators, fail)
+        if spec["kind"] == "routed":
+            _check_routed(name, spec, annotators, fail)
         if "replicate_of" in spec:
             _check_replicate(name, spec, annotators, fail)
         if spec["kind"] == "simulated":
@@ -162,13 +164,32 @@ def _check_mixture(name: str, spec: dict[str, Any], annotators: dict[str, Any], 
              f"{spec['min_votes']} is more than the {len(spec['members'])} members")
 
 
+def _check_routed(name: str, spec: dict[str, Any], annotators: dict[str, Any], fail: Any) -> None:
+    for role in ("primary", "fallback"):
+        who = spec[role]
+        if who == name:
+            fail(f"annotators.{name}.{role}", f"a routed annotator cannot route to itself ({name!r})")
+            return
+        if who not in annotators:
+            fail(f"annotators.{name}.{role}", f"{who!r} is not an annotator (known: {sorted(annotators)})")
+            return
+    if spec["primary"] == spec["fallback"]:
+        fail(f"annotators.{name}.fallback", f"{spec['fallback']!r} is also the primary: routing to it "
+             "would ask the same annotator twice")
+        return
+    cycle = _mixture_cycle(name, annotators)
+    if cycle:
+        fail(f"annotators.{name}.primary", f"annotators form a cycle: {' -> '.join(cycle)}")
+
+
 def _mixture_cycle(start: str, annotators: dict[str, Any]) -> list[str] | None:
-    """A path start -> ... -> start through mixture members, or None."""
+    """A path start -> ... -> start through mixture members (a routed annotator's primary and
+    fallback), or None."""
     stack: list[tuple[str, list[str]]] = [(start, [start])]
     seen: set[str] = set()
     while stack:
         node, path = stack.pop()
-        for member in mixture_members(annotators.get(node) or {}):
+        for member in member_annotators(annotators.get(node) or {}):
             if member == start:
                 return path + [member]
             if member not in seen and member in annotators:

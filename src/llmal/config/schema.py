@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from llmal.config.sweep import expand_sweeps, sweep_problems
+
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -49,7 +51,8 @@ def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validati
 
 def apply_schema(config: dict[str, Any]) -> tuple[list[jsonschema.ValidationError], dict[str, set[str]]]:
     """Fill the schema's defaults into `config` in place and return (its schema errors, the
-    annotator keys the user wrote). A condition's `al` keeps only the keys it sets."""
+    annotator keys the user wrote). A condition's `al` keeps only the keys it sets; a routed
+    annotator's `sweep` is expanded (llmal.config.sweep)."""
     explicit = _explicit_annotator_keys(config)   # before the schema fills in defaults
     overrides = _condition_al_overrides(config)
     errors = list(_validator_with_defaults()(load_schema()).iter_errors(config))
@@ -58,6 +61,8 @@ def apply_schema(config: dict[str, Any]) -> tuple[list[jsonschema.ValidationErro
             # a condition's `al` overrides the global settings key by key: the schema's defaults
             # must not fill it, or `al: {budget_usd: 5}` would reset initial/batch/rounds to 50/50/10
             config["conditions"][name]["al"] = keys
+        if not sweep_problems(config):   # else config_problems reports them, naming the keys
+            expand_sweeps(config)
     return errors, explicit
 
 

@@ -25,7 +25,7 @@ from llmal.engine.noise_robust import (
     negative_mask,
     soft_targets,
 )
-from llmal.engine.oracle import GoldSource, Oracle
+from llmal.engine.oracle import Bought, GoldSource, Oracle
 from llmal.engine.schedule import (
     BUDGET_TOKENS,
     BUDGET_USD,
@@ -81,11 +81,7 @@ class _Run:
         oracle call (one Batch API batch)."""
         dev = [str(i) for i in dev]
         got = self.oracle.acquire(dev + [str(i) for i in ids])
-        purposes = ["dev"] * len(dev) + [purpose] * len(ids)
-        for p in dict.fromkeys(purposes):
-            part = np.array([q == p for q in purposes])
-            self.ledger.record(got.table["id"][part], round=rnd, purpose=p, source=self.oracle.name,
-                               status=got.table["status"][part], cost_usd=got.charged[part])
+        self.record(got, rnd, ["dev"] * len(dev) + [purpose] * len(ids))
         self.dev_ids += dev
         train = got.table.iloc[len(dev):]
         self.train_ids += [str(i) for i in ids]
@@ -93,6 +89,17 @@ class _Run:
                           "status": r.status, "cost_usd": float(c)}
                          for r, c in zip(train.itertuples(), got.charged[len(dev):])]
         return train
+
+    def record(self, got: Bought, rnd: int, purposes: Sequence[str]) -> None:
+        """Write one oracle purchase to the ledger, per purpose, each label under the source
+        that gave it (a routed annotator's primary and fallback; else the oracle itself)."""
+        ids = got.table["id"].astype(str).to_numpy()
+        for p in dict.fromkeys(purposes):
+            for part in got.sources(self.oracle.name):
+                keep = np.array([purposes[i] == p for i in part.positions], dtype=bool)
+                if keep.any():
+                    self.ledger.record(ids[part.positions[keep]], round=rnd, purpose=p, source=part.source,
+                                       status=part.status[keep], cost_usd=part.charged[keep])
 
     def buy_gold(self, ids: Sequence[str], rnd: int, purpose: str) -> dict[str, int]:
         got = self.gold.acquire(list(ids))
@@ -107,8 +114,7 @@ class _Run:
         self.n_aggregator_gold = len(ids)
         if asked:
             got = self.oracle.acquire(list(asked))
-            self.ledger.record(got.table["id"], round=0, purpose="meta", source=self.oracle.name,
-                               status=got.table["status"], cost_usd=got.charged)
+            self.record(got, 0, ["meta"] * len(asked))
 
     @property
     def spent(self) -> float:

@@ -31,13 +31,35 @@ class OracleError(ValueError):
 @dataclass
 class Bought:
     """The answers to one `acquire(ids)`: annotation rows in the order of ids, and what each
-    item cost in this call (0 for an item, or a request, paid for before)."""
+    item cost in this call (0 for an item, or a request, paid for before).
+
+    `parts`: who was paid, for an oracle whose labels come from several sources (a routed
+    annotator: its primary for every item, its fallback for the routed ones), as SourceParts
+    whose charges add up to `charged`; None: the oracle itself gave every row."""
     table: pd.DataFrame
     charged: np.ndarray
+    parts: list["SourcePart"] | None = None
 
     @property
     def total(self) -> float:
         return float(self.charged.sum())
+
+    def sources(self, own: str) -> list["SourcePart"]:
+        """The ledger rows of this purchase, one SourcePart per source (`own`: the oracle's name)."""
+        if self.parts is not None:
+            return self.parts
+        return [SourcePart(own, np.arange(len(self.charged)), self.table["status"].astype(str).to_numpy(),
+                           self.charged)]
+
+
+@dataclass
+class SourcePart:
+    """The rows one source was asked in one purchase: positions into its ids, their status
+    from that source, and what each cost."""
+    source: str
+    positions: np.ndarray
+    status: np.ndarray
+    charged: np.ndarray
 
 
 class Oracle:

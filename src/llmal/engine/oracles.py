@@ -6,6 +6,8 @@
   Batch API batch, per acquisition); a mixture asks its members' oracles and fits its
   aggregation on what it has acquired. Human and simulated members are always replayed from
   their tables: their answers do not depend on what else was asked.
+A routed annotator (llmal.engine.routed) asks its primary, then its fallback for the items its rule
+routes; precomputed, both replay their own tables (routing still happens round by round).
 A member shared by several mixtures of one run is one oracle object, asked and paid once.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from llmal.annotate.kinds import TABLE_KINDS, annotator_tree
 from llmal.annotate.run import demonstration_pool, items_to_annotate
 from llmal.engine.oracle import LazyOracle, MixtureOracle, Oracle, TableOracle
+from llmal.engine.routed import RoutedOracle
 from llmal.llm.executors import LLM_KINDS
 from llmal.tasks.base import Task
 
@@ -31,6 +34,13 @@ def build_oracle(name: str, *, annotators: Mapping[str, Any], mode: str, items: 
     """`tables`: annotation tables by annotator name (the annotator's own when precomputed; the
     human/simulated members' when lazy). `llm`: labels, prices and cache_dir. `embeddings`:
     features by encoder name, for k-NN demonstrations. `state_dir`: this run's Batch API state."""
+    if mode == "precomputed" and annotators[name]["kind"] == "routed":
+        # its primary's and fallback's tables, routed round by round during the run
+        spec = annotators[name]
+        return RoutedOracle(name, *(build_oracle(m, annotators=annotators, mode=mode, items=items, split=split,
+                                                 tables=tables, llm=llm, task=task, embeddings=embeddings,
+                                                 state_dir=state_dir, log=log)
+                                    for m in (spec["primary"], spec["fallback"])), spec)
     if mode == "precomputed":   # the table was made with the demonstrations its LLMs were shown
         return TableOracle(name, _table(tables, name), demonstration_ids(annotators, name, items, split),
                            gold=aggregator_gold_ids(annotators, name, split, task))
@@ -51,6 +61,8 @@ def build_oracle(name: str, *, annotators: Mapping[str, Any], mode: str, items: 
                 who, {m: make(m) for m in spec["members"]},
                 lambda t, s=spec, gold=None: task.aggregate_mixture(t, s, labels, gold=gold, log=lambda _m: None),
                 gold=task.mixture_gold_ids(spec, _dev_ids(split)))
+        elif kind == "routed":
+            oracle = RoutedOracle(who, make(spec["primary"]), make(spec["fallback"]), spec)
         else:
             raise ValueError(f"annotators.{who}.kind: {kind!r} has no oracle")
         built[who] = oracle

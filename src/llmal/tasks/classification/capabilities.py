@@ -17,6 +17,7 @@ CAPABILITIES = Capabilities(
     own_keys=(
         ("annotators.*.error", "class-conditional noise on a text's label (task ner: entity_error)"),
         ("annotators.*.topic_error", "topic-conditional noise on a text's label (task ner: entity_error)"),
+        ("annotators.*.confidence", "a simulated confidence in a text's label (task ner: none)"),
         ("labels.positive", "the positive class of a binary text classification (task ner scores "
                             "entities of every type)"),
     ),

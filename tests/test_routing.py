@@ -1,0 +1,172 @@
+"""Routed annotators (kind: routed) on planted cases: a simulated LLM whose errors concentrate on
+its low-confidence items, humans as the fallback, and what routing buys and costs."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from llmal.annotate.routing import route_reasons, routed_table, routing_summary
+from llmal.annotate.run import annotate
+from llmal.config import ConfigError, validate_config
+from llmal.contracts import make_annotations
+from llmal.engine.loop import simulate
+from llmal.engine.oracle import GoldSource, TableOracle
+from llmal.engine.routed import RoutedOracle
+from llmal.engine.schedule import Schedule
+from llmal.models.encoders import Features
+from llmal.models.logistic import LogisticHead
+from llmal.tasks.classification.simulated import annotate_simulated
+from llmal.tasks.classification.task import ClassificationTask
+from llmal.tasks.registry import task_named
+
+NAMES = ["neg", "pos"]
+LLM_PRICE, HUMAN_PRICE = 0.001, 0.05
+
+
+def world(n=3000, seed=0):
+    """Items with gold, features that separate the classes, and a test/dev/pool split."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 2, n)
+    ids = [f"i{k:04d}" for k in range(n)]
+    X = rng.normal(size=(n, 4)) + gold[:, None] * 1.5
+    items = pd.DataFrame({"id": ids, "text": ids, "gold": gold, "topic": "", "source": "s"})
+    split = pd.DataFrame({"id": ids, "split": np.where(np.arange(n) < 500, "test",
+                                                        np.where(np.arange(n) < 600, "dev", "pool"))})
+    return items, split, Features(np.array(ids), X)
+
+
+def simulated_llm(items, signal):
+    """Over-flags: 25 % of negatives called positive (FP), 5 % of positives missed (FN)."""
+    return annotate_simulated(items, {"seed": 1, "error": {"neg": 0.25, "pos": 0.05},
+                                      "confidence": {"signal": signal}, "cost_per_label": LLM_PRICE}, NAMES)
+
+
+def humans(items):
+    return task_named(None).annotate(items, {"kind": "human", "mode": "gold", "cost_per_label": HUMAN_PRICE},
+                                     {"labels": {"names": NAMES}}, name="crowd", demonstrations=(None, None),
+                                     log=lambda m: None)
+
+
+def fp_fn(labels, gold):
+    return int(((labels == 1) & (gold == 0)).sum()), int(((labels == 0) & (gold == 1)).sum())
+
+
+def test_the_simulated_llms_errors_concentrate_on_its_low_confidence_items():
+    items, _, _ = world()
+    llm = simulated_llm(items, signal=2.0)
+    conf = np.array([max(eval(c)["label"].values()) for c in llm["probs"]])   # noqa: S307 (our JSON)
+    wrong = llm["label"].astype(int).to_numpy() != items["gold"].to_numpy()
+    assert 0.1 < wrong.mean() < 0.2
+    low = conf <= np.quantile(conf, 0.2)
+    assert wrong[low].mean() > 3 * wrong[~low].mean()        # informative ...
+    assert wrong[~low].any()                                 # ... but imperfect
+    noise = simulated_llm(items, signal=0.0)
+    conf0 = np.array([max(eval(c)["label"].values()) for c in noise["probs"]])  # noqa: S307
+    assert abs(np.corrcoef(conf0, wrong)[0, 1]) < 0.05        # signal 0: says nothing
+
+
+def test_routing_the_least_confident_fifth_to_humans_removes_most_errors_at_its_exact_price():
+    items, split, feats = world()
+    llm, crowd = simulated_llm(items, signal=2.0), humans(items)
+    gold = items["gold"].to_numpy()
+    # the annotate rule's table: the whole table routed at once
+    table = routed_table(llm, crowd, route_reasons(llm, {"fallback_share": 0.2}),
+                         primary_name="llm", fallback_name="crowd")
+    before, after = llm["label"].astype(int).to_numpy(), table["label"].astype(int).to_numpy()
+    errors_before, errors_after = int((before != gold).sum()), int((after != gold).sum())
+    assert errors_after < 0.3 * errors_before                 # most errors removed
+    fp0, fn0 = fp_fn(before, gold)
+    fp1, fn1 = fp_fn(after, gold)
+    assert fp0 > 3 * fn0 and fp1 < 0.3 * fp0                  # the over-flagging is what goes
+    assert f1_score(gold, after, average="macro") > f1_score(gold, before, average="macro") + 0.08
+    assert routing_summary(table) == {"routed_share": 0.2, "routed": 600, "reasons": {"fallback_share": 600}}
+    assert set(table.loc[table["route"] != "", "source"]) == {"crowd"}
+    assert table["cost_usd"].sum() == pytest.approx(3000 * LLM_PRICE + 600 * HUMAN_PRICE)
+
+    # an AL run routes each round's purchase; the ledger pays the LLM for every label and the
+    # crowd for exactly a fifth of them
+    task = ClassificationTask(items, split, NAMES, "pos")
+    results = {}
+    for name, oracle in {
+        "llm": TableOracle("llm", llm),
+        "routed": RoutedOracle("routed", TableOracle("llm", llm), TableOracle("crowd", crowd),
+                               {"fallback_share": 0.2}),
+    }.items():
+        results[name] = simulate(task=task, oracle=oracle, gold=GoldSource({}, 0.0), sampler="random", seed=0,
+                                 classifier=LogisticHead(feats, recipe={}, n_classes=2, seed=0),
+                                 schedule=Schedule(initial=100, batch=50, rounds=4), log=lambda m: None)
+    res = results["routed"]
+    ledger = res.ledger
+    n_bought = 100 + 100 + 4 * 50                              # dev + initial + 4 rounds
+    by_source = ledger.groupby("source")["cost_usd"].agg(["count", "sum"])
+    assert by_source.loc["llm", "count"] == n_bought
+    assert by_source.loc["crowd", "count"] == n_bought // 5   # 40 of round 0's 200, 10 of each 50
+    assert res.rounds["cost_total"].iloc[-1] == pytest.approx(n_bought * LLM_PRICE + 0.2 * n_bought * HUMAN_PRICE)
+    assert res.info["oracle"]["routed_share"] == pytest.approx(0.2)
+    bought = res.queried.set_index("id")["label"].astype(int)
+    plain = results["llm"].queried.set_index("id")["label"].astype(int)
+    g = items.set_index("id")["gold"]
+    assert (bought != g[bought.index]).sum() < 0.35 * (plain != g[plain.index]).sum()
+    assert res.rounds["f1_macro"].iloc[-1] > results["llm"].rounds["f1_macro"].iloc[-1]
+
+
+def test_routing_on_a_pure_noise_confidence_buys_no_more_than_random_routing():
+    items, _, _ = world()
+    gold = items["gold"].to_numpy()
+    rng = np.random.default_rng(7)
+    removed = {}
+    for signal in (0.0, 2.0):
+        llm = simulated_llm(items, signal=signal)
+        wrong = llm["label"].astype(int).to_numpy() != gold
+        routed = np.array([bool(r) for r in route_reasons(llm, {"fallback_share": 0.2})])
+        removed[signal] = (wrong & routed).sum() / wrong.sum()
+        random_removed = [wrong[rng.choice(len(wrong), 600, replace=False)].sum() / wrong.sum()
+                          for _ in range(300)]
+    assert removed[0.0] <= np.quantile(random_removed, 0.975)   # noise buys what chance buys ...
+    assert abs(removed[0.0] - np.mean(random_removed)) < 0.05
+    assert removed[2.0] > np.quantile(random_removed, 0.999) + 0.4   # ... a real signal much more
+
+
+def test_threshold_disagreement_and_failed_items_are_routed_with_their_reason():
+    primary = pd.DataFrame({
+        "id": ["a", "b", "c", "d", "e"], "label": [1, 0, None, 1, 0],
+        "status": ["ok", "ok", "invalid", "ok", "ok"],
+        "probs": ['{"label": {"neg": 0.1, "pos": 0.9}}', '{"label": {"neg": 0.55, "pos": 0.45}}', "{}",
+                  '{"votes": {"neg": 0.4, "pos": 0.6}, "agreement": 0.6, "n_samples": 5}', "{}"],
+    })
+    primary = make_annotations(primary)
+    assert route_reasons(primary, {"threshold": 0.7}) == ["", "below_threshold", "status", "disagreement",
+                                                          "no_confidence"]
+    assert route_reasons(primary, {"threshold": 0.5, "on_disagreement": False,
+                                   "confidence_from": "probability"}) == ["", "", "status", "no_confidence",
+                                                                          "no_confidence"]
+
+
+def test_annotate_routes_a_precomputed_table_and_the_config_check_names_bad_keys():
+    items, split, _ = world(n=800)       # 500 test, 100 dev, 200 pool
+    llm, crowd = simulated_llm(items, 2.0), humans(items)
+    spec = {"kind": "routed", "primary": "llm", "fallback": "crowd", "threshold": 0.8}
+    out = annotate(items, split, spec, {"labels": {"names": NAMES}}, name="routed", task=task_named(None),
+                   member_tables={"llm": llm, "crowd": crowd}, log=lambda m: None)
+    assert len(out) == 300 and set(out["source"]) == {"llm", "crowd"}
+    assert (out.loc[out["source"] == "crowd", "route"] == "below_threshold").all()
+
+    def config(routed):
+        return {"dataset": {"name": "t", "kind": "demo", "n_items": 300},
+                "labels": {"names": ["not_hostile", "hostile"], "positive": "hostile"},
+                "annotators": {"crowd": {"kind": "human"}, "llm": {"kind": "simulated", "confidence": {}},
+                               "routed": routed},
+                "encoders": {"tfidf": {"kind": "tfidf"}}, "seeds": [0],
+                "conditions": {"c": {"annotator": "routed", "sampler": "random"}}}
+
+    with pytest.raises(ConfigError, match=r"annotators\.routed\.fallback: 'nobody' is not an annotator"):
+        validate_config(config({"kind": "routed", "primary": "llm", "fallback": "nobody", "threshold": 0.7}))
+    with pytest.raises(ConfigError, match=r"annotators\.routed\.fallback: 'llm' is also the primary"):
+        validate_config(config({"kind": "routed", "primary": "llm", "fallback": "llm"}))
+    with pytest.raises(ConfigError, match=r"annotators\.routed.*threshold"):
+        validate_config(config({"kind": "routed", "primary": "llm", "fallback": "crowd", "threshold": 1.5}))
+    swept = validate_config(config({"kind": "routed", "primary": "llm", "fallback": "crowd",
+                                    "sweep": {"threshold": [0.6, 0.75]}}))
+    assert list(swept["conditions"]) == ["c-t0p6", "c-t0p75"]
+    assert swept["annotators"]["routed-t0p75"]["threshold"] == 0.75
+    assert swept["conditions"]["c-t0p6"]["annotator"] == "routed-t0p6"
