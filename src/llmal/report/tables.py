@@ -314,6 +314,8 @@ def agreement_display(table: pd.DataFrame) -> pd.DataFrame:
         out["Self-consistency"] = [
             f"{tablefmt.format_percent(s)} ({g}, n={int(n)})" if g else tablefmt.MISSING
             for s, g, n in zip(table["self_consistency"], table["replicate_group"], table["self_consistency_n"])]
+    if "routed_share" in table.columns:   # routed annotators: share of their items sent to the fallback
+        out["Routed"] = table["routed_share"].map(tablefmt.format_percent)
     return out
 
 
@@ -326,7 +328,7 @@ def _with_interval(value: float, low: float, high: float) -> str:
 
 
 NUMERIC_DISPLAY = ("Items", "Coverage", "Malformed", "Failed", "Acc", "F1", "κ", "Dev n", "Dev acc",
-                   "Dev F1", "Dev κ", "$ / item", "Pool $", "Saving $")
+                   "Dev F1", "Dev κ", "$ / item", "Pool $", "Saving $", "Routed")
 
 
 def agreement_caption(summary: Mapping[str, Any]) -> str:
@@ -346,6 +348,9 @@ def agreement_caption(summary: Mapping[str, Any]) -> str:
         "shares of the items asked.",
         _cost_sentence(summary, ref),
     ]
+    if summary.get("routed"):
+        parts.append("Routed = share of a routed annotator's items its rule sent to the fallback "
+                     "(each label scored as given, by the primary or the fallback).")
     return " ".join(parts)
 
 

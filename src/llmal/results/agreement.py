@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llmal.annotate.routing import routing_summary
 from llmal.contracts import annotation_cost
 from llmal.label_probs import read_cell
 from llmal.llm.executors import LLM_KINDS
@@ -348,7 +349,13 @@ def annotator_agreement(annotations: Mapping[str, pd.DataFrame], items: pd.DataF
         too_few_dev_items=[str(a) for a in table.loc[(table["kind"] != "human") & table["dev_kappa"].notna()
                                                      & (table["dev_n"] < int(min_dev_items)), "annotator"]],
         kappa_interval="analytic 95% (Fleiss, Cohen & Everitt 1969 standard error)")
-    return AgreementReport(table[TABLE_COLUMNS], kappa, overlap, summary)
+    table = table[TABLE_COLUMNS]
+    routed = {n: routing_summary(annotations[n][annotations[n]["id"].astype(str).isin(set(ids))]) for n in names}
+    routed = {n: r for n, r in routed.items() if r}
+    if routed:   # routed annotators: the share of their items that went to the fallback
+        table = table.assign(routed_share=[routed[n]["routed_share"] if n in routed else np.nan for n in names])
+        summary["routed"] = routed
+    return AgreementReport(table, kappa, overlap, summary)
 
 
 def task_agreement(task: Task, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame,
