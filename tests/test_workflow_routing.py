@@ -65,3 +65,52 @@ def test_lazy_routed_condition_pays_the_llm_once_per_item_and_the_crowd_only_whe
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_routing_demo_runs_to_a_report_with_the_frontier_and_its_pareto_front(tmp_path: Path) -> None:
+    """config/routing_demo.yaml through the real DAG (one seed, a smaller synthetic dataset)."""
+    import yaml
+    from conftest import ROOT
+
+    config = yaml.safe_load((ROOT / "config" / "routing_demo.yaml").read_text())
+    config["dataset"]["n_items"] = 1000
+    config["seeds"] = [0]
+    work = tmp_path / "demo"
+    write_config(work, config)
+    snakemake(work)
+    out = work / "results" / "routing_demo"
+    frontier = pd.read_csv(out / "tables" / "frontier.csv", keep_default_na=False)
+    swept = [f"routed_{s}-t{t}" for s in ("random", "al") for t in ("0p7", "0p8", "0p9")]
+    assert list(frontier["condition"]) == ["human_random", "human_al", "llm_random", "llm_al", *swept]
+    assert set(frontier["role"]) == {"human", "machine", "routed"}
+    assert frontier["pareto"].astype(str).eq("True").any() and frontier["cheapest_within_best"].astype(str).eq("True").sum() >= 1
+    best = frontier["metric_mean"].astype(float).max()
+    cheap = frontier[frontier["cheapest_within_best"].astype(str) == "True"]
+    assert (cheap["metric_mean"].astype(float) >= best - 0.01 - 1e-12).all()
+    # a point is on the front exactly when nothing is as good for less
+    for _, r in frontier.iterrows():
+        dominated = ((frontier["metric_mean"] >= r["metric_mean"]) & (frontier["cost_total_mean"] <= r["cost_total_mean"])
+                     & ((frontier["metric_mean"] > r["metric_mean"]) | (frontier["cost_total_mean"] < r["cost_total_mean"]))).any()
+        assert str(r["pareto"]) == str(not dominated)
+    routed = frontier[frontier["role"] == "routed"]
+    assert set(routed["compared_with"]) == {"llm_random", "llm_al"}
+    # a higher threshold routes more items to the crowd, so it costs more
+    for sampler in ("random", "al"):
+        costs = [float(frontier.loc[frontier["condition"] == f"routed_{sampler}-t{t}", "cost_total_mean"].iloc[0])
+                 for t in ("0p7", "0p8", "0p9")]
+        assert costs == sorted(costs) and costs[0] > float(
+            frontier.loc[frontier["condition"] == f"llm_{sampler}", "cost_total_mean"].iloc[0])
+    for name in ("frontier.png", "frontier.svg"):
+        assert (out / "figures" / name).stat().st_size > 0
+    html = (out / "report.html").read_text()
+    assert "Cost-quality frontier" in html and "the cheapest condition within 0.01" in html
+    agreement = pd.read_csv(out / "tables" / "annotators.csv")
+    shares = agreement.set_index("annotator")["routed_share"]
+    assert 0 < shares["llm_then_crowd-t0p7"] < shares["llm_then_crowd-t0p8"] < shares["llm_then_crowd-t0p9"] < 1
+    # each routed run pays the LLM for every label and the crowd for the routed ones only
+    run = out / "runs" / "routed_al-t0p8" / "tfidf" / "seed0"
+    ledger = pd.read_parquet(run / "ledger.parquet")
+    info = json.loads((run / "run.json").read_text())
+    assert (ledger["source"] == "crowd").sum() == info["data"]["oracle"]["routed"] > 0
+    assert (ledger["source"] == "llm_sim").sum() == info["data"]["oracle"]["items"]
+    assert ledger.loc[ledger["source"] == "crowd", "cost_usd"].sum() == pytest.approx(0.10 * info["data"]["oracle"]["routed"])

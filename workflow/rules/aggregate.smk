@@ -5,6 +5,8 @@ AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
                                             "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg")]
+if frontier_enabled(config):   # routed conditions (or aggregate.frontier): the cost-quality frontier
+    AGGREGATE_OUTPUTS += [f"{RESULTS}/{n}" for n in FRONTIER_FILES]
 if "tokens" in CAPABILITIES.budget_units:
     AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg")]
 

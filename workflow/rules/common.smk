@@ -1,5 +1,6 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
 from llmal.config import cluster
+from llmal.config.frontier import FRONTIER_FILES, frontier_enabled
 from llmal.tasks.registry import capabilities_of
 from llmal.tasks.registry import spec_task_key
 from llmal.config import (annotation_targets, demonstration_encoder, member_annotators, run_demo_encoders,

@@ -406,3 +406,44 @@ def _save(fig: Figure, out_base: Path) -> list[Path]:
     fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None})
     fig.savefig(svg, metadata={"Date": None})
     return [png, svg]
+
+
+ROLE_MARKERS = {"human": "s", "machine": "o", "routed": "D"}
+
+
+def frontier_figure(table: pd.DataFrame, out_base: Path, *, metric: str = "f1_macro") -> list[Path]:
+    """The cost-quality frontier (llmal.results.frontier): one panel per encoder, every condition
+    at its mean cost_total (log x) and mean test metric; marker by what labels it buys (human,
+    machine, routed), filled for AL samplers and hollow for random/full; the Pareto front as a
+    step line through its points, the cheapest condition near the best ringed."""
+    encoders = list(dict.fromkeys(table["encoder"]))
+    conditions = list(dict.fromkeys(table["condition"]))
+    colors = condition_colors(conditions)
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _panels(len(encoders), width=4.6, height=3.6, sharey=True)
+        for ax, enc in zip(axes, encoders):
+            g = table[table["encoder"] == enc]
+            for _, r in g.iterrows():
+                al = r["sampler"] not in ("random", "full")
+                ax.scatter([r["cost_total_mean"]], [r["metric_mean"]], s=46, zorder=3,
+                           marker=ROLE_MARKERS.get(str(r["role"]), "o"), label=r["condition"],
+                           facecolors=colors[r["condition"]] if al else "none",
+                           edgecolors=colors[r["condition"]], linewidths=1.4)
+                if r["cheapest_within_best"]:
+                    ax.scatter([r["cost_total_mean"]], [r["metric_mean"]], s=190, marker="o",
+                               facecolors="none", edgecolors="black", linewidths=0.9, zorder=2)
+            front = g[g["pareto"]].sort_values("cost_total_mean")
+            if len(front):
+                ax.step(front["cost_total_mean"], front["metric_mean"], where="post", color="black",
+                        linewidth=1.0, linestyle="--", zorder=1, label="Pareto front")
+            costs = g["cost_total_mean"]
+            if (costs > 0).all():
+                ax.set_xscale("log")
+            else:
+                _set_log_x(ax, costs)
+            ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
+            ax.set_title(str(enc))
+            ax.set_xlabel("cost_total (US$, log scale)")
+            ax.set_ylabel(f"Test {metric_label(metric)}")
+        _legend_below(fig, axes, {**colors, "Pareto front": (0, 0, 0, 1)})
+        return _save(fig, out_base)

@@ -72,6 +72,11 @@ def write_aggregate(tables: AggregateTables, out_tables: Path | str, out_figures
                                                                     render.NO_TOPIC_NOTE)})
     drawn.update({p.name: p for p in figures.confusion_figure(t.confusion, out_figures / "confusion",
                                                               t.label_names)})
+    if t.frontier is not None:   # the cost-quality frontier (routed conditions, or aggregate.frontier)
+        put("frontier.csv", t.frontier.to_csv(index=False))
+        put("frontier.md", render.frontier_markdown(t.frontier))
+        drawn.update({p.name: p for p in figures.frontier_figure(t.frontier, out_figures / "frontier",
+                                                                 metric=t.settings.metric)})
     for name, path in drawn.items():
         written[f"figures/{name}"] = path
     return written
@@ -99,7 +104,7 @@ def read_agreement(tables_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, 
             raise FileNotFoundError(f"{d / name}: missing (run the agreement rule first)")
     table = pd.read_csv(d / "annotators.csv", keep_default_na=False,
                         dtype={"annotator": str, "kind": str, "model": str, "replicate_group": str},
-                        na_values={c: ["", "nan", "NaN"] for c in TABLE_COLUMNS
+                        na_values={c: ["", "nan", "NaN"] for c in [*TABLE_COLUMNS, "routed_share"]
                                    if c not in ("annotator", "kind", "model", "replicate_group")})
     kappa = pd.read_csv(d / "pairwise_kappa.csv", dtype={"annotator": str}).set_index("annotator")
     kappa.index.name = None

@@ -99,6 +99,8 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     parts += _significance_section(tables_dir)
     parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
     parts += _learning_curve_section(figures_dir, settings.metric)
+    if (tables_dir / "frontier.csv").is_file():
+        parts += _frontier_section(config, tables_dir, figures_dir, settings.metric)
     parts += _classes_section(tables_dir, figures_dir)
     parts += _errors_section(tables_dir, figures_dir, settings.top_topics)
     if annotations is not None and len(annotations):
@@ -224,6 +226,23 @@ def _fair_comparison_section(config: Mapping[str, Any], settings: result_setting
     caption = render.matched_budget_caption(cs, "tokens" in set(matched["budget_kind"]))
     return out + [f'<p class="caption">{_e(caption)}</p>',
                   _table(display, bold=bold, numeric=["Runs", settings.metric])]
+
+
+def _frontier_section(config: Mapping[str, Any], tables_dir: Path, figures_dir: Path, metric: str) -> list[str]:
+    """The cost-quality frontier (llmal.results.frontier): the answers per encoder, the figure, the table."""
+    table = pd.read_csv(tables_dir / "frontier.csv", keep_default_na=False,
+                        na_values={c: ["", "nan", "NaN"] for c in ("metric_mean", "cost_total_mean", "extra_metric",
+                                                                   "extra_cost", "metric_per_dollar")})
+    tol = float((config.get("aggregate") or {}).get("frontier_tolerance", 0.01))
+    answers = render.frontier_sentences(table, tol)
+    return [_h2("Cost-quality frontier"),
+            *[f"<p>{_e(a)}</p>" for a in answers],
+            _figure(figures_dir / "frontier.png",
+                    f"Test {metric_label(metric)} against cost_total (log scale), mean over seeds: squares "
+                    "buy human labels, circles machine labels, diamonds routed ones; filled markers are AL "
+                    "samplers, hollow ones random or full; dashed: the Pareto front; ringed: the cheapest "
+                    f"condition within {tol:g} of the best."),
+            _table(render.frontier_display(table), numeric=[metric, "Cost ($)"])]
 
 
 def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:

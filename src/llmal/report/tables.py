@@ -14,6 +14,7 @@ import pandas as pd
 from llmal.report import tablefmt
 from llmal.results import aggregate, agreement, confusion, stats
 from llmal.results import comparisons as cmp
+from llmal.results.frontier import DEFAULT_TOLERANCE, frontier_answers
 from llmal.results.settings import SUMMARY_METRICS, Metric
 
 NO_TOPIC_NOTE = "No topic column in the dataset: no errors-by-topic view."
@@ -401,3 +402,56 @@ def agreement_markdown(report: agreement.AgreementReport) -> str:
 def pairwise_display(kappa: pd.DataFrame) -> pd.DataFrame:
     shown = kappa.map(lambda v: tablefmt.format_number(v, 3))
     return shown.reset_index(names="Annotator")
+
+
+# --------------------------------------------------------------------------------------------
+# the cost-quality frontier (llmal.results.frontier)
+
+def frontier_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The frontier table with readable headers: Pareto points and the cheapest within the
+    tolerance marked."""
+    metric = str(table["metric"].iloc[0]) if len(table) else "f1_macro"
+    return pd.DataFrame({
+        "Encoder": table["encoder"], "Condition": table["condition"], "Labels from": table["role"],
+        "Routing": table["routing"].replace("", tablefmt.MISSING), "Sampler": table["sampler"],
+        metric: table["metric_mean"].map(lambda v: tablefmt.format_number(v, 3)),
+        "Cost ($)": table["cost_total_mean"].map(lambda v: tablefmt.format_number(v, None)),
+        "Pareto": ["yes" if p else "" for p in table["pareto"]],
+        "Cheapest near best": ["yes" if c else "" for c in table["cheapest_within_best"]],
+        f"Δ{metric} per extra $": [
+            tablefmt.MISSING if tablefmt.is_missing(v) else f"{v:+.4f} (vs {b})"
+            for v, b in zip(table["metric_per_dollar"], table["compared_with"])],
+    })
+
+
+def frontier_sentences(table: pd.DataFrame, tolerance: float | None = None) -> list[str]:
+    """Per encoder: the cheapest condition within the tolerance of the best, and what each
+    routed setting buys per extra dollar."""
+    tol = float(table.attrs.get("tolerance", DEFAULT_TOLERANCE)) if tolerance is None else tolerance
+    metric = str(table["metric"].iloc[0]) if len(table) else "f1_macro"
+    lines = []
+    for a in frontier_answers(table, tol):
+        money = tablefmt.format_number
+        text = (f"{a['encoder']}: the best {metric} is {a['best_metric']:.3f} ({a['best']}, "
+                f"${money(a['best_cost'], None)}); the cheapest condition within {tol:g} of it is "
+                f"{a['cheapest_within_best']} ({a['cheapest_metric']:.3f} for ${money(a['cheapest_cost'], None)}). "
+                f"Pareto front, cheapest first: {', '.join(a['pareto'])}.")
+        for r in a["routed"]:
+            if not r["compared_with"]:
+                continue
+            per = r["metric_per_dollar"]
+            text += (f" {r['condition']} ({r['routing']}) buys {r['extra_metric']:+.3f} {metric} for "
+                     f"${money(r['extra_cost'], None)} more than {r['compared_with']}"
+                     + (f" ({per:+.4f} per dollar)." if not tablefmt.is_missing(per) else "."))
+        lines.append(text)
+    return lines
+
+
+def frontier_markdown(table: pd.DataFrame, tolerance: float | None = None) -> str:
+    tol = float(table.attrs.get("tolerance", DEFAULT_TOLERANCE)) if tolerance is None else tolerance
+    caption = (f"Cost-quality frontier: every condition at its mean test score and mean cost_total "
+               "over seeds. Pareto = no other condition is as good for less; Cheapest near best = "
+               f"the cheapest within {tol:g} of the encoder's best; routed conditions are "
+               "compared with their primary's condition of the same sampler (else the cheapest).")
+    return ("\n\n".join([caption, *frontier_sentences(table, tol)]) + "\n\n"
+            + tablefmt.markdown_table(frontier_display(table)) + "\n")

@@ -23,6 +23,7 @@ from llmal.contracts import annotation_cost
 from llmal.results import comparisons as cmp
 from llmal.results import confusion
 from llmal.results.errors import errors_by_topic_table, fpfn_table
+from llmal.results.frontier import frontier_table
 from llmal.results.runs import collect_runs
 from llmal.results.settings import (
     MEANINGLESS_WHEN,
@@ -201,10 +202,13 @@ class AggregateTables:
     degenerate: frozenset[tuple[str, str]]   # (condition, encoder) of one-class models
     strategy_of: dict[str, str]         # condition -> its sampler
     annotator_of: dict[str, str]        # condition -> its annotator
+    frontier: pd.DataFrame | None = None   # llmal.results.frontier (aggregate.frontier, or routed conditions)
 
 
-def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any]) -> AggregateTables:
-    """Every table of the aggregate stage from the run directories."""
+def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any], *,
+                 frontier: bool = False) -> AggregateTables:
+    """Every table of the aggregate stage from the run directories; `frontier`: with the
+    cost-quality frontier (llmal.config.frontier.frontier_enabled decides)."""
     entity_level = capabilities_of(config).entity_level
     rounds, finals, preds = collect_runs(run_dirs)
     settings = AggregateSettings.from_config(config, finals)
@@ -237,7 +241,8 @@ def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any]) -> A
         per_class=confusion.per_class_table(finals, settings, classes),
         with_topics=confusion.has_topics(preds), degenerate=fair.degenerate,
         strategy_of={c: str(v.get("sampler", "")) for c, v in conds.items()},
-        annotator_of={c: str(v.get("annotator", "")) for c, v in conds.items()})
+        annotator_of={c: str(v.get("annotator", "")) for c, v in conds.items()},
+        frontier=frontier_table(finals, config, settings) if frontier else None)
 
 
 def summary_metrics_of(positive: str, classes: Sequence[str], entity_level: bool) -> tuple[Metric, ...]:
