@@ -1,5 +1,7 @@
 """Routed annotators (kind: routed) on planted cases: a simulated LLM whose errors concentrate on
 its low-confidence items, humans as the fallback, and what routing buys and costs."""
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -170,3 +172,75 @@ def test_annotate_routes_a_precomputed_table_and_the_config_check_names_bad_keys
     assert list(swept["conditions"]) == ["c-t0p6", "c-t0p75"]
     assert swept["annotators"]["routed-t0p75"]["threshold"] == 0.75
     assert swept["conditions"]["c-t0p6"]["annotator"] == "routed-t0p6"
+
+
+def test_a_precomputed_routed_condition_replays_both_tables_and_routes_round_by_round():
+    from llmal.engine.oracles import build_oracle
+
+    items, split, feats = world(n=1600)
+    llm, crowd = simulated_llm(items, 2.0), humans(items)
+    annotators = {"llm": {"kind": "simulated"}, "crowd": {"kind": "human"},
+                  "routed": {"kind": "routed", "primary": "llm", "fallback": "crowd", "fallback_share": 0.2}}
+    oracle = build_oracle("routed", annotators=annotators, mode="precomputed", items=items, split=split,
+                          tables={"llm": llm, "crowd": crowd}, llm={"labels": {"names": NAMES}},
+                          task=task_named(None), log=lambda m: None)
+    assert isinstance(oracle, RoutedOracle)
+    first = oracle.acquire([f"i{k:04d}" for k in range(600, 650)])     # 50 items: 10 routed
+    second = oracle.acquire([f"i{k:04d}" for k in range(620, 720)])    # 30 again (free) + 70 new: 14 routed
+    assert (first.table["route"] != "").sum() == 10
+    assert first.total == pytest.approx(50 * LLM_PRICE + 10 * HUMAN_PRICE)
+    assert second.total == pytest.approx(70 * LLM_PRICE + 14 * HUMAN_PRICE)
+    again = oracle.current([f"i{k:04d}" for k in range(600, 650)])
+    pd.testing.assert_frame_equal(again, first.table)                   # a route is kept
+    assert {p.source for p in second.parts} == {"llm", "crowd"}
+
+
+def test_the_frontier_marks_the_pareto_front_the_cheapest_near_best_and_gain_per_dollar():
+    from llmal.results.frontier import frontier_answers, frontier_table
+    from llmal.results.settings import AggregateSettings
+
+    points = {"human_al": (0.80, 60.0), "llm_al": (0.70, 0.5), "routed_al-t0p7": (0.795, 10.0),
+              "routed_al-t0p9": (0.79, 30.0), "llm_random": (0.65, 0.5)}
+    finals = pd.DataFrame([{"condition": c, "encoder": "tfidf", "seed": s, "f1_macro": f + d, "cost_total": cost,
+                            "positive": "pos", "label_names": '["neg", "pos"]'}
+                           for c, (f, cost) in points.items() for s, d in ((0, -0.01), (1, 0.01))])
+    config = {"conditions": {"human_al": {"annotator": "crowd", "sampler": "entropy"},
+                             "llm_al": {"annotator": "llm", "sampler": "entropy"},
+                             "routed_al-t0p7": {"annotator": "r7", "sampler": "entropy"},
+                             "routed_al-t0p9": {"annotator": "r9", "sampler": "entropy"},
+                             "llm_random": {"annotator": "llm", "sampler": "random"}},
+              "annotators": {"crowd": {"kind": "human"}, "llm": {"kind": "simulated"},
+                             "r7": {"kind": "routed", "primary": "llm", "fallback": "crowd", "threshold": 0.7},
+                             "r9": {"kind": "routed", "primary": "llm", "fallback": "crowd", "threshold": 0.9}},
+              "labels": {"names": NAMES, "positive": "pos"}, "aggregate": {}}
+    table = frontier_table(finals, config, AggregateSettings.from_config(config, finals)).set_index("condition")
+    assert table["pareto"].to_dict() == {"human_al": True, "llm_al": True, "routed_al-t0p7": True,
+                                         "routed_al-t0p9": False, "llm_random": False}
+    assert table["cheapest_within_best"].to_dict() == {"human_al": False, "llm_al": False, "routed_al-t0p7": True,
+                                                       "routed_al-t0p9": False, "llm_random": False}
+    assert table.loc["routed_al-t0p7", "compared_with"] == "llm_al"
+    assert table.loc["routed_al-t0p7", "metric_per_dollar"] == pytest.approx(0.095 / 9.5)
+    assert table.loc["routed_al-t0p9", "metric_per_dollar"] == pytest.approx(0.09 / 29.5)
+    (answer,) = frontier_answers(table.reset_index())
+    assert (answer["best"], answer["cheapest_within_best"]) == ("human_al", "routed_al-t0p7")
+    assert answer["pareto"] == ["llm_al", "routed_al-t0p7", "human_al"]
+
+
+def test_a_sweep_over_shares_and_a_taken_name_are_reported_at_check_time():
+    base = {"dataset": {"name": "t", "kind": "demo", "n_items": 300},
+            "labels": {"names": ["not_hostile", "hostile"], "positive": "hostile"},
+            "annotators": {"crowd": {"kind": "human"}, "llm": {"kind": "simulated", "confidence": {}},
+                           "routed": {"kind": "routed", "primary": "llm", "fallback": "crowd",
+                                      "sweep": {"fallback_share": [0.1, 0.25]}}},
+            "encoders": {"tfidf": {"kind": "tfidf"}}, "seeds": [0],
+            "conditions": {"c": {"annotator": "routed", "sampler": "random"}},
+            "agreement": {"annotators": ["routed"]}}
+    swept = validate_config(copy.deepcopy(base))
+    assert list(swept["conditions"]) == ["c-s0p1", "c-s0p25"]
+    assert swept["agreement"]["annotators"] == ["routed-s0p1", "routed-s0p25"]
+    assert swept["annotators"]["routed-s0p25"]["fallback_share"] == 0.25
+    taken = copy.deepcopy(base)
+    taken["annotators"]["routed-s0p1"] = {"kind": "human"}
+    with pytest.raises(ConfigError, match=r"annotators\.routed\.sweep\.fallback_share: expands into "
+                                          r"annotator 'routed-s0p1', a name already taken"):
+        validate_config(taken)
