@@ -244,3 +244,7 @@ def test_a_sweep_over_shares_and_a_taken_name_are_reported_at_check_time():
     with pytest.raises(ConfigError, match=r"annotators\.routed\.sweep\.fallback_share: expands into "
                                           r"annotator 'routed-s0p1', a name already taken"):
         validate_config(taken)
+    nested = copy.deepcopy(base)
+    nested["annotators"]["outer"] = {"kind": "routed", "primary": "routed", "fallback": "crowd"}
+    with pytest.raises(ConfigError, match=r"annotators\.routed\.sweep: annotator 'outer' is made of it"):
+        validate_config(nested)

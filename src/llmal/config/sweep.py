@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from llmal.annotate.kinds import member_annotators
+
 SWEEP_KEYS = {"threshold": "t", "fallback_share": "s"}   # routing key -> name suffix letter
 
 
@@ -43,6 +45,11 @@ def sweep_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
                 problems.append((f"annotators.{name}.sweep.{key}",
                                  f"expands into annotator {new!r}, a name already taken"))
             seen.add(new)
+        if expanded:
+            for other, ospec in annotators.items():
+                if other != name and name in member_annotators(ospec):
+                    problems.append((f"annotators.{name}.sweep", f"annotator {other!r} is made of it: a swept "
+                                     "annotator expands into several, so it cannot be a member, primary or fallback"))
         for cname, cond in conditions.items():
             if expanded and cond.get("annotator") == name:
                 for new, key, _ in expanded:
