@@ -19,10 +19,12 @@ from llmal.contracts import SPLITS, write_text
 from llmal.report import tablefmt
 from llmal.report import tables as render
 from llmal.report.figures import metric_label
+from llmal.report.findings import findings_html
 from llmal.report.files import read_agreement
 from llmal.results import comparisons as cmp
 from llmal.results import settings as result_settings
 from llmal.results.aggregate import summary_metrics_of
+from llmal.results.findings import study_findings
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -93,6 +95,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
         warnings = [*warnings, *(json.loads((Path(agreement_dir) / "agreement.json").read_text())
                                  .get("warnings") or [])]
     parts += [f'<div class="note"><strong>Warning.</strong> {_e(w)}</div>' for w in warnings]
+    parts += _findings_section(config, settings, tables_dir)
     parts += _what_was_run(config, meta, settings, split_counts)
     parts += _summary_section(tables_dir, positive, label_names,
                               entity_level=capabilities_of(config).entity_level)
@@ -117,6 +120,17 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
 
 # --------------------------------------------------------------------------------------------
 # sections
+
+
+def _findings_section(config: Mapping[str, Any], settings: result_settings.AggregateSettings,
+                      tables_dir: Path) -> list[str]:
+    cs = cmp.ComparisonSettings.from_config(config, settings.reference)
+    findings = study_findings(config, settings, summary=_read_csv(tables_dir / "summary.csv"),
+                              matched=_read_csv(tables_dir / "matched_budget.csv"),
+                              aulc=_read_csv(tables_dir / "aulc.csv"), fpfn=_read_csv(tables_dir / "fpfn.csv"),
+                              topics=_read_csv(tables_dir / "errors_by_topic.csv"),
+                              primary_test=cs.primary_test)
+    return findings_html(findings, settings.metric)
 
 
 def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: result_settings.AggregateSettings,
