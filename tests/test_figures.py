@@ -1,6 +1,8 @@
 """Figures: every legend entry of the learning curves is inside the saved figure."""
 from __future__ import annotations
 
+import re
+
 import matplotlib.image
 import pandas as pd
 import pytest
@@ -34,8 +36,12 @@ def test_learning_curve_legend_lies_inside_the_saved_figure(tmp_path, conditions
     # the legend sits below the panels, not over them
     assert legend.get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes) + 0.5
     # and the saved PNG is that figure, uncropped
-    png, _ = figures.learning_curve_figure(curve, tmp_path / "lc", colors=colors, x="n_tokens",
+    png, _, pdf = figures.learning_curve_figure(curve, tmp_path / "lc", colors=colors, x="n_tokens",
                                            metric="f1_micro")
     height, width = matplotlib.image.imread(png).shape[:2]
     want_w, want_h = fig.get_size_inches() * figures.PNG_DPI
     assert abs(width - want_w) <= 1 and abs(height - want_h) <= 1
+    # the PDF is one paper column wide, same aspect as the PNG
+    box = [float(v) for v in re.search(rb"/MediaBox \[\s*([\d.\s]+)\]", pdf.read_bytes()).group(1).split()]
+    assert abs(box[2] - figures.PAPER_COLUMN_IN * 72) < 0.5
+    assert abs(box[3] / box[2] - want_h / want_w) < 0.02

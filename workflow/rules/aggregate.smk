@@ -4,9 +4,9 @@ AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "matched_budget.csv", "matched_budget.md", "confusion.csv", "confusion.md", "per_class.csv",
     "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                            "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg")]
+                                            "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg", "pdf")]
 if "tokens" in CAPABILITIES.budget_units:
-    AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg")]
+    AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg", "pdf")]
 
 
 rule aggregate:

@@ -11,18 +11,19 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import matplotlib
+import matplotlib.text
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
-                "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
-                "errors_by_topic.svg", "aulc.png", "aulc.svg",
-                "confusion.png", "confusion.svg")
+FIGURE_NAMES = ("learning_curve", "learning_curve_cost", "fpfn", "errors_by_topic", "aulc", "confusion")
+FIGURE_FORMATS = ("png", "svg", "pdf")   # pdf: one paper column wide (PAPER_COLUMN_IN)
+FIGURE_FILES = tuple(f"{n}.{ext}" for n in FIGURE_NAMES for ext in FIGURE_FORMATS)
+PAPER_COLUMN_IN = 3.5      # the width of one column of a two-column paper (ACL, IEEE), inches
 # drawn too where the learning-curve table has tokens (task ner: rounds.csv's n_tokens)
-TOKEN_FIGURE_FILES = ("learning_curve_tokens.png", "learning_curve_tokens.svg")
+TOKEN_FIGURE_FILES = tuple(f"learning_curve_tokens.{ext}" for ext in FIGURE_FORMATS)
 PNG_DPI = 200
 MAX_TOPICS = 20          # the heatmap shows at most this many topics (largest error share first)
 LOG_X_SPAN = 100.0       # cost axis turns logarithmic when costs span this factor or more
@@ -402,7 +403,21 @@ def _dollars(value: float, _pos: int) -> str:
 def _save(fig: Figure, out_base: Path) -> list[Path]:
     out_base = Path(out_base)
     out_base.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = out_base.with_suffix(".png"), out_base.with_suffix(".svg")
+    png, svg, pdf = (out_base.with_suffix(f".{ext}") for ext in FIGURE_FORMATS)
     fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None})
     fig.savefig(svg, metadata={"Date": None})
-    return [png, svg]
+    _column_sized(fig)
+    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    return [png, svg, pdf]
+
+
+def _column_sized(fig: Figure) -> None:
+    """Shrink `fig` to one paper column (PAPER_COLUMN_IN wide, same aspect), its text with it
+    (not below 5 pt), so the PDF goes into a paper at 100 %."""
+    width, height = fig.get_size_inches()
+    if width <= PAPER_COLUMN_IN:
+        return
+    scale = PAPER_COLUMN_IN / width
+    for text in fig.findobj(matplotlib.text.Text):
+        text.set_fontsize(max(5.0, text.get_fontsize() * scale))
+    fig.set_size_inches(PAPER_COLUMN_IN, height * scale)

@@ -36,7 +36,13 @@ padding-bottom:.2em}h3{font-size:1.05em;margin-top:1.4em}
 .note{background:#fff4ce;border:1px solid #e0c060;border-left:6px solid #d4a017;padding:.7em 1em;
 margin:1em 0;border-radius:3px}
 .caption{color:#555;font-size:.92em;margin:.3em 0 .6em}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;max-width:100%;border:1px solid #eee;margin:.4em 0 1em}
+.scroll table.tbl{margin:0}
+table.tbl th:first-child,table.tbl td:first-child{position:sticky;left:0;z-index:1;
+background:#fff;box-shadow:inset -1px 0 0 #ddd}
+table.tbl thead th:first-child{background:#f4f5f7;z-index:2}
+table.tbl tr:nth-child(even) td:first-child{background:#fafafa}
+img{max-width:100%}
 table.tbl{border-collapse:collapse;font-size:.86em;margin:.4em 0 1em}
 table.tbl th,table.tbl td{padding:.28em .6em;border-bottom:1px solid #e4e4e4;text-align:left;
 white-space:nowrap}
@@ -286,7 +292,7 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
     out.append(_figure(figures_dir / "errors_by_topic.png",
                        "Error rate (FP + FN) / items per topic and condition, mean over seeds." + blank))
     out.append(f"<details><summary>All topics ({len(topics):,} rows)</summary>"
-               + _table(_topic_display(topics), numeric=TOPIC_NUMERIC) + "</details>")
+               + _box(_topic_display(topics), numeric=TOPIC_NUMERIC) + "</details>")
     return out
 
 
@@ -374,7 +380,7 @@ def _provenance_section(meta: pd.DataFrame, settings: result_settings.AggregateS
         out += ["<h3>Versions</h3>", _table(pd.DataFrame(rows))]
     runs = _runs_display(meta, settings)
     out.append(f"<details><summary>All {len(meta)} runs</summary>"
-               + _table(runs, numeric=["Seed", "Rounds", "Seconds"]) + "</details>")
+               + _box(runs, numeric=["Seed", "Rounds", "Seconds"]) + "</details>")
     return out
 
 
@@ -437,8 +443,21 @@ def _figure(png: Path, caption: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _table(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+FOLD_ROWS = 20   # a table with more rows is folded (<details>, closed)
+
+
+def _box(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+    """A table in its own horizontal scroll box (its first column sticky)."""
     return '<div class="scroll">' + tablefmt.html_table(df, bold_cells=bold, numeric=list(numeric)) + "</div>"
+
+
+def _table(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+    """`_box`, folded when the table is long."""
+    box = _box(df, bold=bold, numeric=numeric)
+    if len(df) <= FOLD_ROWS:
+        return box
+    return f'<details class="fold"><summary>Show all {len(df):,} rows</summary>{box}</details>'
+
 
 
 def _html_kv(facts: Sequence[tuple[str, str]]) -> str:
