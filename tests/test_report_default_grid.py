@@ -147,3 +147,21 @@ def test_findings_numbers_equal_the_tables(grid):
     assert "cannot reach significance" in text and "FP/FN balance: crowd through human_random (the reference)" in text
     assert "Errors concentrate most on the topic" in text
     assert "smollm_random: FP 0.0, FN 164.0, FP/FN 0.00 — its model predicts one class for every test item" in text
+
+
+# ------------------------------------------------------------------ Snakemake's own report
+def test_snakemake_report_zip_holds_the_marked_results_with_captions(grid):
+    _snakemake(grid, "--report", "report.zip")
+    with zipfile.ZipFile(grid / "report.zip") as z:
+        names = z.namelist()
+        page = z.read(next(n for n in names if n.endswith("report/report.html"))).decode()
+    files = {n.rsplit("/", 1)[-1] for n in names if "/data/raw/" in n}
+    assert {"summary.csv", "significance.csv", "matched_budget.csv", "learning_curve.png",
+            "learning_curve_cost.png", "fpfn.png", "fpfn.csv", "errors_by_topic.png",
+            "errors_by_topic.csv", "aulc.png", "confusion.png", "annotators.csv", "report.html"} <= files
+    captions = {p.stem: " ".join(p.read_text().split()[:6]) for p in (ROOT / "workflow" / "report").glob("*.rst")
+                if p.stem != "workflow"}
+    for stem, opening in captions.items():
+        assert opening in page, (stem, opening)
+    for category in ("1. Results", "2. Learning curves", "3. Errors", "4. Annotators"):
+        assert category in page

@@ -14,7 +14,7 @@ rule aggregate:
     input:
         runs=ALL_RUN_FILES,
     output:
-        AGGREGATE_OUTPUTS,
+        reported(AGGREGATE_OUTPUTS),
     params:
         config=summary_config(),
         run_dirs=[run.path(DATASET) for run in RUNS],
@@ -35,7 +35,7 @@ rule report:
         split_table=SPLIT,
         item_table=ITEMS,
     output:
-        f"{RESULTS}/report.html",
+        report(f"{RESULTS}/report.html", caption="../report/report_html.rst", category="0. Report"),
     params:
         config=summary_config(),
         run_dirs=[run.path(DATASET) for run in RUNS],
