@@ -165,3 +165,20 @@ def test_snakemake_report_zip_holds_the_marked_results_with_captions(grid):
         assert opening in page, (stem, opening)
     for category in ("1. Results", "2. Learning curves", "3. Errors", "4. Annotators"):
         assert category in page
+
+
+# ------------------------------------------------------------------ the page in a browser
+def test_report_in_headless_chromium_loads_every_image_and_fits_1280_px(grid, tmp_path):
+    from chromium import ChromiumUnavailable, ensure_chromium, probe, screenshot
+
+    try:
+        chromium = ensure_chromium()
+    except ChromiumUnavailable as e:
+        pytest.skip(str(e))
+    page = grid / "results" / "demo" / "report.html"
+    result = probe(chromium, page, tmp_path, width=1280)
+    assert result["images"] >= 6 and result["broken"] == []
+    assert result["scrollWidth"] <= 1280, result
+    shot = screenshot(chromium, page, tmp_path / "report-1280.png")
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == 1280

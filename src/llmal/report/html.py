@@ -36,7 +36,7 @@ padding-bottom:.2em}h3{font-size:1.05em;margin-top:1.4em}
 .note{background:#fff4ce;border:1px solid #e0c060;border-left:6px solid #d4a017;padding:.7em 1em;
 margin:1em 0;border-radius:3px}
 .caption{color:#555;font-size:.92em;margin:.3em 0 .6em}
-.scroll{overflow-x:auto;max-width:100%;border:1px solid #eee;margin:.4em 0 1em}
+.scroll{overflow-x:auto;width:fit-content;max-width:100%;border:1px solid #eee;margin:.4em 0 1em}
 .scroll table.tbl{margin:0}
 table.tbl th:first-child,table.tbl td:first-child{position:sticky;left:0;z-index:1;
 background:#fff;box-shadow:inset -1px 0 0 #ddd}
