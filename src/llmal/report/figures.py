@@ -7,6 +7,7 @@ figure (`condition_colors`).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -22,6 +23,7 @@ FIGURE_NAMES = ("learning_curve", "learning_curve_cost", "fpfn", "errors_by_topi
 FIGURE_FORMATS = ("png", "svg", "pdf")   # pdf: one paper column wide (PAPER_COLUMN_IN)
 FIGURE_FILES = tuple(f"{n}.{ext}" for n in FIGURE_NAMES for ext in FIGURE_FORMATS)
 PAPER_COLUMN_IN = 3.5      # the width of one column of a two-column paper (ACL, IEEE), inches
+PAPER_TEXT_IN = 7.0        # the full text width, for figures whose panels do not fit one column
 # drawn too where the learning-curve table has tokens (task ner: rounds.csv's n_tokens)
 TOKEN_FIGURE_FILES = tuple(f"learning_curve_tokens.{ext}" for ext in FIGURE_FORMATS)
 PNG_DPI = 200
@@ -413,11 +415,30 @@ def _save(fig: Figure, out_base: Path) -> list[Path]:
 
 def _column_sized(fig: Figure) -> None:
     """Shrink `fig` to one paper column (PAPER_COLUMN_IN wide, same aspect), its text with it
-    (not below 5 pt), so the PDF goes into a paper at 100 %."""
+    (not below 5 pt) and its legends laid out anew, so the PDF goes into a paper at 100 %. A
+    figure whose panels would collapse at that width gets the full text width (PAPER_TEXT_IN)."""
     width, height = fig.get_size_inches()
     if width <= PAPER_COLUMN_IN:
         return
-    scale = PAPER_COLUMN_IN / width
-    for text in fig.findobj(matplotlib.text.Text):
-        text.set_fontsize(max(5.0, text.get_fontsize() * scale))
-    fig.set_size_inches(PAPER_COLUMN_IN, height * scale)
+    legends = [(lg.legend_handles, [x.get_text() for x in lg.get_texts()], lg.get_title().get_text())
+               for lg in fig.legends]
+    for legend in list(fig.legends):
+        legend.remove()
+    sizes = [(text, text.get_fontsize()) for text in fig.findobj(matplotlib.text.Text)]
+    for target in (PAPER_COLUMN_IN, PAPER_TEXT_IN):
+        scale = min(1.0, target / width)
+        for legend in list(fig.legends):
+            legend.remove()
+        for text, size in sizes:
+            text.set_fontsize(max(5.0, size * scale))
+        fig.set_size_inches(target, height * scale)
+        small = max(5.0, STYLE["legend.fontsize"] * scale)
+        with warnings.catch_warnings(record=True) as caught, matplotlib.rc_context(
+                {"legend.fontsize": small, "legend.title_fontsize": small}):
+            warnings.simplefilter("always", UserWarning)   # constrained layout giving up = too narrow
+            for handles, labels, title in legends:
+                _fitted_legend(fig, handles, labels, max_cols=5, **({"title": title} if title else {}))
+            fig.set_size_inches(target, fig.get_figheight())
+            fig.draw_without_rendering()
+        if not any("constrained_layout not applied" in str(w.message) for w in caught):
+            return
