@@ -41,6 +41,9 @@ def _c(name: str) -> str:
 
 def _significance(c: Comparison) -> str:
     p = c.p_holm.value if c.p_holm is not None else float("nan")
+    if c.n_pairs.value < 2:
+        return (f" With {_v(c.n_pairs)} paired seed no paired test can be made, so this comparison "
+                "cannot reach significance; run more seeds.")
     if c.too_few_seeds:
         return (f" With {_v(c.n_pairs)} paired seeds this comparison cannot reach significance: the exact "
                 f"{_e(c.test)} test cannot give p below {_v(c.min_p)} however large the difference; "
@@ -52,14 +55,15 @@ def _significance(c: Comparison) -> str:
 
 def _comparison(c: Comparison, metric: str, what: str) -> str:
     budget = f" at {_v(c.budget)} labels" if c.budget is not None else ""
-    family = (f"over the {_v(c.family_size)} comparisons with the reference at this budget"
-              if c.family_size is not None else "over this encoder's AL-against-random comparisons")
+    family = (f" (over the {_v(c.family_size)} comparisons with the reference at this budget)"
+              if c.family_size is not None and c.family_size.value > 0 else
+              " (over this encoder's AL-against-random comparisons)" if c.family_size is None else "")
     cost = (f" A label of {_c(c.condition)} costs {_v(c.cost_ratio)} times one of {_c(c.against)}."
             if c.cost_ratio is not None else "")
     return (f"<li>{what}: {_c(c.condition)} against {_c(c.against)}{budget}: "
             f'<em class="m">{_e(metric_label(metric))}</em> {_v(c.mean)} vs {_v(c.mean_against)}, '
             f"Δ {_v(c.diff, signed=True)} (95 % CI {_v(c.ci_low, signed=True)} to {_v(c.ci_high, signed=True)}), "
-            f"{_e(c.test)} test, Holm-corrected p = {_v(c.p_holm)} ({family}).{cost}{_significance(c)}</li>")
+            f"{_e(c.test)} test, Holm-corrected p = {_v(c.p_holm)}{family}.{cost}{_significance(c)}</li>")
 
 
 def _balance(b: Balance, ref: str, degenerate: Sequence[str]) -> str:
@@ -100,6 +104,9 @@ def findings_html(findings: Sequence[EncoderFindings], metric: str) -> list[str]
             items.append("<li>No AL condition has a random condition of the same annotator to compare with.</li>")
         if f.balance:
             items.append("<li>FP/FN balance: " + "; ".join(_balance(b, f.reference, f.degenerate) for b in f.balance) + ".</li>")
+        else:
+            items.append("<li>FP/FN balance: without a positive class FP and FN are counted per class, one "
+                         "against the rest: see the table below.</li>")
         if f.topic is not None:
             items.append(_topic(f.topic))
         out += [f"<h3>Encoder {_c(f.encoder)}</h3>", '<ul class="findings">', *items, "</ul>"]
