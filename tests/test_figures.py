@@ -45,3 +45,12 @@ def test_learning_curve_legend_lies_inside_the_saved_figure(tmp_path, conditions
     box = [float(v) for v in re.search(rb"/MediaBox \[\s*([\d.\s]+)\]", pdf.read_bytes()).group(1).split()]
     assert abs(box[2] - figures.PAPER_COLUMN_IN * 72) < 0.5
     assert 0.7 < (box[3] / box[2]) / (want_h / want_w) < 1.5
+
+
+def test_a_condition_keeps_its_colour_in_the_per_class_bars():
+    colors = figures.condition_colors(["human_al", "human_al_b", "llm_al"])
+    bars = ["human_al [neutral]", "human_al [hostile]", "human_al_b [neutral]", "llm_al [hostile]"]
+    got = figures.bar_colors(bars, colors)
+    assert got["human_al [neutral]"] == got["human_al [hostile]"] == colors["human_al"]
+    assert got["human_al_b [neutral]"] == colors["human_al_b"] and got["llm_al [hostile]"] == colors["llm_al"]
+    assert figures.bar_colors(["human_al", "llm_al"], colors) == {c: colors[c] for c in ("human_al", "llm_al")}

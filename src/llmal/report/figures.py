@@ -49,6 +49,16 @@ def condition_colors(conditions: Sequence[str]) -> dict[str, tuple]:
     return {c: cmap(i % cmap.N) for i, c in enumerate(conditions)}
 
 
+def bar_colors(bars: Sequence[str], colors: dict[str, tuple]) -> dict[str, tuple]:
+    """The colour of each bar: its condition's (a bar "condition [class]" of a task without a
+    positive class belongs to `condition`), so a condition has one colour in every figure."""
+    out = {}
+    for bar in bars:
+        owner = max((c for c in colors if bar == c or bar.startswith(c + " [")), key=len, default=None)
+        out[bar] = colors[owner] if owner is not None else condition_colors(list(bars))[bar]
+    return out
+
+
 def metric_label(metric: str) -> str:
     if metric in METRIC_LABELS:
         return METRIC_LABELS[metric]
@@ -81,7 +91,7 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
     if "n_tokens_mean" in curve.columns:
         paths += learning_curve_figure(curve, out_dir / "learning_curve_tokens", colors=colors,
                                        x="n_tokens", metric=metric, log_x=log_x)
-    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=condition_colors(bars), degenerate=set(degenerate))
+    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=bar_colors(bars, colors), degenerate=set(degenerate))
     paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=bars)
     aulc = aulc if aulc is not None else pd.DataFrame(columns=["condition", "encoder"])
     paths += aulc_figure(aulc, out_dir / "aulc", strategy_of=strategy_of or {},
