@@ -36,6 +36,11 @@ except ConfigError as e:
 # plan_check filled the defaults (not into a condition's `al` overrides)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=False)
 
+# Snakemake's own report (snakemake --report report.zip): this description, then the results the
+# rules mark with report() (workflow/rules/aggregate.smk, REPORTED), each with its caption
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/annotate.smk"

@@ -310,7 +310,7 @@ def test_write_aggregate_writes_exactly_the_declared_outputs(aggregated):
                                         "confusion.md", "per_class.csv", "per_class.md")}
     expected |= {f"figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
                                                 "errors_by_topic", "aulc", "confusion")
-                 for ext in ("png", "svg")}
+                 for ext in ("png", "svg", "pdf")}
     assert set(written) == expected
     on_disk = {str(p.relative_to(root)) for p in root.glob("*/*") if p.parent.name in ("tables", "figures")}
     assert on_disk == expected                              # nothing else, no leftover .tmp
@@ -323,6 +323,8 @@ def test_write_aggregate_writes_exactly_the_declared_outputs(aggregated):
             assert width > 600 and height > 400            # 200 dpi, not a thumbnail
         if key.endswith(".svg"):
             assert ET.parse(path).getroot().tag.endswith("svg")
+        if key.endswith(".pdf"):
+            assert path.read_bytes()[:5] == b"%PDF-"
     svg = (root / "figures" / "learning_curve.svg").read_text()
     assert "Labels acquired" in svg and "human_al" in svg  # text kept as text (editable)
     assert "Cost (US$, cumulative" in (root / "figures" / "learning_curve_cost.svg").read_text()

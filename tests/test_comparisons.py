@@ -185,7 +185,7 @@ def test_aulc_figure_draws_two_conditions_of_one_annotator_and_strategy(tmp_path
     paths = aulc_figure(aulc, tmp_path / "aulc", annotator_of=dict.fromkeys(aulc["condition"], "llm"),
                         strategy_of={"llm_al": "entropy", "llm_al_robust": "entropy", "llm_random": "random"})
     svg = (tmp_path / "aulc.svg").read_text()
-    assert len(paths) == 2 and "entropy (llm_al_robust)" in svg and "entropy (llm_al)" in svg
+    assert len(paths) == 3 and "entropy (llm_al_robust)" in svg and "entropy (llm_al)" in svg
 
 
 def test_a_deterministic_full_run_is_one_run_by_its_labels_and_training_set_not_a_tolerance(tmp_path):

@@ -577,7 +577,7 @@ def test_a_cell_over_csv_default_field_size_limit_is_read(tmp_path):
 
 
 def test_default_ids_are_1_based_and_split_dev_0_leaves_every_non_test_item_in_the_pool(tmp_path):
-    """Issue 17, item 16: what README now says about ids, the `full` reference and .json files."""
+    """Issue 17, item 16: what the docs say about ids, the `full` reference and .json files."""
     path = tmp_path / "plain.tsv"
     path.write_text("text\tlabel\n" + "".join(f"Text {i}\t{i % 2}\n" for i in range(40)))
     items, split = prepare_dataset({"kind": "file", "path": str(path),
@@ -585,7 +585,7 @@ def test_default_ids_are_1_based_and_split_dev_0_leaves_every_non_test_item_in_t
                                    LABELS_CFG, {**SPLIT_CFG, "dev": 0}, cache_dir=tmp_path)
     assert items.loc[0, "id"] == "1" and items.loc[0, "text"] == "Text 0"
     assert set(split["split"]) == {"pool", "test"}      # `full` then trains on all but test
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "**1-based**" in readme
-    assert "`sampler: full` trains on the **pool only**" in readme and "`split.dev: 0`" in readme
-    assert "A `.json` file is an array of records" in readme and "JSON lines" in readme
+    docs = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+    assert "**1-based**" in docs
+    assert "`sampler: full` trains on the **pool only**" in docs and "`split.dev: 0`" in docs
+    assert "A `.json` file is an array of records" in docs and "JSON lines" in docs

@@ -2,7 +2,7 @@
 fixed probabilities and embeddings.
 
 small-text is a test extra (`pip install -e .[test]`; its core needs no torch). Where the two
-differ by design, the test says how (README "Query strategies" repeats it):
+differ by design, the test says how (docs/strategies.md repeats it):
 - small-text returns an unordered top-n (argpartition); llmal returns priority order, so
   selections are compared as sets;
 - kmeans: small-text's KMeans has no seed; on well separated clusters both must find the same

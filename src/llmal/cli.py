@@ -1,5 +1,8 @@
 """The `llmal` command line. Each subcommand is a (register, run) pair in COMMANDS.
 
+    llmal init data/comments.csv [--out config/mine.yaml] [--llm openai:gpt-4o-mini]
+        a first, commented config for a data file (columns and labels guessed and shown)
+
     llmal plan --configfile config/hakimi2026.yaml [--annotator NAME]
         tokens and dollars per LLM annotator and prompt interface, before anything is sent
     llmal check --configfile config/mine.yaml
@@ -19,6 +22,7 @@ import pandas as pd
 from llmal.annotate.plan import format_plan, plan_annotators
 from llmal.config import PROMPTS_DIR, annotation_targets, lazy_demand, load_config, reference_annotator
 from llmal.config.check import check_config_file, errors, format_problems
+from llmal.config.starter import InitError, guess_columns, starter_config, two_question_template
 from llmal.report.tables import agreement_markdown
 from llmal.results.agreement import task_agreement
 from llmal.tasks.registry import task_of
@@ -127,9 +131,65 @@ def _run_check(args: argparse.Namespace) -> int:
     return 1 if errors(problems) else 0
 
 
+def _add_init(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("init", help="write a first config for a data file (CSV/TSV/JSONL/Parquet)",
+                       description="Read a data file, guess its id, text, gold, annotator and topic "
+                       "columns, show the guesses and the label set, and write a complete, commented "
+                       "config (human reference, a simulated or recorded LLM annotator, random vs "
+                       "entropy, TF-IDF, 3 seeds, a budget the dataset affords) that `llmal check` "
+                       "accepts as written. Then: snakemake --cores 4 --configfile OUT.")
+    p.add_argument("data", type=Path, help="the data file (.csv, .tsv, .jsonl, .json or .parquet)")
+    p.add_argument("--out", type=Path, default=Path("config/mine.yaml"), help="the config to write (default config/mine.yaml)")
+    p.add_argument("--llm", metavar="BACKEND:MODEL",
+                   help="also add a real LLM annotator, e.g. openai:gpt-4o-mini or openai_batch:gpt-4o-mini, "
+                        "with a two-question prompt template to fill in, and print `llmal plan`'s estimate")
+    p.add_argument("--force", action="store_true", help="overwrite OUT (and the prompt template) if they exist")
+    for col in ("id", "text", "gold", "topic"):
+        p.add_argument(f"--{col}", metavar="COLUMN", help=f"the {col} column (instead of the guess)")
+    p.add_argument("--annotators", metavar="COL,COL", help="the human annotators' columns, comma-separated")
+    return p
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    llm = None
+    if args.llm:
+        backend, _, model = args.llm.partition(":")
+        if backend not in ("openai", "openai_batch") or not model:
+            raise InitError(f"--llm {args.llm}: expected openai:MODEL or openai_batch:MODEL")
+        llm = (backend, model)
+    annotators = [c for c in args.annotators.split(",") if c] if args.annotators is not None else None
+    guess = guess_columns(args.data, id=args.id, text=args.text, gold=args.gold, annotators=annotators,
+                          topic=args.topic)
+    prompt = args.out.with_name(args.out.stem + "_prompt.yaml") if llm and len(guess.labels) == 2 else None
+    for path in (args.out, prompt):
+        if path is not None and path.exists() and not args.force:
+            raise InitError(f"{path} exists; pass --force to overwrite it or --out another file")
+    print(f"{args.data}: {guess.n_rows:,} rows; guessed columns (override with --id/--text/--gold/--annotators/--topic):")
+    print("\n".join(guess.lines()))
+    text = starter_config(guess, config_path=args.out, llm=llm,
+                          prompt_path=prompt if prompt is not None else "holistic")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    if prompt is not None:
+        positive = next((ln.split(":", 1)[1].split("#")[0].strip().strip("'") for ln in text.splitlines()
+                         if ln.startswith("  positive:")), None)
+        prompt.write_text(two_question_template(prompt.stem, guess.labels, positive))
+        print(f"wrote {prompt}: fill in its two questions (TODO) before sending anything")
+    problems = check_config_file(args.out)
+    print(format_problems(problems) if problems else f"llmal check: {args.out}: no problems found")
+    if errors(problems):
+        return 1
+    if llm is not None:
+        print()
+        _run_plan(argparse.Namespace(configfile=args.out, annotator="llm_real", compare=""))
+    print(f"next: llmal check --configfile {args.out} && snakemake --cores 4 --configfile {args.out}")
+    return 0
+
+
 Command = tuple[Callable[[argparse._SubParsersAction], argparse.ArgumentParser],
                 Callable[[argparse.Namespace], int]]
-COMMANDS: dict[str, Command] = {"check": (_add_check, _run_check), "plan": (_add_plan, _run_plan),
+COMMANDS: dict[str, Command] = {"init": (_add_init, _run_init), "check": (_add_check, _run_check), "plan": (_add_plan, _run_plan),
                              "agreement": (_add_agreement, _run_agreement)}
 
 

@@ -4,11 +4,11 @@ AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "matched_budget.csv", "matched_budget.md", "confusion.csv", "confusion.md", "per_class.csv",
     "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
-                                            "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg")]
+                                            "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg", "pdf")]
 if frontier_enabled(config):   # routed conditions (or aggregate.frontier): the cost-quality frontier
     AGGREGATE_OUTPUTS += [f"{RESULTS}/{n}" for n in FRONTIER_FILES]
 if "tokens" in CAPABILITIES.budget_units:
-    AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg")]
+    AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg", "pdf")]
 
 
 rule aggregate:
@@ -16,7 +16,7 @@ rule aggregate:
     input:
         runs=ALL_RUN_FILES,
     output:
-        AGGREGATE_OUTPUTS,
+        reported(AGGREGATE_OUTPUTS),
     params:
         config=summary_config(),
         run_dirs=[run.path(DATASET) for run in RUNS],
@@ -37,7 +37,7 @@ rule report:
         split_table=SPLIT,
         item_table=ITEMS,
     output:
-        f"{RESULTS}/report.html",
+        report(f"{RESULTS}/report.html", caption="../report/report_html.rst", category="0. Report"),
     params:
         config=summary_config(),
         run_dirs=[run.path(DATASET) for run in RUNS],

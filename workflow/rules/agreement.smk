@@ -7,7 +7,7 @@ rule agreement:
         item_table=ITEMS,
         split_table=SPLIT,
     output:
-        AGREEMENT_OUTPUTS,
+        reported(AGREEMENT_OUTPUTS),
     params:
         config=AGREEMENT_CONFIG,
         **TASK_PARAM,

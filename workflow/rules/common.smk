@@ -198,3 +198,35 @@ AGREEMENT_CONFIG = {
 CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in ANNOTATED]
 AGREEMENT_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")]
+
+
+# Snakemake's own report (`snakemake --report report.zip`): the results it shows, each with its
+# caption in workflow/report/, grouped by category
+REPORTED = {
+    "tables/summary.csv": ("summary.rst", "1. Results", "Summary"),
+    "tables/significance.csv": ("significance.rst", "1. Results", "Significance"),
+    "tables/matched_budget.csv": ("matched_budget.rst", "1. Results", "Matched budgets"),
+    "figures/learning_curve.png": ("learning_curve.rst", "2. Learning curves", "Labels"),
+    "figures/learning_curve_cost.png": ("learning_curve_cost.rst", "2. Learning curves", "Dollars"),
+    "figures/aulc.png": ("aulc.rst", "2. Learning curves", "Area under the curve"),
+    "figures/fpfn.png": ("fpfn.rst", "3. Errors", "FP and FN"),
+    "tables/fpfn.csv": ("fpfn_table.rst", "3. Errors", "FP and FN"),
+    "figures/errors_by_topic.png": ("errors_by_topic.rst", "3. Errors", "Topics"),
+    "tables/errors_by_topic.csv": ("errors_by_topic_table.rst", "3. Errors", "Topics"),
+    "figures/confusion.png": ("confusion.rst", "3. Errors", "Confusion"),
+    "tables/annotators.csv": ("annotators.rst", "4. Annotators", "Agreement"),
+    "figures/frontier.png": ("frontier.rst", "5. Cost and quality", "Frontier"),
+    "tables/frontier.csv": ("frontier_table.rst", "5. Cost and quality", "Frontier"),
+}
+
+
+def reported(paths):
+    """`paths` with the REPORTED ones flagged for Snakemake's report."""
+    out = []
+    for path in paths:
+        entry = REPORTED.get(str(path).removeprefix(f"{RESULTS}/"))
+        if entry is not None:
+            caption, category, subcategory = entry
+            path = report(path, caption=f"../report/{caption}", category=category, subcategory=subcategory)
+        out.append(path)
+    return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-FRONTIER_FILES = ("tables/frontier.csv", "tables/frontier.md", "figures/frontier.png", "figures/frontier.svg")
+FRONTIER_FILES = ("tables/frontier.csv", "tables/frontier.md", "figures/frontier.png", "figures/frontier.svg",
+                  "figures/frontier.pdf")
 
 
 def frontier_enabled(config: Mapping[str, Any]) -> bool:

@@ -7,22 +7,25 @@ figure (`condition_colors`).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import matplotlib
+import matplotlib.text
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-FIGURE_FILES = ("learning_curve.png", "learning_curve.svg", "learning_curve_cost.png",
-                "learning_curve_cost.svg", "fpfn.png", "fpfn.svg", "errors_by_topic.png",
-                "errors_by_topic.svg", "aulc.png", "aulc.svg",
-                "confusion.png", "confusion.svg")
+FIGURE_NAMES = ("learning_curve", "learning_curve_cost", "fpfn", "errors_by_topic", "aulc", "confusion")
+FIGURE_FORMATS = ("png", "svg", "pdf")   # pdf: one paper column wide (PAPER_COLUMN_IN)
+FIGURE_FILES = tuple(f"{n}.{ext}" for n in FIGURE_NAMES for ext in FIGURE_FORMATS)
+PAPER_COLUMN_IN = 3.5      # the width of one column of a two-column paper (ACL, IEEE), inches
+PAPER_TEXT_IN = 7.0        # the full text width, for figures whose panels do not fit one column
 # drawn too where the learning-curve table has tokens (task ner: rounds.csv's n_tokens)
-TOKEN_FIGURE_FILES = ("learning_curve_tokens.png", "learning_curve_tokens.svg")
+TOKEN_FIGURE_FILES = tuple(f"learning_curve_tokens.{ext}" for ext in FIGURE_FORMATS)
 PNG_DPI = 200
 MAX_TOPICS = 20          # the heatmap shows at most this many topics (largest error share first)
 LOG_X_SPAN = 100.0       # cost axis turns logarithmic when costs span this factor or more
@@ -44,6 +47,16 @@ def condition_colors(conditions: Sequence[str]) -> dict[str, tuple]:
     """One colour per condition, in the given order (tab10, tab20 beyond ten conditions)."""
     cmap = matplotlib.colormaps["tab10" if len(conditions) <= 10 else "tab20"]
     return {c: cmap(i % cmap.N) for i, c in enumerate(conditions)}
+
+
+def bar_colors(bars: Sequence[str], colors: dict[str, tuple]) -> dict[str, tuple]:
+    """The colour of each bar: its condition's (a bar "condition [class]" of a task without a
+    positive class belongs to `condition`), so a condition has one colour in every figure."""
+    out = {}
+    for bar in bars:
+        owner = max((c for c in colors if bar == c or bar.startswith(c + " [")), key=len, default=None)
+        out[bar] = colors[owner] if owner is not None else condition_colors(list(bars))[bar]
+    return out
 
 
 def metric_label(metric: str) -> str:
@@ -78,7 +91,7 @@ def draw_all(curve: pd.DataFrame, fpfn: pd.DataFrame, topics: pd.DataFrame, out_
     if "n_tokens_mean" in curve.columns:
         paths += learning_curve_figure(curve, out_dir / "learning_curve_tokens", colors=colors,
                                        x="n_tokens", metric=metric, log_x=log_x)
-    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=condition_colors(bars), degenerate=set(degenerate))
+    paths += fpfn_figure(fpfn, out_dir / "fpfn", colors=bar_colors(bars, colors), degenerate=set(degenerate))
     paths += errors_by_topic_figure(topics, out_dir / "errors_by_topic", conditions=bars)
     aulc = aulc if aulc is not None else pd.DataFrame(columns=["condition", "encoder"])
     paths += aulc_figure(aulc, out_dir / "aulc", strategy_of=strategy_of or {},
@@ -402,10 +415,43 @@ def _dollars(value: float, _pos: int) -> str:
 def _save(fig: Figure, out_base: Path) -> list[Path]:
     out_base = Path(out_base)
     out_base.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = out_base.with_suffix(".png"), out_base.with_suffix(".svg")
+    png, svg, pdf = (out_base.with_suffix(f".{ext}") for ext in FIGURE_FORMATS)
     fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None})
     fig.savefig(svg, metadata={"Date": None})
-    return [png, svg]
+    _column_sized(fig)
+    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    return [png, svg, pdf]
+
+
+def _column_sized(fig: Figure) -> None:
+    """Shrink `fig` to one paper column (PAPER_COLUMN_IN wide, same aspect), its text with it
+    (not below 5 pt) and its legends laid out anew, so the PDF goes into a paper at 100 %. A
+    figure whose panels would collapse at that width gets the full text width (PAPER_TEXT_IN)."""
+    width, height = fig.get_size_inches()
+    if width <= PAPER_COLUMN_IN:
+        return
+    legends = [(lg.legend_handles, [x.get_text() for x in lg.get_texts()], lg.get_title().get_text())
+               for lg in fig.legends]
+    for legend in list(fig.legends):
+        legend.remove()
+    sizes = [(text, text.get_fontsize()) for text in fig.findobj(matplotlib.text.Text)]
+    for target in (PAPER_COLUMN_IN, PAPER_TEXT_IN):
+        scale = min(1.0, target / width)
+        for legend in list(fig.legends):
+            legend.remove()
+        for text, size in sizes:
+            text.set_fontsize(max(5.0, size * scale))
+        fig.set_size_inches(target, height * scale)
+        small = max(5.0, STYLE["legend.fontsize"] * scale)
+        with warnings.catch_warnings(record=True) as caught, matplotlib.rc_context(
+                {"legend.fontsize": small, "legend.title_fontsize": small}):
+            warnings.simplefilter("always", UserWarning)   # constrained layout giving up = too narrow
+            for handles, labels, title in legends:
+                _fitted_legend(fig, handles, labels, max_cols=5, **({"title": title} if title else {}))
+            fig.set_size_inches(target, fig.get_figheight())
+            fig.draw_without_rendering()
+        if not any("constrained_layout not applied" in str(w.message) for w in caught):
+            return
 
 
 ROLE_MARKERS = {"human": "s", "machine": "o", "routed": "D"}

@@ -19,10 +19,12 @@ from llmal.contracts import SPLITS, write_text
 from llmal.report import tablefmt
 from llmal.report import tables as render
 from llmal.report.figures import metric_label
+from llmal.report.findings import findings_html
 from llmal.report.files import read_agreement
 from llmal.results import comparisons as cmp
 from llmal.results import settings as result_settings
 from llmal.results.aggregate import summary_metrics_of
+from llmal.results.findings import study_findings
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -34,7 +36,13 @@ padding-bottom:.2em}h3{font-size:1.05em;margin-top:1.4em}
 .note{background:#fff4ce;border:1px solid #e0c060;border-left:6px solid #d4a017;padding:.7em 1em;
 margin:1em 0;border-radius:3px}
 .caption{color:#555;font-size:.92em;margin:.3em 0 .6em}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;width:fit-content;max-width:100%;border:1px solid #eee;margin:.4em 0 1em}
+.scroll table.tbl{margin:0}
+table.tbl th:first-child,table.tbl td:first-child{position:sticky;left:0;z-index:1;
+background:#fff;box-shadow:inset -1px 0 0 #ddd}
+table.tbl thead th:first-child{background:#f4f5f7;z-index:2}
+table.tbl tr:nth-child(even) td:first-child{background:#fafafa}
+img{max-width:100%}
 table.tbl{border-collapse:collapse;font-size:.86em;margin:.4em 0 1em}
 table.tbl th,table.tbl td{padding:.28em .6em;border-bottom:1px solid #e4e4e4;text-align:left;
 white-space:nowrap}
@@ -93,6 +101,7 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
         warnings = [*warnings, *(json.loads((Path(agreement_dir) / "agreement.json").read_text())
                                  .get("warnings") or [])]
     parts += [f'<div class="note"><strong>Warning.</strong> {_e(w)}</div>' for w in warnings]
+    parts += _findings_section(config, settings, tables_dir)
     parts += _what_was_run(config, meta, settings, split_counts)
     parts += _summary_section(tables_dir, positive, label_names,
                               entity_level=capabilities_of(config).entity_level)
@@ -119,6 +128,17 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
 
 # --------------------------------------------------------------------------------------------
 # sections
+
+
+def _findings_section(config: Mapping[str, Any], settings: result_settings.AggregateSettings,
+                      tables_dir: Path) -> list[str]:
+    cs = cmp.ComparisonSettings.from_config(config, settings.reference)
+    findings = study_findings(config, settings, summary=_read_csv(tables_dir / "summary.csv"),
+                              matched=_read_csv(tables_dir / "matched_budget.csv"),
+                              aulc=_read_csv(tables_dir / "aulc.csv"), fpfn=_read_csv(tables_dir / "fpfn.csv"),
+                              topics=_read_csv(tables_dir / "errors_by_topic.csv"),
+                              primary_test=cs.primary_test)
+    return findings_html(findings, settings.metric)
 
 
 def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: result_settings.AggregateSettings,
@@ -291,7 +311,7 @@ def _errors_section(tables_dir: Path, figures_dir: Path, top_k: int) -> list[str
     out.append(_figure(figures_dir / "errors_by_topic.png",
                        "Error rate (FP + FN) / items per topic and condition, mean over seeds." + blank))
     out.append(f"<details><summary>All topics ({len(topics):,} rows)</summary>"
-               + _table(_topic_display(topics), numeric=TOPIC_NUMERIC) + "</details>")
+               + _box(_topic_display(topics), numeric=TOPIC_NUMERIC) + "</details>")
     return out
 
 
@@ -379,7 +399,7 @@ def _provenance_section(meta: pd.DataFrame, settings: result_settings.AggregateS
         out += ["<h3>Versions</h3>", _table(pd.DataFrame(rows))]
     runs = _runs_display(meta, settings)
     out.append(f"<details><summary>All {len(meta)} runs</summary>"
-               + _table(runs, numeric=["Seed", "Rounds", "Seconds"]) + "</details>")
+               + _box(runs, numeric=["Seed", "Rounds", "Seconds"]) + "</details>")
     return out
 
 
@@ -442,8 +462,21 @@ def _figure(png: Path, caption: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _table(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+FOLD_ROWS = 20   # a table with more rows is folded (<details>, closed)
+
+
+def _box(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+    """A table in its own horizontal scroll box (its first column sticky)."""
     return '<div class="scroll">' + tablefmt.html_table(df, bold_cells=bold, numeric=list(numeric)) + "</div>"
+
+
+def _table(df: pd.DataFrame, *, bold: set[tuple[int, str]] | None = None, numeric: Iterable[str] = ()) -> str:
+    """`_box`, folded when the table is long."""
+    box = _box(df, bold=bold, numeric=numeric)
+    if len(df) <= FOLD_ROWS:
+        return box
+    return f'<details class="fold"><summary>Show all {len(df):,} rows</summary>{box}</details>'
+
 
 
 def _html_kv(facts: Sequence[tuple[str, str]]) -> str:
