@@ -44,6 +44,7 @@ from llmal.config.schema import (
     apply_schema,
     load_schema,
 )
+from llmal.config.stop_rules import stop_problems
 from llmal.config.spec import LazyLLM, RunSpec, gold_price, make_run_spec, run_spec, spec_hash
 from llmal.config.task_rules import task_key_problems, task_problems
 from llmal.llm.executors import LLM_KINDS
@@ -52,8 +53,8 @@ from llmal.llm.prompts import PROMPTS_DIR
 
 def config_problems(config: dict[str, Any], explicit: dict[str, set[str]] | None = None) -> list[tuple[str, str]]:
     """Every problem of a schema-valid config (defaults filled in) that the config alone shows,
-    as (key, message) pairs: cross references, task-specific keys, LLM request settings."""
-    return reference_problems(config) + llm_request_problems(config, explicit)
+    as (key, message) pairs: cross references, task-specific keys, LLM request settings, stopping criteria."""
+    return reference_problems(config) + llm_request_problems(config, explicit) + stop_problems(config)
 
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
