@@ -5,6 +5,8 @@ AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "per_class.md")] + [
     f"{RESULTS}/figures/{n}.{ext}" for n in ("learning_curve", "learning_curve_cost", "fpfn",
                                             "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg")]
+if configured_stops(config):   # where a condition checks stopping criteria (al.stop)
+    AGGREGATE_OUTPUTS += [f"{RESULTS}/tables/{n}" for n in ("stopping.csv", "stopping.md")]
 if "tokens" in CAPABILITIES.budget_units:
     AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg")]
 

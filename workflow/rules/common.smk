@@ -1,6 +1,7 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
 from llmal.config import cluster
 from llmal.tasks.registry import capabilities_of
+from llmal.stopping.registry import configured_stops
 from llmal.tasks.registry import spec_task_key
 from llmal.config import (annotation_targets, demonstration_encoder, mixture_members, run_demo_encoders,
                           run_spec, run_tables)
@@ -179,6 +180,8 @@ def summary_config():
     named = {c["annotator"] for c in config["conditions"].values()}
     return {
         **{k: config[k] for k in ("task", "dataset", "labels", "seeds", "conditions", "aggregate") if k in config},
+        # the global stopping criteria (only with al.stop: other configs keep their params)
+        **({"al": {"stop": config["al"]["stop"]}} if (config.get("al") or {}).get("stop") else {}),
         "encoders": {e: s for e, s in config["encoders"].items() if e in used_encoders},
         "annotators": {a: s for a, s in config["annotators"].items() if a in named},
     }

@@ -35,6 +35,8 @@ from llmal.results.settings import (
     require_metric,
 )
 from llmal.results.stats import holm, paired_comparison
+from llmal.results.stopping import stop_table
+from llmal.stopping.registry import configured_stops
 from llmal.tasks.registry import capabilities_of
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +203,7 @@ class AggregateTables:
     degenerate: frozenset[tuple[str, str]]   # (condition, encoder) of one-class models
     strategy_of: dict[str, str]         # condition -> its sampler
     annotator_of: dict[str, str]        # condition -> its annotator
+    stopping: pd.DataFrame | None = None   # where the stopping criteria fired (al.stop), else None
 
 
 def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any]) -> AggregateTables:
@@ -237,7 +240,9 @@ def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any]) -> A
         per_class=confusion.per_class_table(finals, settings, classes),
         with_topics=confusion.has_topics(preds), degenerate=fair.degenerate,
         strategy_of={c: str(v.get("sampler", "")) for c, v in conds.items()},
-        annotator_of={c: str(v.get("annotator", "")) for c, v in conds.items()})
+        annotator_of={c: str(v.get("annotator", "")) for c, v in conds.items()},
+        stopping=(stop_table(rounds, finals, settings.metric, settings.condition_order)
+                  if configured_stops(config) else None))
 
 
 def summary_metrics_of(positive: str, classes: Sequence[str], entity_level: bool) -> tuple[Metric, ...]:

@@ -57,3 +57,14 @@ def criterion_names() -> list[str]:
 def criterion_options(name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The criterion's options: its defaults, updated by the ones given."""
     return {**CRITERIA[name].defaults, **dict(given or {})}
+
+
+def configured_stops(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Condition -> its `al.stop` (the condition's own, else the global one) for the conditions
+    whose runs check stopping criteria: those with a query strategy (`full` has one round)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for name, cond in (config.get("conditions") or {}).items():
+        stop = {**(config.get("al") or {}), **(cond.get("al") or {})}.get("stop")
+        if stop and cond.get("sampler") != "full":
+            out[str(name)] = stop
+    return out
