@@ -283,3 +283,15 @@ def test_dev_plateau_needs_dev_labels_and_full_has_no_rounds(tmp_path):
     assert any("conditions.noisy_full.al.stop: condition noisy_full has sampler full" in p
                for p in problems), problems
     assert len(problems) == 2
+
+
+def test_ner_accepts_the_dev_plateau_only(repo_root):
+    import yaml
+    cfg = yaml.safe_load((repo_root / "config" / "ner_demo.yaml").read_text())
+    cfg["al"]["stop"] = {"criteria": {"dev_f1_plateau": {}}}
+    assert errors(check_config(copy.deepcopy(cfg), "ner.yaml", data=False)) == []
+    cfg["al"]["stop"] = {"criteria": {"stabilizing_predictions": {}, "dev_f1_plateau": {}}}
+    problems = [str(p) for p in errors(check_config(copy.deepcopy(cfg), "ner.yaml", data=False))]
+    assert problems and all("al.stop.criteria.stabilizing_predictions: task ner cannot check "
+                            "stabilizing_predictions" in p for p in problems), problems
+    assert any("it can: ['dev_f1_plateau']" in p for p in problems)
