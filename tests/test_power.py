@@ -18,7 +18,7 @@ from llmal.config.check import check_config
 from llmal.config.seeds import holm_family_size, seed_warnings
 from llmal.report.power import power_markdown
 from llmal.results.min_seeds import min_seeds, wilcoxon_min_seeds
-from llmal.results.power import power_table
+from llmal.results.power import power_by_integral, power_table
 
 
 def _sig(rows):
@@ -65,10 +65,25 @@ def test_power_table_against_statsmodels_and_the_noncentral_t():
     assert table.loc[("tfidf", "b"), "seeds_needed"] == 5
 
 
+def test_power_where_scipys_noncentral_t_fails():
+    """scipy's nct gives NaN for d = 8.125, n = 3, alpha = 0.05 / 6 (the default grid's minilm
+    family): the power comes from the integral, and matches statsmodels on either side."""
+    solver = TTestPower()
+    assert math.isnan(solver.power(effect_size=8.125, nobs=3, alpha=0.05 / 6))
+    for d in (4.0, 5.0, 8.0):
+        sm = solver.power(effect_size=d, nobs=3, alpha=0.05 / 6)
+        if not math.isnan(sm):
+            assert power_by_integral(d, 3, 0.05 / 6) == pytest.approx(sm, abs=1e-8)
+    table = power_table(_sig([("e", c, 3, 0.01) for c in "abcdef"]))
+    assert table["mdd_holm"].notna().all()
+    assert _power_by_hand(table["mdd_holm"].iloc[0] / 0.01, 3, 0.05 / 6) == pytest.approx(0.8, abs=1e-6)
+
+
 def test_power_table_without_seed_variance_says_why():
     table = power_table(_sig([("e", "one", 1, float("nan")), ("e", "same", 3, 0.0)]))
     assert table["mdd"].isna().all() and table["seeds_needed"].isna().all()
-    assert table["note"].tolist() == ["1 paired seed(s): no seed variance",
+    assert table["note"].tolist() == ["1 paired seed(s): no seed variance (one seed run, or every "
+                                      "seed made the same run, which counts once)",
                                       "identical difference on every seed: no seed variance to size"]
     text = power_markdown(power_table(_sig([("e", "a", 3, 0.02)])))
     assert "TTestPower" in text and "| e | a | ref | 3 |" in text

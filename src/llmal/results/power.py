@@ -7,7 +7,9 @@ paired by seed on the final-round metric), the paired differences' standard devi
 t-test (`statsmodels.stats.power.TTestPower().power`, two-sided):
 - mdd: the minimum detectable difference at `alpha` and `power` with the seeds used: the effect
   size d whose power with n pairs is `power` (bisection on TTestPower's power: its own
-  solve_power stops short with 3 seeds at small alpha, e.g. power 0.786 for 0.8), times sd_diff;
+  solve_power stops short with 3 seeds at small alpha, e.g. power 0.786 for 0.8; where scipy's
+  noncentral t under it gives NaN, the same power is integrated from the t-test's definition),
+  times sd_diff;
 - seeds_needed: the fewest seeds (at least 2) whose power for a difference `delta`, effect size
   delta / sd_diff, reaches `power`;
 - the same at alpha / m (`*_holm`): Holm's first step over the m comparisons of the encoder's
@@ -24,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
+from scipy.integrate import quad
 from statsmodels.stats.power import TTestPower
 
 from llmal.results.aggregate import fair_comparisons, significance_table
@@ -54,7 +58,8 @@ def power_table(significance: pd.DataFrame, *, alpha: float = ALPHA, power: floa
                    "wilcoxon_min_seeds": wilcoxon_min_seeds(alpha, m), "mdd": np.nan,
                    "mdd_holm": np.nan, "seeds_needed": np.nan, "seeds_needed_holm": np.nan, "note": ""}
             if n < 2 or not math.isfinite(sd):
-                row["note"] = f"{n} paired seed(s): no seed variance"
+                row["note"] = (f"{n} paired seed(s): no seed variance (one seed run, or every seed "
+                               "made the same run, which counts once)")
             elif sd == 0:
                 row["note"] = "identical difference on every seed: no seed variance to size"
             else:
@@ -69,14 +74,23 @@ MAX_SEEDS = 100_000
 
 
 def _power(solver: TTestPower, effect: float, n: int, alpha: float) -> float:
-    """TTestPower's two-sided power; scipy's noncentral t returns NaN at scattered points (e.g.
-    d = 6, n = 3, alpha = 0.025), where the power of a hair's breadth away is taken instead."""
-    for nudge in (0.0, 1e-9, -1e-9, 1e-7, -1e-7, 1e-5, -1e-5):
-        value = float(solver.power(effect_size=effect * (1 + nudge), nobs=n, alpha=alpha,
-                                   alternative="two-sided"))
-        if not math.isnan(value):
-            return value
-    raise ValueError(f"TTestPower: no power for effect size {effect}, {n} pairs, alpha {alpha}")
+    """TTestPower's two-sided power. Where scipy's noncentral t gives NaN (scattered points and
+    whole stretches with few pairs, e.g. d = 8.1, n = 3, alpha = 0.0083), the same power is
+    integrated directly (power_by_integral)."""
+    value = float(solver.power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided"))
+    return value if not math.isnan(value) else power_by_integral(effect, n, alpha)
+
+
+def power_by_integral(effect: float, n: int, alpha: float) -> float:
+    """The two-sided one-sample t-test's power from its definition: T = (Z + d sqrt(n)) /
+    sqrt(V / (n-1)), V ~ chi2(n-1); P(|T| > t_crit) integrated over V."""
+    df, ncp = n - 1, effect * math.sqrt(n)
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+
+    def tails(v: float) -> float:
+        s = crit * math.sqrt(v / df)
+        return float(sps.chi2.pdf(v, df) * (sps.norm.sf(s - ncp) + sps.norm.cdf(-s - ncp)))
+    return float(quad(tails, 0, np.inf, limit=200, epsabs=1e-12, epsrel=1e-10)[0])
 
 
 def detectable_effect(solver: TTestPower, n: int, alpha: float, power: float) -> float:
