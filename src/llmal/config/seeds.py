@@ -22,10 +22,17 @@ def holm_family_size(config: Mapping[str, Any]) -> int:
     if len(conditions) < 2:
         return 0
     reference = (config.get("aggregate") or {}).get("reference") or conditions[0]
-    encoders = {c: set(condition_encoders(dict(config), c)) for c in conditions}
+    encoders = {c: _encoders(config, c) for c in conditions}
     per_encoder = [sum(1 for c in conditions if c != reference and enc in encoders[c])
                    for enc in encoders.get(reference, set())]
     return max(per_encoder, default=0)
+
+
+def _encoders(config: Mapping[str, Any], condition: str) -> set[str]:
+    try:
+        return set(condition_encoders(dict(config), condition))
+    except KeyError:   # an unknown recipe or encoder: its own error; count every encoder
+        return set(config.get("encoders") or {})
 
 
 def seed_warnings(config: Mapping[str, Any]) -> list[str]:
