@@ -24,4 +24,5 @@ def simulate_table(*, items: pd.DataFrame, split: pd.DataFrame, annotations: pd.
     return simulate(task=task, oracle=TableOracle("annotator", annotations), gold=gold,
                     classifier=classifier, sampler=sampler, seed=seed, training=training, log=log,
                     buy_dev=buy_dev or bool(getattr(classifier, "uses_dev", False)),
+                    stop=settings.get("stop"),
                     schedule=Schedule.from_settings(settings, full=sampler == "full"))

@@ -9,6 +9,9 @@
         every config and data check without Snakemake, all problems at once
     llmal agreement --configfile config/config.yaml [--results DIR] [--csv]
         every annotator against gold, the dev gold set and the others, from existing annotations
+    llmal power --configfile config/config.yaml [--delta 0.01] [--results DIR]
+        per comparison, the minimum detectable difference with the seeds run and the seeds a
+        difference needs (statsmodels' TTestPower on the seed variance of finished runs)
 """
 from __future__ import annotations
 
@@ -20,11 +23,20 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from llmal.annotate.plan import format_plan, plan_annotators
-from llmal.config import PROMPTS_DIR, annotation_targets, lazy_demand, load_config, reference_annotator
+from llmal.config import (
+    PROMPTS_DIR,
+    annotation_targets,
+    expand_runs,
+    lazy_demand,
+    load_config,
+    reference_annotator,
+)
 from llmal.config.check import check_config_file, errors, format_problems
 from llmal.config.starter import InitError, guess_columns, starter_config, two_question_template
+from llmal.report.power import power_markdown
 from llmal.report.tables import agreement_markdown
 from llmal.results.agreement import task_agreement
+from llmal.results.power import ALPHA, DELTA, POWER, power_of_runs
 from llmal.tasks.registry import task_of
 
 
@@ -187,10 +199,49 @@ def _run_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_power(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("power", help="minimum detectable differences and seeds needed, from finished runs",
+                       description="From the finished runs of a config (all seeds, or a pilot of a "
+                       "few), take the seed variance of each comparison's paired differences (the "
+                       "comparisons of the significance table: each condition against the "
+                       "reference, per encoder, on aggregate.metric) and print the minimum "
+                       "detectable difference at --alpha and --power with the seeds used, and the "
+                       "seeds needed to detect --delta, also at Holm's first level. Uses "
+                       "statsmodels' power class for the paired t-test "
+                       "(statsmodels.stats.power.TTestPower).")
+    p.add_argument("--configfile", required=True, type=Path, help="an llmal config (YAML)")
+    p.add_argument("--delta", type=float, default=DELTA,
+                   help=f"the difference in the metric to size the seeds for (default {DELTA})")
+    p.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default {ALPHA})")
+    p.add_argument("--power", type=float, default=POWER, help=f"power (default {POWER})")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p.add_argument("--csv", action="store_true", help="print the raw table as CSV instead of Markdown")
+    return p
+
+
+def _run_power(args: argparse.Namespace) -> int:
+    if not (0 < args.alpha < 1 and 0 < args.power < 1 and args.delta > 0):
+        raise ValueError(f"--alpha {args.alpha} and --power {args.power} must lie in (0, 1) and "
+                         f"--delta {args.delta} must be positive")
+    config = load_config(args.configfile)
+    runs = list(expand_runs(config))
+    base = args.results / config["dataset"]["name"] / "runs"
+    done = [base / r.condition / r.encoder / f"seed{r.seed}" for r in runs]
+    done = [d for d in done if (d / "run.json").is_file()]
+    if not done:
+        raise FileNotFoundError(f"no finished run of {args.configfile} under {base} (run the grid, "
+                                "or a pilot of a few seeds, first)")
+    table = power_of_runs(done, config, alpha=args.alpha, power=args.power, delta=args.delta)
+    print(f"{len(done)} of {len(runs)} runs finished under {base}")
+    print(table.to_csv(index=False) if args.csv else power_markdown(table), end="")
+    return 0
+
+
 Command = tuple[Callable[[argparse._SubParsersAction], argparse.ArgumentParser],
                 Callable[[argparse.Namespace], int]]
-COMMANDS: dict[str, Command] = {"init": (_add_init, _run_init), "check": (_add_check, _run_check), "plan": (_add_plan, _run_plan),
-                             "agreement": (_add_agreement, _run_agreement)}
+COMMANDS: dict[str, Command] = {"init": (_add_init, _run_init), "check": (_add_check, _run_check),
+                             "plan": (_add_plan, _run_plan), "agreement": (_add_agreement, _run_agreement),
+                             "power": (_add_power, _run_power)}
 
 
 def build_parser() -> argparse.ArgumentParser:

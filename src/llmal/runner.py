@@ -73,7 +73,7 @@ def _run_al(*, spec: RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
     al = thaw(spec.al)
     result = simulate(task=task, oracle=oracle, gold=gold, classifier=classifier,
                       sampler=spec.sampler, seed=seed, training=thaw(spec.training),
-                      buy_dev=bool(al.get("dev_labels", True)),
+                      buy_dev=bool(al.get("dev_labels", True)), stop=al.get("stop"),
                       schedule=Schedule.from_settings(al, full=spec.sampler == "full"))
     write_text(outputs["rounds"], result.rounds.to_csv(index=False))
     write_parquet(result.queried, outputs["queried"])
@@ -87,6 +87,7 @@ def _run_al(*, spec: RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
         "spec": spec.to_json(), "label_names": task.label_names, "positive": labels.get("positive"),
         "device": info.get("device", "cpu"), "training": info, "data": result.info,
         "stop_reason": result.info["stop_reason"], "stop_message": result.info["stop_message"],
+        **({"stopping": result.info["stopping"]} if "stopping" in result.info else {}),
         "costs": {k: result.info[k] for k in ("cost_al", "cost_dev", "cost_gold", "cost_total")},
         # LLM requests this run sent (now or in a killed earlier attempt) that the server may have
         # billed without an answer: timed out, unreadable 200s, in flight at a kill

@@ -7,6 +7,8 @@ AGGREGATE_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
                                             "errors_by_topic", "aulc", "confusion") for ext in ("png", "svg", "pdf")]
 if frontier_enabled(config):   # routed conditions (or aggregate.frontier): the cost-quality frontier
     AGGREGATE_OUTPUTS += [f"{RESULTS}/{n}" for n in FRONTIER_FILES]
+if configured_stops(config):   # where a condition checks stopping criteria (al.stop)
+    AGGREGATE_OUTPUTS += [f"{RESULTS}/tables/{n}" for n in ("stopping.csv", "stopping.md")]
 if "tokens" in CAPABILITIES.budget_units:
     AGGREGATE_OUTPUTS += [f"{RESULTS}/figures/learning_curve_tokens.{ext}" for ext in ("png", "svg", "pdf")]
 

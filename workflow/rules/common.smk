@@ -2,6 +2,7 @@
 from llmal.config import cluster
 from llmal.config.frontier import FRONTIER_FILES, frontier_enabled
 from llmal.tasks.registry import capabilities_of
+from llmal.stopping.registry import configured_stops
 from llmal.tasks.registry import spec_task_key
 from llmal.config import (annotation_targets, demonstration_encoder, member_annotators, run_demo_encoders,
                           run_spec, run_tables)
@@ -180,6 +181,8 @@ def summary_config():
     named = {c["annotator"] for c in config["conditions"].values()}
     return {
         **{k: config[k] for k in ("task", "dataset", "labels", "seeds", "conditions", "aggregate") if k in config},
+        # the global stopping criteria (only with al.stop: other configs keep their params)
+        **({"al": {"stop": config["al"]["stop"]}} if (config.get("al") or {}).get("stop") else {}),
         "encoders": {e: s for e, s in config["encoders"].items() if e in used_encoders},
         "annotators": {a: s for a, s in config["annotators"].items() if a in named},
     }
@@ -217,6 +220,7 @@ REPORTED = {
     "tables/annotators.csv": ("annotators.rst", "4. Annotators", "Agreement"),
     "figures/frontier.png": ("frontier.rst", "5. Cost and quality", "Frontier"),
     "tables/frontier.csv": ("frontier_table.rst", "5. Cost and quality", "Frontier"),
+    "tables/stopping.csv": ("stopping.rst", "5. Cost and quality", "When to stop"),
 }
 
 

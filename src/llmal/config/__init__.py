@@ -44,6 +44,7 @@ from llmal.config.schema import (
     apply_schema,
     load_schema,
 )
+from llmal.config.stop_rules import stop_problems
 from llmal.config.spec import LazyLLM, RunSpec, gold_price, make_run_spec, run_spec, spec_hash
 from llmal.config.sweep import expand_sweeps, sweep_problems
 from llmal.config.task_rules import task_key_problems, task_problems
@@ -54,8 +55,9 @@ from llmal.llm.prompts import PROMPTS_DIR
 def config_problems(config: dict[str, Any], explicit: dict[str, set[str]] | None = None) -> list[tuple[str, str]]:
     """Every problem of a schema-valid config (defaults filled in) that the config alone shows,
     as (key, message) pairs: sweeps that cannot expand, cross references, task-specific keys,
-    LLM request settings."""
-    return sweep_problems(config) + reference_problems(config) + llm_request_problems(config, explicit)
+    LLM request settings, stopping criteria."""
+    return (sweep_problems(config) + reference_problems(config) + llm_request_problems(config, explicit)
+            + stop_problems(config))
 
 
 def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:

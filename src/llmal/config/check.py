@@ -34,6 +34,7 @@ import yaml
 from llmal.config import config_problems
 from llmal.config.grid import FEATURE_ENCODERS, al_settings
 from llmal.config.schema import ConfigError, _best_error, _key_path, apply_schema
+from llmal.config.seeds import seed_warnings
 from llmal.hub import PACKAGED_MODELS, resolve_model
 from llmal.llm.executors import LLM_KINDS
 from llmal.llm.executors.openai_common import api_key_env, is_loopback_url
@@ -94,6 +95,7 @@ def check_config(config: dict[str, Any], where: str = "config", *,
     settings = settings_problems(config)
     problems += [Problem("error", where, m) for m in settings]
     problems += [Problem("error", where, m) for m in model_problems(config)]
+    problems += [Problem("warning", where, m) for m in seed_warnings(config)]
     machine = "warning" if dry_run else "error"
     problems += [Problem(machine, where, m) for m in machine_problems(config, Path(results))]
     if data and not any(m.startswith("split.") for m in settings):  # no split: nothing to count

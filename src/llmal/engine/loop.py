@@ -4,7 +4,8 @@
 - the ledger records every label bought and what it cost (initial, al, dev, meta,
   demonstrations), so rounds.csv and run.json report costs from one place;
 - the schedule says how many labels each round asks for and stops at the budgets;
-- the strategy picks the next items from the unlabelled pool.
+- the strategy picks the next items from the unlabelled pool;
+- the stop monitor (llmal.stopping, `al.stop`) checks the stopping criteria after every round.
 The task (llmal.tasks.base.RunTask) holds the items and scores test predictions against human gold.
 The test split is never queried and never used for training or early stopping.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,10 +33,12 @@ from llmal.engine.schedule import (
     COMPLETED,
     NO_TWO_CLASSES,
     POOL_EXHAUSTED,
+    STOP_CRITERION,
     Schedule,
     stop_message,
 )
 from llmal.models.base import Classifier
+from llmal.stopping.monitor import StopMonitor, value_column
 from llmal.tasks.base import RunTask
 from llmal.tasks.draws import draw_meta_ids
 
@@ -74,6 +77,7 @@ class _Run:
         self.n_aggregator_gold = 0
         self.probs_test = task.uniform(len(task.ids["test"]))
         self.token_cut = ""                      # the sentence budget_tokens left out, for the log
+        self.monitor: StopMonitor | None = None
 
     # --- buying ----------------------------------------------------------------------------
     def buy(self, ids: Sequence[str], rnd: int, purpose: str, dev: Sequence[str] = ()) -> pd.DataFrame:
@@ -182,6 +186,18 @@ class _Run:
         self.log(f"round {rnd}: {len(self.train_ids)} labels ({len(ok_ids)} usable), "
                  f"${self.spent:.4f} in all, F1-macro {metrics['f1_macro']:.4f}")
 
+    def check_stop(self, rnd: int) -> bool:
+        """The stopping criteria after round `rnd` (their columns go into its row); True when the
+        run must end here (`al.stop.mode: stop` and a criterion fired)."""
+        if self.monitor is None:
+            return False
+        self.rows[-1].update(self.monitor.observe(
+            rnd, self.classifier.predict_proba, float(self.rows[-1].get("dev_f1_macro", float("nan")))))
+        for name in self.monitor.fired():
+            if self.monitor.first_fired[name] == rnd:
+                self.log(f"round {rnd}: stopping criterion {name} fired")
+        return self.monitor.ends_run()
+
     def dev_labels(self) -> tuple[list[str], np.ndarray] | None:
         if not self.dev_ids:
             return None
@@ -212,6 +228,9 @@ class _Run:
     def finish(self, reason: str, rnd: int, detail: str = "") -> str:
         if reason == BUDGET_TOKENS and not detail:
             detail = self.token_cut
+        if reason == STOP_CRITERION and self.monitor is not None and not detail:
+            detail = "fired: " + ", ".join(
+                f"{n} ({self.rows[-1].get(value_column(n), float('nan')):.4g})" for n in self.monitor.fired())
         message = stop_message(reason, rnd=rnd, n_labels=len(self.train_ids), spent=self.spent,
                                schedule=self.schedule, detail=detail, n_tokens=self.n_tokens())
         self.log(message)
@@ -222,19 +241,22 @@ class _Run:
 
 def simulate(*, task: RunTask, oracle: Oracle, gold: GoldSource, classifier: Classifier,
              sampler: str, schedule: Schedule, seed: int, training: dict[str, Any] | None = None,
-             buy_dev: bool = True, log: Callable[[str], None] = print) -> ALResult:
+             buy_dev: bool = True, stop: Mapping[str, Any] | None = None,
+             log: Callable[[str], None] = print) -> ALResult:
     """Run the rounds of one condition; never raises on a valid config: a run that cannot go on
     (pool or budget exhausted, no two classes) stops and says why in its log, the last row of
     rounds.csv (`stop`) and run.json (`stop_reason`).
 
     `buy_dev`: buy the dev split's labels from the annotator (early stopping of fine-tuning, and
-    the dev F1 per round that a real study would watch); charged whatever their status."""
+    the dev F1 per round that a real study would watch); charged whatever their status.
+    `stop`: the run's `al.stop` settings (stopping criteria; none for `full`, which has one round)."""
     rng = np.random.default_rng(seed)
     options = TrainingOptions.from_config(training)
     strategy = None if schedule.full else task.make_strategy(sampler)
     run = _Run(task, oracle, gold, classifier, schedule, options, log)
     visible = oracle.visible()
     run.pool = [i for i in task.ids["pool"] if visible is None or i in visible]
+    run.monitor = StopMonitor.from_settings(stop, run.pool) if stop and not schedule.full else None
     start = time.perf_counter()
 
     # round 0, before any training label: the gold sets, and the dev labels (bought from the
@@ -283,6 +305,7 @@ def simulate(*, task: RunTask, oracle: Oracle, gold: GoldSource, classifier: Cla
         reason = cut if cut and not run.train_ids else NO_TWO_CLASSES
         message = run.finish(reason, 0, f"{len(run.train_ids)} labels bought, {n_ok} usable")
         return _result(run, reason, message)
+    run.check_stop(0)
 
     for rnd in range(1, schedule.n_rounds + 1):
         if cut:
@@ -304,6 +327,9 @@ def simulate(*, task: RunTask, oracle: Oracle, gold: GoldSource, classifier: Cla
             run.predicted_at_query.update(zip(chosen, (int(p) for p in predicted)))
         run.buy(chosen, rnd, "al")
         run.fit_and_score(rnd, start)
+        if run.check_stop(rnd):
+            reason = STOP_CRITERION
+            break
     else:
         reason = cut or COMPLETED
     message = run.finish(reason, int(run.rows[-1]["round"]))
@@ -335,4 +361,5 @@ def _result(run: _Run, reason: str, message: str) -> ALResult:
         "n_demonstrations": run.ledger.count("demonstrations"),
         **run.ledger.costs(), "stop_reason": reason, "stop_message": message,
         "oracle": run.oracle.stats(),
+        **({"stopping": run.monitor.summary()} if run.monitor is not None else {}),
     })

@@ -11,7 +11,8 @@
   `budget_usd` takes the prefix whose estimated cost fits.
 - `full` is a schedule, not a strategy: the pool in a seeded random order, up to the budgets,
   in one round.
-The run stops cleanly at the first of: the rounds done, the pool exhausted, a budget reached.
+The run stops cleanly at the first of: the rounds done, the pool exhausted, a budget reached,
+a stopping criterion fired (`al.stop` with mode stop; llmal.stopping).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ BUDGET_USD = "budget_usd"
 BUDGET_TOKENS = "budget_tokens"
 SCHEDULE_USED = "schedule_used"     # round 0 needed extra labels; the schedule's total is spent
 NO_TWO_CLASSES = "no_two_classes"   # round 0 never got usable labels of two classes
+STOP_CRITERION = "stop_criterion"   # a stopping criterion of al.stop fired (mode stop)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def stop_message(reason: str, *, rnd: int, n_labels: int, spent: float, schedule
         BUDGET_USD: f"the next labels would exceed budget_usd ${schedule.budget_usd or 0:.4f}",
         BUDGET_TOKENS: f"the next sentence would exceed budget_tokens ({schedule.budget_tokens} tokens)",
         NO_TWO_CLASSES: "no usable labels of two classes could be bought, so no classifier can be fitted",
+        STOP_CRITERION: "a stopping criterion of al.stop fired",
     }[reason]
     tokens = "" if n_tokens is None else f", {n_tokens} tokens"
     return (f"stopping after round {rnd}: {what} ({n_labels} training labels{tokens}, ${spent:.4f} spent)"

@@ -15,6 +15,7 @@ import pandas as pd
 
 from llmal.contracts import write_json, write_text
 from llmal.report import figures
+from llmal.report.stopping import stopping_markdown
 from llmal.report import tables as render
 from llmal.results.aggregate import AggregateTables
 from llmal.results.agreement import TABLE_COLUMNS, AgreementReport
@@ -24,13 +25,14 @@ TABLE_FILES = ("summary.csv", "summary.md", "summary.tex", "learning_curve.csv",
                "significance.md", "fpfn.csv", "errors_by_topic.csv", "errors_by_topic.md",
                "aulc.csv", "matched_budget.csv", "matched_budget.md",
                "confusion.csv", "confusion.md", "per_class.csv", "per_class.md")
+STOPPING_FILES = ("stopping.csv", "stopping.md")   # with al.stop only
 AGREEMENT_FILES = ("annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")
 
 
 def write_aggregate(tables: AggregateTables, out_tables: Path | str, out_figures: Path | str) -> dict[str, Path]:
-    """Write every table (TABLE_FILES) under `out_tables` and every figure
-    (`llmal.report.figures.FIGURE_FILES`) under `out_figures`; return {"tables/<name>" |
-    "figures/<name>": path}."""
+    """Write every table (TABLE_FILES, and STOPPING_FILES where runs checked stopping criteria)
+    under `out_tables` and every figure (`llmal.report.figures.FIGURE_FILES`) under
+    `out_figures`; return {"tables/<name>" | "figures/<name>": path}."""
     out_tables, out_figures = Path(out_tables), Path(out_figures)
     t = tables
     written: dict[str, Path] = {}
@@ -57,6 +59,9 @@ def write_aggregate(tables: AggregateTables, out_tables: Path | str, out_figures
     put("confusion.md", render.confusion_markdown(t.confusion, t.label_names))
     put("per_class.csv", t.per_class.to_csv(index=False))
     put("per_class.md", render.per_class_markdown(t.per_class))
+    if t.stopping is not None:   # only where a condition checks stopping criteria (al.stop)
+        put("stopping.csv", t.stopping.to_csv(index=False))
+        put("stopping.md", stopping_markdown(t.stopping))
 
     if CLASS_COLUMN in t.fpfn.columns:   # no positive class: one bar per condition and class
         fpfn, bars = flatten_classes(t.fpfn)

@@ -21,10 +21,13 @@ from llmal.report import tables as render
 from llmal.report.figures import metric_label
 from llmal.report.findings import findings_html
 from llmal.report.files import read_agreement
+from llmal.report.power import power_caption, power_display
+from llmal.report.stopping import stopping_caption, stopping_display
 from llmal.results import comparisons as cmp
 from llmal.results import settings as result_settings
 from llmal.results.aggregate import summary_metrics_of
 from llmal.results.findings import study_findings
+from llmal.results.power import DELTA, power_table
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -106,10 +109,12 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     parts += _summary_section(tables_dir, positive, label_names,
                               entity_level=capabilities_of(config).entity_level)
     parts += _significance_section(tables_dir)
+    parts += _power_section(tables_dir, float((config.get("aggregate") or {}).get("power_delta", DELTA)))
     parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
     parts += _learning_curve_section(figures_dir, settings.metric)
     if (tables_dir / "frontier.csv").is_file():
         parts += _frontier_section(config, tables_dir, figures_dir, settings.metric)
+    parts += _stopping_section(tables_dir)
     parts += _classes_section(tables_dir, figures_dir)
     parts += _errors_section(tables_dir, figures_dir, settings.top_topics)
     if annotations is not None and len(annotations):
@@ -214,6 +219,18 @@ def _significance_section(tables_dir: Path) -> list[str]:
     return out + notes
 
 
+def _power_section(tables_dir: Path, delta: float) -> list[str]:
+    """Seeds and power from the significance table's seed variance (llmal.results.power)."""
+    sig = _read_csv(tables_dir / "significance.csv")
+    if sig.empty:
+        return []
+    table = power_table(sig, delta=delta)
+    shown, notes = _footnotes(power_display(table), "Note")
+    return [_h2("Seeds and power"), f'<p class="caption">{_e(power_caption(table))} '
+            "The same numbers: <code>llmal power --configfile ...</code>.</p>",
+            _table(shown, numeric=[c for c in shown.columns if c not in ("Encoder", "Condition", "vs")])] + notes
+
+
 def _fair_comparison_section(config: Mapping[str, Any], settings: result_settings.AggregateSettings,
                              tables_dir: Path, figures_dir: Path) -> list[str]:
     """AULC per condition and the matched-budget comparisons (llmal.results.comparisons)."""
@@ -263,6 +280,21 @@ def _frontier_section(config: Mapping[str, Any], tables_dir: Path, figures_dir: 
                     "samplers, hollow ones random or full; dashed: the Pareto front; ringed: the cheapest "
                     f"condition within {tol:g} of the best."),
             _table(render.frontier_display(table), numeric=[metric, "Cost ($)"])]
+
+
+def _stopping_section(tables_dir: Path) -> list[str]:
+    """Where the stopping criteria fired (tables/stopping.csv: only with al.stop)."""
+    path = tables_dir / "stopping.csv"
+    if not path.is_file():
+        return []
+    table = _read_csv(path)
+    out = [_h2("When to stop")]
+    if table.empty:
+        return out + ["<p>No run checked a stopping criterion (every run ended in round 0).</p>"]
+    shown, notes = _footnotes(stopping_display(table), "Note")
+    return out + [f'<p class="caption">{_e(stopping_caption(str(table["metric"].iloc[0])))}</p>',
+                  _table(shown, numeric=[c for c in shown.columns if c not in
+                                         ("Encoder", "Condition", "Criterion", "Mode")])] + notes
 
 
 def _learning_curve_section(figures_dir: Path, metric: str) -> list[str]:

@@ -36,6 +36,8 @@ from llmal.results.settings import (
     require_metric,
 )
 from llmal.results.stats import holm, paired_comparison
+from llmal.results.stopping import stop_table
+from llmal.stopping.registry import configured_stops
 from llmal.tasks.registry import capabilities_of
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +205,7 @@ class AggregateTables:
     strategy_of: dict[str, str]         # condition -> its sampler
     annotator_of: dict[str, str]        # condition -> its annotator
     frontier: pd.DataFrame | None = None   # llmal.results.frontier (aggregate.frontier, or routed conditions)
+    stopping: pd.DataFrame | None = None   # where the stopping criteria fired (al.stop), else None
 
 
 def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any], *,
@@ -242,7 +245,9 @@ def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any], *,
         with_topics=confusion.has_topics(preds), degenerate=fair.degenerate,
         strategy_of={c: str(v.get("sampler", "")) for c, v in conds.items()},
         annotator_of={c: str(v.get("annotator", "")) for c, v in conds.items()},
-        frontier=frontier_table(finals, config, settings) if frontier else None)
+        frontier=frontier_table(finals, config, settings) if frontier else None,
+        stopping=(stop_table(rounds, finals, settings.metric, settings.condition_order)
+                  if configured_stops(config) else None))
 
 
 def summary_metrics_of(positive: str, classes: Sequence[str], entity_level: bool) -> tuple[Metric, ...]:

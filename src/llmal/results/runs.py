@@ -189,6 +189,8 @@ def _final_row(meta: Mapping[str, Any], rounds: pd.DataFrame, run_dir: Path) -> 
     row["versions"] = json.dumps(meta.get("versions") or {}, sort_keys=True)
     row["timings"] = json.dumps(meta.get("timings") or {}, sort_keys=True)
     row["n_rounds"] = int(len(rounds))
+    if meta.get("stopping"):   # al.stop: stop or record (llmal.stopping)
+        row["stop_mode"] = str(meta["stopping"].get("mode", ""))
     row["run_dir"] = str(run_dir)
     for col in rounds.columns:
         row[col] = last[col]

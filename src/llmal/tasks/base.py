@@ -48,7 +48,9 @@ class Capabilities:
     own_keys: keys (dotted, * = any name) that only this task reads -> what the key is for;
     another task refuses them by name instead of ignoring them;
     metrics: metric columns of its runs beyond the per-label ones and llmal.results.runs'
-    ROUND_COLUMNS (what aggregate.metric may name)."""
+    ROUND_COLUMNS (what aggregate.metric may name);
+    stop_criteria: the stopping criteria of llmal.stopping its runs can check (None: every one;
+    the stop-set criteria need one row of class probabilities per item)."""
     item_noun: str
     budget_units: tuple[str, ...]
     description: str
@@ -70,6 +72,7 @@ class Capabilities:
     label_keys: tuple[tuple[str, str], ...] = ()
     own_keys: tuple[tuple[str, str], ...] = ()
     metrics: tuple[str, ...] = ()
+    stop_criteria: tuple[str, ...] | None = None
 
     def reads(self, dataset: Mapping[str, Any]) -> bool:
         """Whether this task reads the dataset a config's `dataset` describes."""

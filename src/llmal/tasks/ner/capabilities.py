@@ -36,4 +36,6 @@ CAPABILITIES = Capabilities(
         ("aggregate.token_budgets", "token budgets count the tokens of sentences"),
     ),
     metrics=("f1_micro", "precision_micro", "recall_micro", "dev_f1_macro"),
+    # a tagger's probabilities are per token, not one row per sentence: no stop-set criteria
+    stop_criteria=("dev_f1_plateau",),
 )
