@@ -326,7 +326,11 @@ def starter_config(guess: Guess, *, config_path: str | Path, llm: tuple[str, str
     out += ["", "# the agreement table compares these with gold and with each other (kappa, cost savings)",
             f"agreement: {{annotators: [{', '.join(raters)}]}}"]
     out += ["", "aggregate:", "  reference: human_random   # every condition is tested against it",
-            "", "# three seeds show the spread; paired tests need more to reach significance",
+            "  # with three seeds the exact Wilcoxon test cannot go below p = 0.25, so no comparison could be",
+            "  # significant; the paired t-test can. After this pilot, `llmal power --configfile THIS` says how",
+            "  # many seeds a difference you care about needs (then wilcoxon is an option again)",
+            "  primary_test: ttest",
+            "", "# three seeds: a pilot that shows the spread",
             "seeds: [0, 1, 2]", ""]
     return "\n".join(out)
 
