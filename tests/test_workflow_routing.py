@@ -131,3 +131,14 @@ def test_routing_demo_runs_to_a_report_with_the_frontier_and_its_pareto_front(tm
     assert (ledger["source"] == "crowd").sum() == info["data"]["oracle"]["routed"] > 0
     assert (ledger["source"] == "llm_sim").sum() == info["data"]["oracle"]["items"]
     assert ledger.loc[ledger["source"] == "crowd", "cost_usd"].sum() == pytest.approx(0.10 * info["data"]["oracle"]["routed"])
+    # the stop-round table: stabilizing predictions in record mode, one row per condition
+    stopping = pd.read_csv(out / "tables" / "stopping.csv")
+    assert set(stopping["criterion"]) == {"stabilizing_predictions"} and set(stopping["mode"]) == {"record"}
+    assert sorted(stopping["condition"]) == sorted(frontier["condition"])
+    rounds = pd.read_csv(run / "rounds.csv")
+    fired = rounds.loc[rounds["stop_stabilizing_predictions"].astype(bool), "round"]
+    assert info["stopping"]["mode"] == "record" and len(rounds) == config["al"]["rounds"] + 1
+    if len(fired):   # the table's round for this (one-seed) condition is the first round the criterion said stop
+        row = stopping[stopping["condition"] == "routed_al-t0p8"].iloc[0]
+        assert float(row["round_mean"]) == fired.iloc[0] == info["stopping"]["first_fired"]["stabilizing_predictions"]
+    assert "When to stop" in html
