@@ -370,4 +370,5 @@ def task_agreement(task: Task, annotations: Mapping[str, pd.DataFrame], items: p
         report.table[column] = [values.get(name, np.nan) for name in report.table["annotator"]]
     if unit.unit is not None:
         report.summary["unit"] = unit.unit
+    report.summary.update(unit.summary)
     return report

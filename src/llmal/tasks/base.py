@@ -87,13 +87,15 @@ class AgreementUnit:
     annotations: annotator -> table of units (id, label, status, model, cost_usd, request_id);
     items: id and gold of every unit; split: id -> split of every unit; label_names: the labels
     of `label` and `gold`; unit: what a unit is when it is not an item ("tokens"), named in the
-    summary; columns: column -> annotator -> value, added to the table in this order."""
+    summary; columns: column -> annotator -> value, added to the table in this order; summary:
+    entries the task adds to the report's summary (statistics among raters, not per annotator)."""
     annotations: Mapping[str, Any]
     items: Any
     split: Any
     label_names: Sequence[str]
     unit: str | None = None
     columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RunTask(Protocol):

@@ -1,0 +1,34 @@
+"""What multi-label classification offers and accepts, as data (read while Snakemake plans: nothing heavy here)."""
+from llmal.tasks.base import Capabilities
+
+CAPABILITIES = Capabilities(
+    item_noun="items",
+    budget_units=("labels", "usd"),
+    # predictions.parquet has one row per (test item, label): pred/gold = the label, or the last
+    # label name ("none") when absent, so the per-class FP/FN tables are per label
+    entity_level=True,
+    description="multi-label text classification",
+    data_noun="texts with label sets",
+    dataset_kinds=("file",),
+    demo_variants=("multilabel",),
+    learner_noun="a one-vs-rest classifier",
+    learner_does="gives each text a set of labels",
+    recipe_kinds=("logistic",),
+    class_weights=True,
+    training_options=(),
+    # llmal.tasks.multilabel.strategies.MULTILABEL_STRATEGIES after the `full` schedule
+    samplers=("full", "random", "entropy", "max_margin", "kmeans", "coreset"),
+    samplers_score="per-label probabilities",
+    mixture_methods=("majority", "mean"),
+    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority or mean)",
+    label_keys=(("label_error", "label"),),
+    own_keys=(
+        ("annotators.*.label_error", "per-label false-positive and false-negative rates (task multilabel)"),
+        ("annotators.*.cost_unit", "human cost per item or per label decision (task multilabel)"),
+        ("annotators.*.label_sep", "the separator of a precomputed label list (task multilabel)"),
+        ("dataset.label_sep", "the separator of a label-list column (task multilabel)"),
+        ("conditions.*.recipe.tune_thresholds", "per-label thresholds tuned on dev (task multilabel)"),
+    ),
+    metrics=("f1_micro", "precision_micro", "recall_micro", "hamming_loss", "subset_accuracy",
+             "dev_f1_macro"),
+)
