@@ -94,8 +94,9 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
                                  .get("warnings") or [])]
     parts += [f'<div class="note"><strong>Warning.</strong> {_e(w)}</div>' for w in warnings]
     parts += _what_was_run(config, meta, settings, split_counts)
-    parts += _summary_section(tables_dir, positive, label_names,
-                              entity_level=capabilities_of(config).entity_level)
+    caps = capabilities_of(config)
+    parts += _summary_section(tables_dir, positive, label_names, entity_level=caps.entity_level,
+                              columns=caps.summary_columns)
     parts += _significance_section(tables_dir)
     parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
     parts += _learning_curve_section(figures_dir, settings.metric)
@@ -166,10 +167,11 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: resul
 
 
 def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str],
-                     entity_level: bool = False) -> list[str]:
+                     entity_level: bool = False,
+                     columns: Sequence[tuple[str, str, int | None, str | None]] = ()) -> list[str]:
     summary = _read_csv(tables_dir / "summary.csv")
     # entity-level: strict scores (seqeval), label_names = the entity types
-    metrics = summary_metrics_of(positive, label_names, entity_level)
+    metrics = summary_metrics_of(positive, label_names, entity_level, columns)
     shown, bold = render.summary_html_frame(summary, positive, metrics)
     note = f"Positive class: {_e(positive)}." if positive else "No positive class: macro and per-class scores."
     return [_h2("Summary"),

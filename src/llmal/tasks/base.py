@@ -48,7 +48,8 @@ class Capabilities:
     own_keys: keys (dotted, * = any name) that only this task reads -> what the key is for;
     another task refuses them by name instead of ignoring them;
     metrics: metric columns of its runs beyond the per-label ones and llmal.results.runs'
-    ROUND_COLUMNS (what aggregate.metric may name)."""
+    ROUND_COLUMNS (what aggregate.metric may name); summary_columns: the summary table's
+    columns when the task names its own (see the field)."""
     item_noun: str
     budget_units: tuple[str, ...]
     description: str
@@ -70,6 +71,11 @@ class Capabilities:
     label_keys: tuple[tuple[str, str], ...] = ()
     own_keys: tuple[tuple[str, str], ...] = ()
     metrics: tuple[str, ...] = ()
+    summary_columns: tuple[tuple[str, str, int | None, str | None], ...] = ()
+
+    # summary_columns: the summary table's columns when the task names its own (else those of
+    # llmal.results.aggregate.summary_metrics_of): (column, header, decimals (None: money),
+    # better ("max", "min" or None)); a column "<m>_{label}" stands for one per label name.
 
     def reads(self, dataset: Mapping[str, Any]) -> bool:
         """Whether this task reads the dataset a config's `dataset` describes."""

@@ -29,6 +29,14 @@ CAPABILITIES = Capabilities(
         ("dataset.label_sep", "the separator of a label-list column (task multilabel)"),
         ("conditions.*.recipe.tune_thresholds", "per-label thresholds tuned on dev (task multilabel)"),
     ),
+    summary_columns=(
+        ("f1_micro", "F1 (micro)", 3, "max"), ("f1_macro", "F1 (macro)", 3, "max"),
+        ("hamming_loss", "Hamming loss", 3, "min"), ("subset_accuracy", "Subset accuracy", 3, "max"),
+        ("f1_{label}", "F1 ({label})", 3, "max"),
+        ("fp", "FP (labels)", 1, "min"), ("fn", "FN (labels)", 1, "min"),
+        ("n_labels", "Items", 0, None), ("n_train", "Trained on", 0, None),
+        ("cost_total", "Cost ($)", None, "min"),
+    ),
     metrics=("f1_micro", "precision_micro", "recall_micro", "hamming_loss", "subset_accuracy",
              "dev_f1_macro"),
 )

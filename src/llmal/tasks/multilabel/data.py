@@ -30,8 +30,9 @@ from llmal.tasks.multilabel.labels import MAX_LABELS, UNKNOWN, parse_label_list
 DEFAULT_SEP = "|"
 EMPTY_SET = {"none", "[]"}
 FILE_KEYS = {"name", "kind", "cache_dir", "path", "files", "columns", "format", "quoting", "header",
-             "skip_rows", "encoding", "source", "label_sep", "split_map"}
-DEMO_KEYS = {"name", "kind", "cache_dir", "task", "n_items", "seed"}
+             "skip_rows", "encoding", "source", "label_sep", "split_map",
+             "annotator_sep", "drop_empty_text"}   # the last two: classification's, filled by the schema
+DEMO_KEYS = {"name", "kind", "cache_dir", "task", "n_items", "seed", "classes"}   # classes: the same
 SPLIT_DEFAULTS = {"test": 0.2, "dev": 0.1, "seed": 0, "use_column": True}
 
 

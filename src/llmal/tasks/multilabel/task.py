@@ -72,6 +72,8 @@ class MultiLabelTask:
     def evaluate(self, probs_test: np.ndarray) -> dict[str, Any]:
         metrics = multilabel_metrics(self._gold_test, decisions(probs_test), self.names)
         metrics.update(soft_label_metrics(self._share, self._coded, probs_test))
+        # the prediction rows' "label absent" class has no score of its own
+        metrics.update({f"{m}_{NONE}": float("nan") for m in ("precision", "recall", "f1")})
         return metrics
 
     def f1_macro(self, labels: np.ndarray, probs: np.ndarray) -> float:
