@@ -262,3 +262,70 @@ def test_fleiss_kappa_per_label_by_hand():
     p_pos = 6 / 12
     expected = (p_i.mean() - (p_pos ** 2 + (1 - p_pos) ** 2)) / (1 - (p_pos ** 2 + (1 - p_pos) ** 2))
     assert ag.fleiss_binary(y, np.ones_like(y, dtype=bool)) == pytest.approx(expected)
+
+
+# --- LLM annotator (loopback server) ------------------------------------------------------------
+def _ask_llm(tmp_path, texts, prompt, planted=None, **extra):
+    from openai_server import Faults, OpenAITestServer, expected_answer
+
+    from llmal.tasks.multilabel.llm import annotate_multilabel_with_llm
+
+    items = pd.DataFrame({"id": [f"t{k}" for k in range(len(texts))], "text": texts})
+    spec = {"kind": "openai", "model": "gpt-test", "prompt": prompt, "max_retries": 1, "backoff_base": 0.01, **extra}
+    with OpenAITestServer(tmp_path / "server", Faults(planted=json.dumps(planted or {}))) as server:
+        spec["base_url"] = server.base_url
+        table = annotate_multilabel_with_llm(items, spec=spec, labels=NAMES,
+                                             prices={"gpt-test": {"input": 1.0, "output": 2.0}},
+                                             cache_path=tmp_path / "cache.sqlite", state_dir=tmp_path / "state",
+                                             log=lambda m: None)
+        billed = server.ledger()["billed"]
+    return table.set_index("id"), billed, expected_answer   # the server's deterministic answer
+
+
+@pytest.mark.parametrize("prompt", ["multilabel_questions", "multilabel_list"])
+def test_llm_answers_become_label_sets_one_request_per_item(tmp_path, prompt):
+    texts = [f"comment number {k} about things" for k in range(12)]
+    table, billed, _ = _ask_llm(tmp_path, texts, prompt, logprobs=True, top_logprobs=2)
+    assert len(billed) == 12 and (table["status"] == "ok").all()
+    assert table["cost_usd"].sum() == pytest.approx(sum(1.0 * e["usage"]["prompt_tokens"] / 1e6
+                                                        + 2.0 * e["usage"]["completion_tokens"] / 1e6 for e in billed))
+    seen = 0
+    for k, text in enumerate(texts):
+        body_answer = json.loads(table.loc[f"t{k}", "raw"])
+        listed = body_answer["labels"] if prompt == "multilabel_list" else [n for n in NAMES if body_answer[n] == "yes"]
+        assert names_of(int(table.loc[f"t{k}", "label"]), NAMES) == [n for n in NAMES if n in listed]
+        seen += len(listed)
+        if prompt == "multilabel_questions":    # logprobs give each label's probability
+            choices = json.loads(table.loc[f"t{k}", "probs"])["choices"]
+            assert set(choices) == set(NAMES)
+            for n in NAMES:
+                assert choices[n]["yes"] + choices[n]["no"] == pytest.approx(1.0)
+                assert (choices[n]["yes"] > 0.5) == (n in listed)
+    assert 0 < seen < 12 * 3
+
+
+def test_planted_malformed_llm_answers_become_invalid_rows_with_their_raw_text(tmp_path):
+    texts = ["first comment", "second comment", "third comment", "fourth comment", "fifth comment"]
+    planted_list = {
+        texts[0]: json.dumps({"labels": ["hostile", "sarcasm"]}),       # an unknown label
+        texts[1]: json.dumps({"labels": "hostile"}),                    # not a list
+        texts[2]: json.dumps({"label": ["hostile"]}),                   # a missing key
+        texts[3]: "hostile, insult",                                    # not JSON
+        texts[4]: json.dumps({"labels": ["threat", "hostile"]}),        # well formed
+    }
+    table, billed, _ = _ask_llm(tmp_path, texts, "multilabel_list", planted_list)
+    assert len(billed) == 5
+    for k in range(4):
+        row = table.loc[f"t{k}"]
+        assert row["status"] == "invalid" and pd.isna(row["label"]) and row["raw"] == planted_list[texts[k]]
+        assert row["cost_usd"] > 0                                       # billed all the same
+    reasons = [json.loads(table.loc[f"t{k}", "answers"])["reason"] for k in range(4)]
+    assert "unknown label 'sarcasm'" in reasons[0] and "not a list" in reasons[1]
+    assert 'missing key "labels"' in reasons[2] and "not JSON" in reasons[3]
+    assert table.loc["t4", "status"] == "ok" and table.loc["t4", "label"] == 0b101
+    planted_q = {texts[0]: json.dumps({"hostile": "yes", "insult": "no"}),                  # missing threat
+                 texts[1]: json.dumps({"hostile": "yes", "insult": "no", "threat": "maybe"}),
+                 texts[2]: json.dumps({"hostile": "yes", "insult": "no", "threat": "no", "spam": "no"})}
+    table, _, _ = _ask_llm(tmp_path / "q", texts[:3], "multilabel_questions", planted_q)
+    assert (table["status"] == "invalid").all() and table["label"].isna().all()
+    assert [table.loc[f"t{k}", "raw"] for k in range(3)] == [planted_q[t] for t in texts[:3]]

@@ -100,3 +100,53 @@ def test_a_run_bills_one_item_per_label_set(finished):
     # the simulated LLM's price is per item whatever the number of labels
     assert ledger["cost_usd"].max() == pytest.approx(config["annotators"]["llm_sim"]["cost_per_label"])
     assert ledger["id"].is_unique
+
+
+def test_a_lazy_llm_annotator_of_label_sets_inside_the_dag(tmp_path):
+    """The LLM asked through the loopback server during the AL run only about what it buys (dev
+    labels in round 0, then its queries), one request per item; planted malformed answers on dev
+    items (an unknown label, a non-list, a missing key) are bought as invalid and never trained
+    on; the server's bill equals the ledger and cost_total."""
+    from openai_server import Faults
+    from test_workflow_llm import PRICES, Server, ledger_cost
+
+    from llmal.tasks.multilabel.data import prepare_multilabel
+
+    config = yaml.safe_load((ROOT / "config" / "multilabel_demo.yaml").read_text())
+    config["dataset"]["n_items"] = 600
+    config["al"] = {"initial": 30, "batch": 30, "rounds": 2}
+    config["seeds"] = [0]
+    config["prices"] = PRICES
+    config["conditions"] = {"llm_lazy": {"annotator": "llm", "sampler": "entropy"}}
+    config["aggregate"] = {"metric": "f1_micro"}
+    items, split = prepare_multilabel(config["dataset"], config["labels"], config["split"], cache_dir=tmp_path)
+    texts = items["text"].tolist()
+    dev = items[split["split"].eq("dev").to_numpy()]
+    unique = [t for t in dev["text"] if sum(t in other for other in texts) == 1][:3]
+    planted = {unique[0]: json.dumps({"labels": ["hostile", "sarcasm"]}),
+               unique[1]: json.dumps({"labels": "insult"}),
+               unique[2]: json.dumps({"label": ["threat"]})}
+    server = Server(tmp_path / "server", Faults(planted=json.dumps(planted)))
+    try:
+        config["annotators"]["llm"] = {"kind": "openai", "model": "gpt-test-online", "prompt": "multilabel_list",
+                                       "base_url": server.base_url, "max_retries": 1, "backoff_base": 0.01}
+        work = tmp_path / "work"
+        write_config(work, config)
+        snakemake(work)
+        billed = server.billed()
+    finally:
+        server.stop()
+    run = work / "results" / DS / "runs" / "llm_lazy" / "tfidf" / "seed0"
+    ledger, rounds = pd.read_parquet(run / "ledger.parquet"), pd.read_csv(run / "rounds.csv")
+    assert not (work / "results" / DS / "annotations" / "llm.parquet").exists()    # lazy: no annotate job
+    n_dev = int(split["split"].eq("dev").sum())
+    assert (ledger["purpose"] == "dev").sum() == n_dev
+    assert len(ledger) == n_dev + 30 + 2 * 30 and ledger["id"].is_unique
+    asked = items.set_index("id").loc[ledger["id"], "text"]
+    assert len(billed) == asked.nunique()                  # one request per distinct text, each once
+    assert ledger["cost_usd"].sum() == pytest.approx(ledger_cost(billed, "gpt-test-online", "openai"), rel=1e-9)
+    assert rounds["cost_total"].iloc[-1] == pytest.approx(ledger["cost_usd"].sum(), rel=1e-12)
+    by_text = items.set_index("text")["id"]
+    bad = [by_text[t] for t in planted]
+    assert ledger.set_index("id").loc[bad, "status"].eq("invalid").all()
+    assert ledger["status"].eq("ok").sum() == len(ledger) - 3

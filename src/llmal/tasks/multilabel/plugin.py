@@ -1,10 +1,16 @@
 """The multi-label task behind the Task protocol (llmal.tasks.base)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
+from llmal.llm.cost import price_for
+from llmal.llm.executors import LLM_KINDS
+from llmal.llm.prompts import PROMPTS_DIR
+from llmal.llm.tokens import make_counter
 from llmal.tasks.base import AgreementUnit, fit_ids
 from llmal.tasks.multilabel.agreement import multilabel_agreement_unit
 from llmal.tasks.multilabel.annotators import annotate_human, annotate_precomputed, annotate_simulated
@@ -12,7 +18,9 @@ from llmal.tasks.multilabel.capabilities import CAPABILITIES
 from llmal.tasks.multilabel.data import prepare_multilabel
 from llmal.tasks.multilabel.demo import DEMO_LABELS
 from llmal.tasks.multilabel.learner import OneVsRestHead
+from llmal.tasks.multilabel.llm import annotate_multilabel_with_llm
 from llmal.tasks.multilabel.mixture import aggregate_per_label
+from llmal.tasks.multilabel.plan import plan_rows
 from llmal.tasks.multilabel.strategies import MULTILABEL_STRATEGIES
 from llmal.tasks.multilabel.task import MultiLabelTask
 
@@ -50,8 +58,14 @@ class MultiLabel:
             return annotate_simulated(todo, spec, names)
         if spec["kind"] == "precomputed":
             return annotate_precomputed(todo, spec, names, name=name, log=log)
+        if spec["kind"] in LLM_KINDS:
+            cache_dir = Path(config.get("cache_dir", ".llmal-cache"))
+            return annotate_multilabel_with_llm(
+                todo, spec=spec, labels=names, prices=config.get("prices") or {},
+                cache_path=cache_dir / "responses.sqlite", state_dir=cache_dir / "batches" / name, log=log,
+                name=name, cache_mode=str(config.get("cache_mode") or "local"))
         raise ValueError(f"annotators.{name}.kind: {spec['kind']!r} cannot annotate label sets "
-                         "(task multilabel: human, simulated, precomputed, mixture)")
+                         "(task multilabel: human, simulated, precomputed, an LLM kind, mixture)")
 
     def aggregate_mixture(self, tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any],
                           labels: Mapping[str, Any], *, gold: Mapping[str, int] | None,
@@ -61,10 +75,30 @@ class MultiLabel:
     def mixture_gold_ids(self, spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
         return []   # per-label majority and mean fit nothing on gold
 
-    def plan_rows(self, name: str, spec: Mapping[str, Any], items: Any, labels: Mapping[str, Any], *,
-                  price: Any, counter: Any, demo_pool: Any, prompts_dir: Any, compare: Sequence[str] = (),
-                  targets: Sequence[str] = ()) -> list[Any]:
-        return []   # no LLM annotator of label sets yet: nothing to price
+    def lazy_llm(self, name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, llm: Mapping[str, Any], *,
+                 demonstrations: tuple[Any, Any], cache_dir: Path, state_dir: Path, quote_sample: int,
+                 log: Callable[[str], None]) -> tuple[Callable[[list[str]], pd.DataFrame],
+                                                      Callable[[list[str]], np.ndarray]]:
+        """(fetch, quote) of a lazy LLM oracle of label sets: annotate the given ids; before
+        anything is bought, the price per item llmal plan gives a sample of them."""
+        names = [str(n) for n in llm["labels"]["names"]]
+        asked = {k: v for k, v in spec.items() if k != "limit"}
+        price = price_for(str(spec["model"]), str(spec["kind"]), llm.get("prices"))
+
+        def fetch(ids: list[str]) -> pd.DataFrame:
+            return annotate_multilabel_with_llm(
+                by_id.loc[ids].reset_index(drop=True), spec=asked, labels=names, prices=llm.get("prices") or {},
+                cache_path=cache_dir / "responses.sqlite", state_dir=state_dir, log=log, name=name,
+                cache_mode=str(llm.get("cache_mode") or "local"))
+
+        def quote(ids: list[str]) -> np.ndarray:
+            row, = plan_rows(name, spec, by_id.loc[ids[:quote_sample]].reset_index(drop=True), llm["labels"],
+                             price=price, counter=make_counter(spec), demo_pool=None, prompts_dir=PROMPTS_DIR)
+            return np.full(len(ids), row.usd_per_item)
+
+        return fetch, quote
+
+    plan_rows = staticmethod(plan_rows)   # llmal plan's rows of one annotator (Task.plan_rows)
 
     # --- plan, agreement, results -----------------------------------------------------------
     def agreement_unit(self, annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
