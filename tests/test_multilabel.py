@@ -197,6 +197,39 @@ def test_a_mixture_aggregates_per_label():
     assert mean.loc["x", "label"] == 0b111 and mean.loc["y", "label"] == 0b101
 
 
+def test_dawid_skene_per_label_trusts_the_reliable_member_and_mean_reads_llm_probabilities():
+    from llmal.contracts import make_annotations
+
+    rng = np.random.default_rng(3)
+    n = 600
+    Y = (rng.random((n, 3)) < [0.3, 0.2, 0.1]).astype(int)
+    ids = [f"i{k}" for k in range(n)]
+
+    def member(err_fn: float, err_fp: float, seed: int) -> pd.DataFrame:
+        u = np.random.default_rng(seed).random((n, 3))
+        A = np.where(Y == 1, u >= err_fn, u < err_fp).astype(int)
+        return make_annotations({"id": ids, "label": (A * [1, 2, 4]).sum(axis=1), "status": "ok", "model": str(seed)})
+
+    # one careful member, two that miss most labels and two that add many
+    tables = {"good": member(0.05, 0.02, 1), "miss_a": member(0.7, 0.05, 2), "miss_b": member(0.7, 0.05, 3),
+              "add_a": member(0.1, 0.45, 4), "add_b": member(0.1, 0.45, 5)}
+    acc = {}
+    for method in ("majority", "dawid_skene"):
+        out = aggregate_per_label(tables, {"method": method}, NAMES).set_index("id").loc[ids]
+        acc[method] = float((to_indicator(out["label"].astype("int64"), 3) == Y).mean())
+    assert acc["dawid_skene"] > acc["majority"] + 0.015 and acc["dawid_skene"] > 0.97   # 0.977 vs 0.957
+
+    # mean: a member's P(yes) from logprobs where it has them, its 0/1 answer elsewhere
+    a = make_annotations({"id": ["x"], "label": [0b001], "status": "ok",
+                          "probs": [json.dumps({"choices": {"hostile": {"yes": 0.6, "no": 0.4},
+                                                            "insult": {"yes": 0.45, "no": 0.55}}})]})
+    b = make_annotations({"id": ["x"], "label": [0b010], "status": "ok"})
+    out = aggregate_per_label({"a": a, "b": b}, {"method": "mean"}, NAMES).set_index("id")
+    probs = json.loads(out.loc["x", "probs"])["labels"]
+    assert probs == pytest.approx({"hostile": 0.3, "insult": 0.725, "threat": 0.0})
+    assert out.loc["x", "label"] == 0b010
+
+
 # --- learner, strategies, metrics -------------------------------------------------------------
 def test_a_threshold_is_tuned_to_the_best_f1_and_stays_at_the_default_without_positives():
     y = np.array([1, 1, 0, 0, 0])

@@ -19,15 +19,16 @@ CAPABILITIES = Capabilities(
     # llmal.tasks.multilabel.strategies.MULTILABEL_STRATEGIES after the `full` schedule
     samplers=("full", "random", "entropy", "max_margin", "kmeans", "coreset"),
     samplers_score="per-label probabilities",
-    mixture_methods=("majority", "mean"),
-    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority or mean)",
+    mixture_methods=("majority", "mean", "dawid_skene"),
+    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority, mean or dawid_skene)",
     label_keys=(("label_error", "label"),),
     own_keys=(
         ("annotators.*.label_error", "per-label false-positive and false-negative rates (task multilabel)"),
         ("annotators.*.cost_unit", "human cost per item or per label decision (task multilabel)"),
         ("annotators.*.label_sep", "the separator of a precomputed label list (task multilabel)"),
         ("dataset.label_sep", "the separator of a label-list column (task multilabel)"),
-        ("conditions.*.recipe.tune_thresholds", "per-label thresholds tuned on dev (task multilabel)"),
+        ("recipes.*.threshold", "the decision threshold of every label (task multilabel)"),
+        ("recipes.*.tune_thresholds", "per-label thresholds tuned on dev labels (task multilabel)"),
     ),
     summary_columns=(
         ("f1_micro", "F1 (micro)", 3, "max"), ("f1_macro", "F1 (macro)", 3, "max"),
