@@ -193,8 +193,10 @@ def test_a_mixture_aggregates_per_label():
     # x: label 0 by 1/3, label 1 by 3/3, label 2 by 1/3 -> {insult}; y: a {hostile}, c {threat}: 1/2 each, no majority
     assert major.loc["x", "label"] == 0b010 and major.loc["y", "label"] == 0
     assert major.loc["x", "cost_usd"] == pytest.approx(0.3)
-    mean = aggregate_per_label(tables, {"method": "mean", "threshold": 0.3}, NAMES).set_index("id")
-    assert mean.loc["x", "label"] == 0b111 and mean.loc["y", "label"] == 0b101
+    strict = aggregate_per_label(tables, {"method": "majority", "on_tie": "invalid", "min_votes": 3}, NAMES)
+    assert strict.set_index("id")["status"].to_dict() == {"x": "ok", "y": "failed"}    # y: two answers
+    ties = aggregate_per_label({k: tables[k] for k in "ac"}, {"method": "majority", "on_tie": "invalid"}, NAMES)
+    assert ties.set_index("id")["status"].to_dict() == {"x": "invalid", "y": "invalid"}
 
 
 def test_dawid_skene_per_label_trusts_the_reliable_member_and_mean_reads_llm_probabilities():

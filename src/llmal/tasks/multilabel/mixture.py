@@ -1,13 +1,15 @@
 """A mixture of label-set annotators, aggregated per label:
 - `majority`: a label is in the set when more than half of the members who answered give it (a
-  tie leaves it out);
-- `mean`: when the mean of the members' probabilities of the label exceeds `threshold` (default
-  0.5); a member's probability is P(yes) from its logprobs where its row has them (probs
-  choices, llmal.tasks.multilabel.llm), else its 0/1 answer;
+  tie leaves it out; with `on_tie: invalid` an item with a tied label is status invalid);
+- `mean`: when the mean of the members' probabilities of the label exceeds 0.5; a member's
+  probability is P(yes) from its logprobs where its row has them (probs choices,
+  llmal.tasks.multilabel.llm), else its 0/1 answer;
 - `dawid_skene`: per label, the binary Dawid–Skene model (each member's sensitivity and
-  specificity and the label's prevalence by EM, from the per-label majority as the start) over
-  the members' answers; the label is in the set when its posterior exceeds 0.5.
-The row's probs hold each label's aggregated probability; its cost is the members' costs together.
+  specificity and the label's prevalence by EM from the per-label majority, at most `max_iter`
+  iterations, stopping when no posterior moves more than `tol`) over the members' answers; the
+  label is in the set when its posterior exceeds 0.5.
+An item fewer than `min_votes` members answered is status failed. The row's probs hold each
+label's aggregated probability ({"labels": {label: p}}); its cost is the members' costs together.
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def member_answers(tables: Mapping[str, pd.DataFrame], ids: Sequence[str], names
     return answers, answered, cost
 
 
-def dawid_skene_binary(votes: np.ndarray, answered: np.ndarray, iterations: int = 50) -> np.ndarray:
+def dawid_skene_binary(votes: np.ndarray, answered: np.ndarray, iterations: int = 100,
+                       tol: float = 1e-6) -> np.ndarray:
     """Posterior P(label present) per item of one label: votes, answered (members, items)."""
     n_ans = answered.sum(axis=0)
     post = np.where(n_ans > 0, (votes * answered).sum(axis=0) / np.maximum(n_ans, 1), 0.5)
@@ -63,7 +66,7 @@ def dawid_skene_binary(votes: np.ndarray, answered: np.ndarray, iterations: int 
         log0 = np.log(1 - prior) + (answered * ((1 - votes) * np.log(spec)[:, None]
                                                + votes * np.log(1 - spec)[:, None])).sum(axis=0)
         new = 1.0 / (1.0 + np.exp(log0 - log1))
-        if np.allclose(new, post, atol=1e-9):
+        if np.abs(new - post).max(initial=0.0) <= tol:
             post = new
             break
         post = new
@@ -81,11 +84,15 @@ def aggregate_per_label(tables: Mapping[str, pd.DataFrame], spec: Mapping[str, A
     n_answered = answered.sum(axis=0)
     share = (answers * answered[:, :, None]).sum(axis=0) / np.maximum(n_answered, 1)[:, None]
     if method == "dawid_skene":
-        share = np.stack([dawid_skene_binary(answers[:, :, k], answered) for k in range(len(names))], axis=1)
-    chosen = share > (float(spec.get("threshold", 0.5)) if method == "mean" else 0.5)
-    labels = pd.Series(from_indicator(chosen), dtype="Int64").mask(n_answered == 0)
+        share = np.stack([dawid_skene_binary(answers[:, :, k], answered, int(spec.get("max_iter", 100)),
+                                             float(spec.get("tol", 1e-6))) for k in range(len(names))], axis=1)
+    chosen = share > 0.5
+    status = np.where(n_answered >= max(int(spec.get("min_votes", 1)), 1), "ok", "failed")
+    if method == "majority" and spec.get("on_tie") == "invalid":
+        status = np.where((status == "ok") & np.isclose(share, 0.5).any(axis=1), "invalid", status)
+    labels = pd.Series(from_indicator(chosen), dtype="Int64").mask(status != "ok")
     return make_annotations({
-        "id": ids, "label": labels, "status": np.where(n_answered > 0, "ok", "failed"),
+        "id": ids, "label": labels, "status": status,
         "answers": ["{}" if pd.isna(v) else json.dumps({"labels": names_of(int(v), names)}) for v in labels],
         "probs": [json.dumps({"labels": dict(zip(names, map(float, s)))}) for s in share],
         "cost_usd": cost, "model": f"mixture:{method}({','.join(tables)})",
