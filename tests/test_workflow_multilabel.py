@@ -89,7 +89,7 @@ def test_agreement_alpha_per_label_equals_the_krippendorff_package(finished):
             checked += 1
     assert checked == 12
     assert table.loc["llm_sim", "alpha_threat"] < table.loc["human", "alpha_threat"]
-    summary = json.loads((out / "tables" / "agreement.json").read_text())["multilabel"]
+    summary = json.loads((out / "tables" / "agreement.json").read_text())["task"]
     assert summary["coders"] == ["c1", "c2", "c3"] and 0 < summary["alpha_masi"] < 1
     assert all(0 < summary[f"fleiss_kappa_{n}"] < 1 for n in names)
 

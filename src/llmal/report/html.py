@@ -23,6 +23,7 @@ from llmal.report.files import read_agreement
 from llmal.results import comparisons as cmp
 from llmal.results import settings as result_settings
 from llmal.results.aggregate import summary_metrics_of
+from llmal.results.agreement import TABLE_COLUMNS as AGREEMENT_COLUMNS
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -335,7 +336,28 @@ def _agreement_section(agreement_dir: Path) -> list[str]:
             '<p class="caption">On the items both annotators labelled'
             + ("; – = undefined (too few shared items, or both annotators gave a single label "
                "throughout)" if (pairwise.iloc[:, 1:] == tablefmt.MISSING).any().any() else "") + ".</p>",
-            _table(pairwise, numeric=list(pairwise.columns[1:]))]
+            _table(pairwise, numeric=list(pairwise.columns[1:]))] + _task_agreement(table, summary)
+
+
+def _task_agreement(table: pd.DataFrame, summary: Mapping[str, Any]) -> list[str]:
+    """The columns a task adds to the agreement table (per annotator, e.g. per-label κ and α),
+    and its statistics that are not per annotator (the summary's `task` entry)."""
+    out: list[str] = []
+    extra = [c for c in table.columns if c not in AGREEMENT_COLUMNS]
+    if extra:
+        shown = table[["annotator"] + extra].rename(columns={"annotator": "Annotator"})
+        for col in extra:
+            shown[col] = [tablefmt.MISSING if pd.isna(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                          for v in shown[col]]
+        out += ["<h3>Columns of the task</h3>",
+                '<p class="caption">Per annotator, against gold, on the items it answered.</p>',
+                _table(shown, numeric=extra)]
+    task = summary.get("task")
+    if isinstance(task, Mapping) and task:
+        facts = [(str(k), ", ".join(map(str, v)) if isinstance(v, list) else
+                  (f"{v:.3f}" if isinstance(v, float) else str(v))) for k, v in task.items()]
+        out += ["<h3>Among the dataset's raters</h3>", _html_kv(facts)]
+    return out
 
 
 def _provenance_section(meta: pd.DataFrame, settings: result_settings.AggregateSettings) -> list[str]:

@@ -94,7 +94,8 @@ class AgreementUnit:
     items: id and gold of every unit; split: id -> split of every unit; label_names: the labels
     of `label` and `gold`; unit: what a unit is when it is not an item ("tokens"), named in the
     summary; columns: column -> annotator -> value, added to the table in this order; summary:
-    entries the task adds to the report's summary (statistics among raters, not per annotator)."""
+    statistic -> value the task adds that is not per annotator (e.g. among the dataset's raters),
+    the agreement summary's `task` entry."""
     annotations: Mapping[str, Any]
     items: Any
     split: Any

@@ -7,7 +7,7 @@ the base table are over label decisions (an item's cost sits on its first unit: 
 human item is paid once). The columns added per annotator, against gold over the items of
 `splits` both have: `kappa_<label>` (Cohen's κ), `alpha_<label>` (Krippendorff's α, nominal, by
 the `krippendorff` package) and `alpha_masi` (Krippendorff's α over whole label sets with the
-MASI distance, Passonneau 2006). The summary adds, among the dataset's human coders (ann_*
+MASI distance, Passonneau 2006). The summary (the agreement summary's `task` entry) adds, among the dataset's human coders (ann_*
 columns), Fleiss' κ and Krippendorff's α per label and α-MASI over label sets.
 """
 from __future__ import annotations
@@ -153,4 +153,4 @@ def multilabel_agreement_unit(annotations: Mapping[str, pd.DataFrame], items: pd
     tables, u_items, u_split = decision_units(annotations, items, split, names)
     return AgreementUnit(tables, u_items, u_split, DECISIONS, unit="label decisions",
                          columns=annotator_columns_vs_gold(annotations, items, split, names, splits),
-                         summary={"multilabel": coder_summary(items, split, names, splits)})
+                         summary=coder_summary(items, split, names, splits))
