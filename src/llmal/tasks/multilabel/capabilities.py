@@ -11,6 +11,7 @@ CAPABILITIES = Capabilities(
     data_noun="texts with label sets",
     dataset_kinds=("file",),
     demo_variants=("multilabel",),
+    checks_data_by_prepare=True,      # llmal check reads label sets through the task's prepare
     learner_noun="a one-vs-rest classifier",
     learner_does="gives each text a set of labels",
     recipe_kinds=("logistic",),
