@@ -364,3 +364,21 @@ def test_planted_malformed_llm_answers_become_invalid_rows_with_their_raw_text(t
     table, _, _ = _ask_llm(tmp_path / "q", texts[:3], "multilabel_questions", planted_q)
     assert (table["status"] == "invalid").all() and table["label"].isna().all()
     assert [table.loc[f"t{k}", "raw"] for k in range(3)] == [planted_q[t] for t in texts[:3]]
+
+
+def test_llmal_check_names_an_unknown_label_at_plan_time(tmp_path):
+    import yaml
+
+    from llmal.config.check import check_config_file
+
+    (tmp_path / "d.csv").write_text("id,text,labels\n1,hello there,hostile|insult\n2,fine day,\n"
+                                    "3,you idiot,insult|sarcasm\n")
+    config = {"task": "multilabel", "labels": LABELS,
+              "dataset": {"name": "f", "kind": "file", "path": str(tmp_path / "d.csv"),
+                          "columns": {"id": "id", "text": "text", "gold": "labels"}},
+              "annotators": {"h": {"kind": "human", "mode": "gold"}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    errors = [f"{p.where}: {p.message}" for p in check_config_file(path, results=tmp_path / "results")
+              if p.level == "error"]
+    assert any("column 'labels', row 3 (id '3'): 'sarcasm' is not a label" in e for e in errors), errors
