@@ -382,3 +382,31 @@ def test_llmal_check_names_an_unknown_label_at_plan_time(tmp_path):
     errors = [f"{p.where}: {p.message}" for p in check_config_file(path, results=tmp_path / "results")
               if p.level == "error"]
     assert any("column 'labels', row 3 (id '3'): 'sarcasm' is not a label" in e for e in errors), errors
+
+
+def test_thresholds_are_tuned_on_the_dev_labels_given_and_default_without():
+    from llmal.models.encoders import encode, fit_mask
+    from llmal.tasks.multilabel.learner import OneVsRestHead
+
+    items = generate_multilabel_demo(900, seed=4)
+    ids = items["id"].tolist()
+    split = pd.DataFrame({"id": ids, "split": ["pool"] * 600 + ["dev"] * 150 + ["test"] * 150})
+    enc = {"kind": "tfidf", "max_features": 2000, "min_df": 1}
+    features = encode(ids, items["text"].tolist(), enc, fit_mask(ids, split, enc))
+    Y = to_indicator(items["gold"], 6)
+    train, dev = ids[:120], ids[600:750]
+    fixed = OneVsRestHead(features, recipe={"kind": "logistic"}, n_labels=6, seed=0)
+    fixed.fit(train, Y[:120], dev=(dev, Y[600:750]))
+    assert (fixed.predict_proba(ids[750:]).thresholds == 0.5).all()
+    tuned = OneVsRestHead(features, recipe={"kind": "logistic", "tune_thresholds": True}, n_labels=6, seed=0)
+    tuned.fit(train, Y[:120], dev=(dev, Y[600:750]))
+    p_dev = np.asarray(tuned.predict_proba(dev))
+    expected = [tune_threshold(Y[600:750, k], p_dev[:, k], 0.5) for k in range(6)]
+    assert list(tuned.thresholds) == expected and (tuned.thresholds != 0.5).any()
+    # other dev labels (another annotator's) give other thresholds: they come from dev alone
+    flipped = 1 - Y[600:750]
+    other = OneVsRestHead(features, recipe={"kind": "logistic", "tune_thresholds": True}, n_labels=6, seed=0)
+    other.fit(train, Y[:120], dev=(dev, flipped))
+    assert list(other.thresholds) != expected
+    out = tuned.predict_proba(ids[750:])
+    assert list(out.thresholds) == expected
