@@ -161,6 +161,11 @@ def test_the_human_majority_is_per_label():
     # item a: label 0 by 3/3, label 1 by 1/3, label 2 by 1/3 -> {hostile}; item b: one coder
     assert table["label"].tolist() == [0b001, 0b100]
     assert table["cost_usd"].tolist() == [3.0, 1.0]     # every coder consulted is paid
+    for seed in range(6):                               # one coder per item, drawn per item
+        sampled = annotate_human(items, {"mode": "sample", "seed": seed}, NAMES)["label"].tolist()
+        assert sampled[0] in (0b011, 0b001, 0b101) and sampled[1] == 0b100
+    picks = {annotate_human(items, {"mode": "sample", "seed": s}, NAMES)["label"].iloc[0] for s in range(12)}
+    assert len(picks) >= 2
 
 
 def test_precomputed_label_lists_are_parsed_strictly(tmp_path):

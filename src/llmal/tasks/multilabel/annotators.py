@@ -37,19 +37,21 @@ def human_label_sets(items: pd.DataFrame, mode: str, seed: int, n_labels: int) -
     if mode not in ("majority", "sample"):
         raise ValueError(f"unknown human annotator mode {mode!r}")
     given = items[cols].notna().to_numpy()
+    sets = items[cols].fillna(0).to_numpy(dtype=np.int64)
+    n_given = given.sum(axis=1)
     u = uniform_per_item(items["id"].astype(str), seed, f"human-{mode}")
     out = gold.copy()
-    for i in range(len(items)):
-        sets = [int(v) for v in items[cols].iloc[i][given[i]]]
-        if not sets:
-            continue
-        if mode == "sample":
-            out[i] = sets[int(u[i] * len(sets))]
-            continue
-        consulted[i] = len(sets)
-        votes = to_indicator(sets, n_labels).sum(axis=0) * 2
-        tie = votes == len(sets)
-        out[i] = int(from_indicator(((votes > len(sets)) | (tie & (u[i] < 0.5)))[None])[0])
+    coded = n_given > 0
+    if mode == "sample":   # the k-th coder who labelled the item, k drawn per item
+        k = (u * np.maximum(n_given, 1)).astype(np.int64)
+        nth = np.argmax(np.cumsum(given, axis=1) > k[:, None], axis=1)
+        out[coded] = sets[np.arange(len(items)), nth][coded]
+        return out, consulted
+    votes = sum(to_indicator(sets[:, j], n_labels) * given[:, j, None] for j in range(len(cols))) * 2
+    tie = votes == n_given[:, None]
+    chosen = (votes > n_given[:, None]) | (tie & (u < 0.5)[:, None])
+    out[coded] = from_indicator(chosen)[coded]
+    consulted[coded] = n_given[coded]
     return out, consulted
 
 
