@@ -10,7 +10,8 @@ which prints one line `READY <base_url>` on stdout and writes `<state>/base_url`
 The "model" answers deterministically from the request: for every property of the JSON schema
 in `response_format` it picks a value (from the property's enum, or a boolean) by hashing the
 last user message with the property name. `expected_answer(body)` gives that answer, so a test
-can check that no item was mislabelled. Every answer reports usage. Every billed answer goes to
+can check that no item was mislabelled (a list of enum values gets each value by hash). Every
+answer reports usage. Every billed answer goes to
 a ledger (memory and `<state>/ledger.jsonl`, append-only), readable at GET /_ledger.
 
 It emulates the rules of reasoning models (GPT-5 family, o-series, by model name): `max_tokens`,
@@ -218,6 +219,9 @@ def expected_answer(body: JsonDict, index: int = 0) -> JsonDict | str:
             else:
                 pick = max(range(len(options)), key=dist.__getitem__)
             answer[name] = options[pick]
+        elif isinstance(prop, dict) and prop.get("type") == "array" and (prop.get("items") or {}).get("enum"):
+            # a list of enum values (task multilabel's {"labels": [...]}): each option by hash
+            answer[name] = [o for o in prop["items"]["enum"] if uniform(0, "member", text, name, o) < 0.3]
         elif isinstance(prop, dict) and prop.get("type") == "boolean":
             answer[name] = u < 0.5
         elif isinstance(prop, dict) and prop.get("type") in ("number", "integer"):

@@ -28,6 +28,7 @@ from llmal.results import settings as result_settings
 from llmal.results.aggregate import summary_metrics_of
 from llmal.results.findings import study_findings
 from llmal.results.power import DELTA, power_table
+from llmal.results.agreement import TABLE_COLUMNS as AGREEMENT_COLUMNS
 from llmal.tasks.registry import capabilities_of
 
 CSS = """
@@ -106,8 +107,9 @@ def write_report(out_html: Path, *, config: Mapping[str, Any], tables_dir: Path,
     parts += [f'<div class="note"><strong>Warning.</strong> {_e(w)}</div>' for w in warnings]
     parts += _findings_section(config, settings, tables_dir)
     parts += _what_was_run(config, meta, settings, split_counts)
-    parts += _summary_section(tables_dir, positive, label_names,
-                              entity_level=capabilities_of(config).entity_level)
+    caps = capabilities_of(config)
+    parts += _summary_section(tables_dir, positive, label_names, entity_level=caps.entity_level,
+                              columns=caps.summary_columns)
     parts += _significance_section(tables_dir)
     parts += _power_section(tables_dir, float((config.get("aggregate") or {}).get("power_delta", DELTA)))
     parts += _fair_comparison_section(config, settings, tables_dir, figures_dir)
@@ -193,10 +195,11 @@ def _what_was_run(config: Mapping[str, Any], meta: pd.DataFrame, settings: resul
 
 
 def _summary_section(tables_dir: Path, positive: str, label_names: Sequence[str],
-                     entity_level: bool = False) -> list[str]:
+                     entity_level: bool = False,
+                     columns: Sequence[tuple[str, str, int | None, str | None]] = ()) -> list[str]:
     summary = _read_csv(tables_dir / "summary.csv")
     # entity-level: strict scores (seqeval), label_names = the entity types
-    metrics = summary_metrics_of(positive, label_names, entity_level)
+    metrics = summary_metrics_of(positive, label_names, entity_level, columns)
     shown, bold = render.summary_html_frame(summary, positive, metrics)
     note = f"Positive class: {_e(positive)}." if positive else "No positive class: macro and per-class scores."
     return [_h2("Summary"),
@@ -404,7 +407,28 @@ def _agreement_section(agreement_dir: Path) -> list[str]:
             '<p class="caption">On the items both annotators labelled'
             + ("; – = undefined (too few shared items, or both annotators gave a single label "
                "throughout)" if (pairwise.iloc[:, 1:] == tablefmt.MISSING).any().any() else "") + ".</p>",
-            _table(pairwise, numeric=list(pairwise.columns[1:]))]
+            _table(pairwise, numeric=list(pairwise.columns[1:]))] + _task_agreement(table, summary)
+
+
+def _task_agreement(table: pd.DataFrame, summary: Mapping[str, Any]) -> list[str]:
+    """The columns a task adds to the agreement table (per annotator, e.g. per-label κ and α),
+    and its statistics that are not per annotator (the summary's `task` entry)."""
+    out: list[str] = []
+    extra = [c for c in table.columns if c not in AGREEMENT_COLUMNS]
+    if extra:
+        shown = table[["annotator"] + extra].rename(columns={"annotator": "Annotator"})
+        for col in extra:
+            shown[col] = [tablefmt.MISSING if pd.isna(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                          for v in shown[col]]
+        out += ["<h3>Columns of the task</h3>",
+                '<p class="caption">Per annotator, against gold, on the items it answered.</p>',
+                _table(shown, numeric=extra)]
+    task = summary.get("task")
+    if isinstance(task, Mapping) and task:
+        facts = [(str(k), ", ".join(map(str, v)) if isinstance(v, list) else
+                  (f"{v:.3f}" if isinstance(v, float) else str(v))) for k, v in task.items()]
+        out += ["<h3>Among the dataset's raters</h3>", _html_kv(facts)]
+    return out
 
 
 def _provenance_section(meta: pd.DataFrame, settings: result_settings.AggregateSettings) -> list[str]:

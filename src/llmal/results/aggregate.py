@@ -223,7 +223,7 @@ def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any], *,
     # entity-level tasks: the classes are the entity types (the last label, "O", is no entity),
     # and the rows of predictions.parquet are entities (FP = spurious, FN = missed, per type)
     classes = label_names[:-1] if entity_level else label_names
-    metrics = summary_metrics_of(positive, classes, entity_level)
+    metrics = summary_metrics_of(positive, classes, entity_level, capabilities_of(config).summary_columns)
     if positive:
         summary = fair.summary_marks(summary_table(finals, settings)).merge(
             confusion.degenerate_predictions(finals, settings), on=["condition", "encoder"], how="left")
@@ -250,11 +250,16 @@ def build_tables(run_dirs: Iterable[Path | str], config: Mapping[str, Any], *,
                   if configured_stops(config) else None))
 
 
-def summary_metrics_of(positive: str, classes: Sequence[str], entity_level: bool) -> tuple[Metric, ...]:
-    """The summary's columns: SUMMARY_METRICS with a positive class, else those of
+def summary_metrics_of(positive: str, classes: Sequence[str], entity_level: bool,
+                       columns: Sequence[tuple[str, str, int | None, str | None]] = ()) -> tuple[Metric, ...]:
+    """The summary's columns: SUMMARY_METRICS with a positive class, else the task's own
+    `columns` (Capabilities.summary_columns, "{label}" once per class), else those of
     ner_summary_metrics for entity-level tasks or of llmal.results.confusion.summary_metrics."""
     if positive:
         return SUMMARY_METRICS
+    if columns:
+        return tuple(Metric(c.replace("{label}", n), h.replace("{label}", n), d, b)
+                     for c, h, d, b in columns for n in (classes if "{label}" in c else [""]))
     return ner_summary_metrics(classes) if entity_level else confusion.summary_metrics(classes)
 
 

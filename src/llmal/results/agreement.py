@@ -377,4 +377,6 @@ def task_agreement(task: Task, annotations: Mapping[str, pd.DataFrame], items: p
         report.table[column] = [values.get(name, np.nan) for name in report.table["annotator"]]
     if unit.unit is not None:
         report.summary["unit"] = unit.unit
+    if unit.summary:   # statistics the task adds that are not per annotator
+        report.summary["task"] = dict(unit.summary)
     return report

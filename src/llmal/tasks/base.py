@@ -50,7 +50,8 @@ class Capabilities:
     metrics: metric columns of its runs beyond the per-label ones and llmal.results.runs'
     ROUND_COLUMNS (what aggregate.metric may name);
     stop_criteria: the stopping criteria of llmal.stopping its runs can check (None: every one;
-    the stop-set criteria need one row of class probabilities per item)."""
+    the stop-set criteria need one row of class probabilities per item); summary_columns: the
+    summary table's columns when the task names its own (see the field)."""
     item_noun: str
     budget_units: tuple[str, ...]
     description: str
@@ -73,6 +74,11 @@ class Capabilities:
     own_keys: tuple[tuple[str, str], ...] = ()
     metrics: tuple[str, ...] = ()
     stop_criteria: tuple[str, ...] | None = None
+    summary_columns: tuple[tuple[str, str, int | None, str | None], ...] = ()
+
+    # summary_columns: the summary table's columns when the task names its own (else those of
+    # llmal.results.aggregate.summary_metrics_of): (column, header, decimals (None: money),
+    # better ("max", "min" or None)); a column "<m>_{label}" stands for one per label name.
 
     def reads(self, dataset: Mapping[str, Any]) -> bool:
         """Whether this task reads the dataset a config's `dataset` describes."""
@@ -90,13 +96,16 @@ class AgreementUnit:
     annotations: annotator -> table of units (id, label, status, model, cost_usd, request_id);
     items: id and gold of every unit; split: id -> split of every unit; label_names: the labels
     of `label` and `gold`; unit: what a unit is when it is not an item ("tokens"), named in the
-    summary; columns: column -> annotator -> value, added to the table in this order."""
+    summary; columns: column -> annotator -> value, added to the table in this order; summary:
+    statistic -> value the task adds that is not per annotator (e.g. among the dataset's raters),
+    the agreement summary's `task` entry."""
     annotations: Mapping[str, Any]
     items: Any
     split: Any
     label_names: Sequence[str]
     unit: str | None = None
     columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RunTask(Protocol):

@@ -12,10 +12,12 @@ from typing import Any, Mapping
 
 from llmal.tasks.base import Capabilities, Task
 from llmal.tasks.classification.capabilities import CAPABILITIES as _CLASSIFICATION
+from llmal.tasks.multilabel.capabilities import CAPABILITIES as _MULTILABEL
 from llmal.tasks.ner.capabilities import CAPABILITIES as _NER
 
 DEFAULT = "classification"
-CAPABILITIES: dict[str, Capabilities] = {"classification": _CLASSIFICATION, "ner": _NER}
+CAPABILITIES: dict[str, Capabilities] = {"classification": _CLASSIFICATION, "ner": _NER,
+                                         "multilabel": _MULTILABEL}
 
 
 def task_name(config: Mapping[str, Any]) -> str:

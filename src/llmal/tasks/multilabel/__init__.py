@@ -1,0 +1,1 @@
+"""Multi-label text classification (task: multilabel): an item carries a set of labels."""
