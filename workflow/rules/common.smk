@@ -1,4 +1,5 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
+from llmal import warm
 from llmal.config import cluster
 from llmal.tasks.registry import capabilities_of
 from llmal.tasks.registry import spec_task_key
