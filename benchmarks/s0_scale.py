@@ -120,15 +120,38 @@ class TreeMemory:
         self._thread.join()
 
 
-def prepare(tree: Path, workdir: Path, config: dict[str, Any], cores: int) -> float:
-    """Items, split and embeddings (untimed in the comparison)."""
+def prepare(tree: Path, workdir: Path, config: dict[str, Any], cores: int, standin: bool = False) -> float:
+    """Items, split and embeddings (untimed in the comparison). `standin`: MiniLM's file is a
+    stand-in of the same shape (see dense_standin), not MiniLM's embeddings."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    targets = [f"results/s0/embeddings/{e}.npz" for e in config["encoders"]]
+    encoders = [e for e in config["encoders"] if not (standin and e == "minilm")]
+    targets = [f"results/s0/embeddings/{e}.npz" for e in encoders]
     start = time.perf_counter()
     subprocess.run(snakemake_cmd(tree, workdir, cores, *targets), check=True, env=env_for(tree),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if standin and "minilm" in config["encoders"]:
+        dense_standin(workdir / "results/s0/embeddings/tfidf.npz", workdir / "results/s0/embeddings/minilm.npz")
+        # a killed embedding job of an earlier attempt must not make Snakemake redo it
+        subprocess.run(snakemake_cmd(tree, workdir, cores, "--cleanup-metadata", "results/s0/embeddings/minilm.npz"),
+                       check=True, env=env_for(tree), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def dense_standin(tfidf: Path, out: Path, dim: int = 384) -> None:
+    """A dense, L2-normalised 384-d matrix with MiniLM's shape: a seeded Gaussian random
+    projection of the TF-IDF features. NOT MiniLM: embedding 277,902 texts with MiniLM on 2
+    shared CPU cores takes longer than a session may wait; a linear head's cost depends on the
+    matrix's shape and sparsity, which this has."""
+    import numpy as np
+
+    from llmal.models.encoders import Features, load_features, save_features
+
+    f = load_features(tfidf, mmap=False)
+    R = np.random.default_rng(0).normal(size=(f.X.shape[1], dim)).astype(np.float32)
+    X = np.asarray(f.X @ R, dtype=np.float32)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    save_features(Features(f.ids, X), out)
 
 
 def timed(tree: Path, workdir: Path, cores: int) -> dict[str, Any]:
@@ -186,6 +209,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--old", type=Path, help="a checkout of today's main, run first")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/llmal-s0-scale"))
+    parser.add_argument("--minilm-standin", action="store_true",
+                        help="write a dense 384-d random projection of TF-IDF in MiniLM's place (NOT MiniLM; "
+                             "for machines where embedding the texts takes too long)")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the workdir's preparation and the old checkout's finished run")
     args = parser.parse_args()
@@ -193,8 +219,11 @@ def main() -> None:
     prep = args.workdir / "prep"
     if not (args.keep and prep.exists()):
         shutil.rmtree(args.workdir, ignore_errors=True)
-        seconds = prepare(ROOT, prep, config, args.cores)
+        seconds = prepare(ROOT, prep, config, args.cores, standin=args.minilm_standin)
         print(f"preparation (items, split, embeddings; untimed below): {seconds:.1f} s")
+    if args.minilm_standin:
+        print("NOTE: the minilm encoder's file is a STAND-IN (a 384-d random projection of TF-IDF), "
+              "not MiniLM's embeddings")
     results = {}
     for label, tree in (("old", args.old), ("new", ROOT)):
         if tree is None:
