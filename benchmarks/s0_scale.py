@@ -93,6 +93,7 @@ class TreeMemory:
     def __init__(self, pid: int, every: float = 0.2):
         self.pid, self.every = pid, every
         self.peak_rss = self.peak_pss = 0
+        self.peak_pss_runs = 0   # while no aggregate or report job runs (the AL runs' phase)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -105,14 +106,18 @@ class TreeMemory:
             except psutil.NoSuchProcess:
                 return
             rss = pss = 0
+            summary = False
             for p in procs:
                 try:
                     info = p.memory_full_info()
+                    summary = summary or any(s.endswith((".aggregate.py", ".report.py")) for s in p.cmdline())
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 rss += info.rss
                 pss += getattr(info, "pss", info.rss)
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            if not summary:
+                self.peak_pss_runs = max(self.peak_pss_runs, pss)
             self._stop.wait(self.every)
 
     def stop(self) -> None:
@@ -170,7 +175,7 @@ def timed(tree: Path, workdir: Path, cores: int) -> dict[str, Any]:
         sys.exit(f"snakemake failed in {workdir} (exit {rc}); see {log}")
     runs = [json.loads(p.read_text()) for p in sorted((workdir / "results/s0/runs").glob("*/*/seed*/run.json"))]
     return {"wall": wall, "peak_rss_mb": memory.peak_rss / 2**20, "peak_pss_mb": memory.peak_pss / 2**20,
-            "runs": runs}
+            "peak_pss_runs_mb": memory.peak_pss_runs / 2**20, "runs": runs}
 
 
 def describe(values: list[float]) -> str:
@@ -182,7 +187,8 @@ def report(label: str, result: dict[str, Any]) -> None:
     runs = result["runs"]
     print(f"\n== {label}: {len(runs)} AL runs, wall {result['wall']:.1f} s "
           f"({result['wall'] / 60:.2f} min), peak PSS {result['peak_pss_mb']:.0f} MB "
-          f"(RSS summed {result['peak_rss_mb']:.0f} MB)")
+          f"(RSS summed {result['peak_rss_mb']:.0f} MB); without aggregate and report running: "
+          f"peak PSS {result.get('peak_pss_runs_mb', float('nan')):.0f} MB")
     for enc in sorted({r["encoder"] for r in runs}):
         mine = [r for r in runs if r["encoder"] == enc]
         load = [r["timings"]["load_seconds"] for r in mine]

@@ -97,7 +97,7 @@ def delegate(request: dict[str, Any]) -> bool:
     if not reply:
         raise RuntimeError(f"the warm worker ({path}) ended without finishing the run; see {request['log']}")
     answer = json.loads(reply)
-    if answer.get("declined"):   # a job with other threads than the worker's: it runs itself
+    if answer.get("declined"):   # other threads than the worker's, or inputs it could not read
         return False
     if not answer.get("ok"):
         raise RuntimeError(f"AL run failed in the warm worker: {answer.get('error')}; see {request['log']}")
@@ -158,20 +158,22 @@ def serve(path: str, parent: int) -> None:
             except socket.timeout:
                 continue
             conn.settimeout(None)
-            request = json.loads(_read_line(conn) or b"{}")
+            try:
+                request = json.loads(_read_line(conn) or b"{}")
+            except (OSError, ValueError):   # a job that went away before it asked
+                conn.close()
+                continue
             env = request.get("env") or {}
             if any(env.get(k) != os.environ.get(k) for k in THREAD_VARS):
-                conn.sendall(json.dumps({"ok": False, "declined": "threads"}).encode() + b"\n")
-                conn.close()
+                _reply(conn, {"ok": False, "declined": "threads"})
                 continue
             try:
                 spec = request["spec"]
                 before = cache.seconds
                 cache.preload(spec, request["inputs"])
                 read_seconds = cache.seconds - before
-            except Exception as e:   # an unreadable input: the job reports it, the worker goes on
-                conn.sendall(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
-                conn.close()
+            except Exception as e:   # an unreadable input: the job reads it itself and says why
+                _reply(conn, {"ok": False, "declined": f"{type(e).__name__}: {e}"})
                 continue
             pid = os.fork()
             if pid == 0:
@@ -210,10 +212,19 @@ def _child(conn: socket.socket, run: Callable[[], Any], log: str, cache: Any, re
     except BaseException as e:   # the traceback is in the run's log (logged)
         status = {"ok": False, "error": f"{type(e).__name__}: {e}"}
     try:
-        conn.sendall(json.dumps(status).encode() + b"\n")
-        conn.close()
+        _reply(conn, status)
     finally:
         os._exit(0 if status["ok"] else 1)
+
+
+def _reply(conn: socket.socket, answer: dict[str, Any]) -> None:
+    """Answer a job and hang up; a job that went away (killed) gets nothing."""
+    try:
+        conn.sendall(json.dumps(answer).encode() + b"\n")
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 def _job_env(env: dict[str, str | None]) -> None:
