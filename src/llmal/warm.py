@@ -57,12 +57,15 @@ def job_env() -> dict[str, str | None]:
 
 
 # --- the Snakemake side -----------------------------------------------------------------------
-def start(cwd: str | Path) -> subprocess.Popen | None:
-    """Start this session's worker; its socket goes into the environment the jobs inherit."""
+def start(cwd: str | Path, runs: int | None = None) -> subprocess.Popen | None:
+    """Start this session's worker; its socket goes into the environment the jobs inherit.
+    `runs`: the AL runs the session will hand over; once it has run them all, the worker ends and
+    frees its memory before the aggregate job reads every run (None: it ends with the session)."""
     folder = tempfile.mkdtemp(prefix="llmal-warm-")
     path = os.path.join(folder, "worker.sock")
     env = {**os.environ, **{k: str(WORKER_THREADS) for k in THREAD_VARS}}
-    proc = subprocess.Popen([sys.executable, "-m", "llmal.warm", path, str(os.getpid())], cwd=str(cwd),
+    proc = subprocess.Popen([sys.executable, "-m", "llmal.warm", path, str(os.getpid()),
+                             *([str(runs)] if runs is not None else [])], cwd=str(cwd),
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(folder, "worker.log"), "w"))
     os.environ[ENV] = path
@@ -133,8 +136,9 @@ def _read_line(sock: socket.socket) -> bytes:
 
 
 # --- the worker -------------------------------------------------------------------------------
-def serve(path: str, parent: int) -> None:
-    """Accept runs until Snakemake (`parent`) is gone or stops us; one forked child per run."""
+def serve(path: str, parent: int, runs: int | None = None) -> None:
+    """Accept runs until Snakemake (`parent`) is gone or stops us, or `runs` runs are done; one
+    forked child per run. A job that comes later finds no worker and runs itself."""
     # deferred: pandas, scikit-learn and llmal's engine load here, in the worker, never in a job
     # that only hands its run over (nor in Snakemake's planning, which imports this module)
     from llmal.runner import RunInputs, run_al
@@ -150,9 +154,12 @@ def serve(path: str, parent: int) -> None:
     server.settimeout(1.0)
     children: set[int] = set()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    started = 0
     try:
         while os.getppid() == parent:
             _reap(children)
+            if runs is not None and started >= runs and not children:
+                break
             try:
                 conn, _ = server.accept()
             except socket.timeout:
@@ -184,6 +191,7 @@ def serve(path: str, parent: int) -> None:
                                           threads=request.get("threads"), loaded=cache),
                        request["log"], cache, read_seconds)   # never returns
             children.add(pid)
+            started += 1
             conn.close()
     finally:
         server.close()
@@ -248,4 +256,4 @@ def _reap(children: set[int]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

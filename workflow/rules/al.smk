@@ -63,7 +63,9 @@ WARM_WORKER = []
 
 onstart:
     if config.get("warm_worker", True) and RUNS and not workflow.non_local_exec and workflow.is_main_process:
-        WARM_WORKER.append(warm.start(os.getcwd()))
+        runs = al_jobs_to_run()
+        if runs != 0:
+            WARM_WORKER.append(warm.start(os.getcwd(), runs))
 
 
 onsuccess:

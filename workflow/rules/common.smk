@@ -198,3 +198,12 @@ AGREEMENT_CONFIG = {
 CONFIGURED_ANNOTATIONS = [annotation_file(a) for a in ANNOTATED]
 AGREEMENT_OUTPUTS = [f"{RESULTS}/tables/{n}" for n in (
     "annotators.csv", "annotators.md", "pairwise_kappa.csv", "agreement.json")]
+
+
+def al_jobs_to_run():
+    """The AL runs this session will run (the worker ends after them, freeing its memory for
+    aggregate); None when Snakemake's DAG does not say."""
+    try:
+        return sum(1 for job in workflow.dag.needrun_jobs() if job.rule.name in ("al_run", "al_run_api"))
+    except Exception:
+        return None
