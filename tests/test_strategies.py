@@ -266,3 +266,22 @@ def test_model_context_serves_every_logistic_strategy_and_names_what_is_missing(
                                linear_grad_embeddings(X[cand], clf.predict_proba(list(all_ids[cand]))),
                                rtol=1e-5, atol=1e-6)
     assert ctx.probs() is ctx.probs()                       # computed once per round
+
+
+def test_nearest_blocks_many_centres_and_keeps_the_first_on_ties(monkeypatch):
+    """Many centres (nearest_distinct's candidates) are read in blocks of CENTER_BLOCK: the
+    memory traffic stays linear in their number, and the answer is the brute-force argmin."""
+    from llmal.strategies import geometry as geo
+
+    monkeypatch.setattr(geo, "BLOCK_ELEMENTS", 4096)
+    monkeypatch.setattr(geo, "CENTER_BLOCK", 64)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    centers = rng.normal(size=(1000, 8)).astype(np.float32)
+    centers[700] = centers[5]          # a tie across blocks: the first centre wins
+    X[0] = centers[5]
+    idx, dist = geo.nearest(X, centers)
+    brute = ((X[:, None, :].astype(np.float64) - centers[None, :, :]) ** 2).sum(axis=2)
+    assert idx.tolist() == brute.argmin(axis=1).tolist()
+    assert idx[0] == 5
+    np.testing.assert_allclose(dist, brute.min(axis=1), atol=1e-4)

@@ -1,11 +1,12 @@
 """One AL run from files to files: what the al_run rule executes."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ from llmal.engine.oracle import GoldSource, oracles_in
 from llmal.engine.oracles import build_oracle
 from llmal.engine.schedule import Schedule
 from llmal.llm.fetch import settle_after_report
-from llmal.models.encoders import load_features
+from llmal.models.encoders import Features, load_features
 from llmal.tasks.registry import task_named
 from llmal.workflow import versions
 
@@ -28,37 +29,101 @@ def _by_stem(paths: Sequence[str] | str | None) -> dict[str, str]:
     return {Path(p).stem: str(p) for p in ([paths] if isinstance(paths, str) else paths)}
 
 
+class RunInputs:
+    """What AL runs read before simulating: the item table, split, annotation tables, features,
+    and what the task derives from them (its run view of the items, the texts by id).
+
+    Each file is read once while it is unchanged (its path, size and modification time are the
+    key), each derived value once per combination. A plain run makes one and drops it; the warm
+    worker (llmal.warm) keeps one for a whole Snakemake session and forks each run from it, so a
+    run never changes what the next one sees."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[Any, ...], Any] = {}
+        self.seconds = 0.0   # time spent reading and deriving
+        self.worker_read_seconds: float | None = None   # set by the warm worker for a forked run
+
+    def _get(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        if key not in self._values:
+            start = time.perf_counter()
+            self._values[key] = make()
+            self.seconds += time.perf_counter() - start
+        return self._values[key]
+
+    @staticmethod
+    def _file_key(path: str) -> tuple[str, int, int]:
+        st = os.stat(path)
+        return os.path.realpath(path), st.st_size, st.st_mtime_ns
+
+    def table(self, path: str) -> pd.DataFrame:
+        return self._get(("table", self._file_key(path)), lambda: pd.read_parquet(path))
+
+    def annotations(self, path: str) -> pd.DataFrame:
+        def read() -> pd.DataFrame:
+            table = pd.read_parquet(path)
+            check_annotations(table, where=path)
+            return table
+        return self._get(("annotations", self._file_key(path)), read)
+
+    def features(self, path: str) -> Features:
+        return self._get(("features", self._file_key(path)), lambda: load_features(path))
+
+    def run_task(self, kind: Any, task_name: str, labels: dict[str, Any], item_path: str,
+                 split_path: str) -> Any:
+        key = ("run_task", task_name, json.dumps(labels, sort_keys=True), self._file_key(item_path),
+               self._file_key(split_path))
+        return self._get(key, lambda: kind.run_task(self.table(item_path), self.table(split_path), labels))
+
+    def texts(self, item_path: str) -> dict[str, str]:
+        def read() -> dict[str, str]:
+            items = self.table(item_path)
+            return dict(zip(items["id"], items["text"]))
+        return self._get(("texts", self._file_key(item_path)), read)
+
+    def preload(self, spec: Mapping[str, Any] | RunSpec, inputs: Mapping[str, Any]) -> None:
+        """Everything a run of `spec` on `inputs` reads (the warm worker, before it forks)."""
+        if not isinstance(spec, RunSpec):
+            spec = RunSpec.from_json(spec)
+        labels = thaw(spec.labels)
+        self.run_task(task_named(spec.task), spec.task, labels, inputs["item_table"], inputs["split_table"])
+        self.texts(inputs["item_table"])
+        for path in _by_stem(inputs.get("tables")).values():
+            self.annotations(path)
+        for path in [inputs.get("embeddings"), *_by_stem(inputs.get("demo_embeddings")).values()]:
+            if path:
+                self.features(path)
+
+
 def run_al(*, spec: Mapping[str, Any] | RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
-           outputs: dict[str, str], threads: int | None = None) -> dict[str, Any]:
-    """`spec`: the run's RunSpec, or its JSON (the al_run rule's param)."""
+           outputs: dict[str, str], threads: int | None = None,
+           loaded: RunInputs | None = None) -> dict[str, Any]:
+    """`spec`: the run's RunSpec, or its JSON (the al_run rule's param). `loaded`: inputs kept in
+    memory by the warm worker (None: read them now)."""
     if not isinstance(spec, RunSpec):
         spec = RunSpec.from_json(spec)
     # an LLM request possibly billed without an answer (also in a killed earlier attempt of this
     # run) stays recorded in the response cache until run.json, which counts it, is written
     with settle_after_report():
         return _run_al(spec=spec, dataset=dataset, seed=seed, inputs=inputs, outputs=outputs,
-                       threads=threads)
+                       threads=threads, loaded=RunInputs() if loaded is None else loaded)
 
 
 def _run_al(*, spec: RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
-            outputs: dict[str, str], threads: int | None) -> dict[str, Any]:
+            outputs: dict[str, str], threads: int | None, loaded: RunInputs) -> dict[str, Any]:
     start = time.perf_counter()
     if threads and spec.recipe_spec["kind"] == "finetune":
         import torch
         torch.set_num_threads(threads)   # parallel jobs must not all grab every core
-    items = pd.read_parquet(inputs["item_table"])
-    split = pd.read_parquet(inputs["split_table"])
-    tables = {}
-    for name, path in _by_stem(inputs.get("tables")).items():
-        tables[name] = pd.read_parquet(path)
-        check_annotations(tables[name], where=path)
-    features = load_features(inputs["embeddings"]) if inputs.get("embeddings") else None
-    demo_features = {e: load_features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
+    items = loaded.table(inputs["item_table"])
+    split = loaded.table(inputs["split_table"])
+    tables = {name: loaded.annotations(path) for name, path in _by_stem(inputs.get("tables")).items()}
+    features = loaded.features(inputs["embeddings"]) if inputs.get("embeddings") else None
+    demo_features = {e: loaded.features(p) for e, p in _by_stem(inputs.get("demo_embeddings")).items()}
     # the engine, the oracles and the learners get plain copies: they serialise parts of them
     # (LLM request bodies, hashes), and a frozen mapping is no dict to json
     labels = thaw(spec.labels)
     kind = task_named(spec.task)
-    task = kind.run_task(items, split, labels)
+    task = loaded.run_task(kind, spec.task, labels, inputs["item_table"], inputs["split_table"])
     llm = {"labels": labels, **(spec.llm.to_json() if spec.llm else {})}
     state_dir = (Path(llm.get("cache_dir") or ".llmal-cache") / "batches" / "runs" / dataset
                  / spec.condition / spec.encoder / f"seed{seed}")
@@ -67,9 +132,9 @@ def _run_al(*, spec: RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
                           state_dir=state_dir, task=kind)
     gold = GoldSource(task.gold(task.ids["pool"] + task.ids["dev"]), float(spec.gold_cost_per_label or 0.0))
     classifier = kind.build_learner(
-        thaw(spec.recipe_spec), thaw(spec.encoder_spec), texts=dict(zip(items["id"], items["text"])),
+        thaw(spec.recipe_spec), thaw(spec.encoder_spec), texts=loaded.texts(inputs["item_table"]),
         features=features, n_classes=len(labels["names"]), seed=seed, run_task=task)
-    loaded = time.perf_counter()
+    loaded_at = time.perf_counter()
     al = thaw(spec.al)
     result = simulate(task=task, oracle=oracle, gold=gold, classifier=classifier,
                       sampler=spec.sampler, seed=seed, training=thaw(spec.training),
@@ -96,8 +161,12 @@ def _run_al(*, spec: RunSpec, dataset: str, seed: int, inputs: dict[str, Any],
         "final": result.rounds.iloc[-1].to_dict(), "versions": versions(),
         "host": platform.node(), **({"slurm_job_id": os.environ["SLURM_JOB_ID"]}
                                     if os.environ.get("SLURM_JOB_ID") else {}),
-        "timings": {"load_seconds": round(loaded - start, 3),
-                    "simulate_seconds": round(time.perf_counter() - loaded, 3)},
+        "timings": {"load_seconds": round(loaded_at - start, 3),
+                    "simulate_seconds": round(time.perf_counter() - loaded_at, 3),
+                    # a run forked from the warm worker: the worker's reading of the inputs this
+                    # run was the first to need (0 when they were in memory already)
+                    **({"worker_read_seconds": round(loaded.worker_read_seconds, 3)}
+                       if loaded.worker_read_seconds is not None else {})},
     }
     write_json(run, outputs["run"])
     return run

@@ -53,3 +53,26 @@ use rule al_run as al_run_api with:
 
 localrules:
     al_run_api,
+
+
+# The warm worker (llmal.warm): a local session starts one process that reads each run's inputs
+# once and forks every AL run from them; each run stays its own job above (its files, its log, its
+# rerun triggers). Not on a cluster (the jobs run elsewhere) and not with `warm_worker: false`.
+WARM_WORKER = []
+
+
+onstart:
+    if config.get("warm_worker", True) and RUNS and not workflow.non_local_exec and workflow.is_main_process:
+        runs = al_jobs_to_run()
+        if runs != 0:
+            WARM_WORKER.append(warm.start(os.getcwd(), runs))
+
+
+onsuccess:
+    for proc in WARM_WORKER:
+        warm.stop(proc)
+
+
+onerror:
+    for proc in WARM_WORKER:
+        warm.stop(proc)

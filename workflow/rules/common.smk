@@ -1,4 +1,5 @@
 # Helper functions shared by the rules. Nothing here imports pandas or torch: planning stays fast.
+from llmal import warm
 from llmal.config import cluster
 from llmal.config.frontier import FRONTIER_FILES, frontier_enabled
 from llmal.tasks.registry import capabilities_of
@@ -234,3 +235,12 @@ def reported(paths):
             path = report(path, caption=f"../report/{caption}", category=category, subcategory=subcategory)
         out.append(path)
     return out
+
+
+def al_jobs_to_run():
+    """The AL runs this session will run (the worker ends after them, freeing its memory for
+    aggregate); None when Snakemake's DAG does not say."""
+    try:
+        return sum(1 for job in workflow.dag.needrun_jobs() if job.rule.name in ("al_run", "al_run_api"))
+    except Exception:
+        return None

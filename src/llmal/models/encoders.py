@@ -8,6 +8,8 @@ so nothing of the test set shapes the features; `transductive: true` fits it on 
 """
 from __future__ import annotations
 
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -55,12 +57,46 @@ def save_features(features: Features, path: str | Path) -> None:
     tmp.replace(path)
 
 
-def load_features(path: str | Path) -> Features:
+def load_features(path: str | Path, *, mmap: bool = True) -> Features:
+    """The features of one encoder file. `mmap`: the matrix's arrays are memory-mapped from the
+    file (save_features stores them uncompressed), so a run reads only the pages of the rows it
+    touches and concurrent runs share them in the page cache; copy-on-write, so no run can change
+    the file. Values are the same either way."""
     with np.load(path, allow_pickle=False) as z:
-        if "X" in z:
-            return Features(z["ids"], z["X"])
-        return Features(z["ids"], sp.csr_matrix((z["data"], z["indices"], z["indptr"]),
+        names = set(z.files)
+        mapped = _mapped_members(path, names - {"ids", "shape"}) if mmap else {}
+
+        def get(name: str) -> np.ndarray:
+            return mapped[name] if name in mapped else z[name]
+
+        if "X" in names:
+            return Features(z["ids"], get("X"))
+        return Features(z["ids"], sp.csr_matrix((get("data"), get("indices"), get("indptr")),
                                                 shape=tuple(z["shape"])))
+
+
+def _mapped_members(path: str | Path, names: set[str]) -> dict[str, np.ndarray]:
+    """Arrays of an .npz stored without compression, memory-mapped in place (copy-on-write);
+    a compressed or object member is left out (np.load reads it)."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for name in names:
+            info = zf.getinfo(f"{name}.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                continue
+            fh.seek(info.header_offset)
+            local = fh.read(30)   # the local file header: its name and extra field lengths
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+            if dtype.hasobject or int(np.prod(shape)) == 0:
+                continue
+            out[name] = np.memmap(fh.name, dtype=dtype, mode="c", offset=fh.tell(), shape=shape,
+                                  order="F" if fortran else "C").view(np.ndarray)
+    return out
 
 
 def encode_tfidf(texts: Sequence[str], spec: dict[str, Any],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK_ELEMENTS = 1 << 22      # entries of one distance block (16 MB in float32)
+CENTER_BLOCK = 8192           # centres per block when they are many (nearest)
 
 
 def as_float32(X: np.ndarray) -> np.ndarray:
@@ -55,14 +56,37 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """For each row of X: (index of the nearest center, squared distance)."""
     X, centers = as_float32(X), as_float32(centers)
     x_sq, c_sq = sq_norms(X), sq_norms(centers)
+    rows = _rows_per_block(len(centers))
+    if rows < len(X) and len(centers) > CENTER_BLOCK:
+        return _nearest_blocked(X, centers, x_sq, c_sq)
     idx = np.empty(len(X), dtype=np.int64)
     dist = np.empty(len(X), dtype=np.float32)
-    rows = _rows_per_block(len(centers))
     for rs in range(0, len(X), rows):
         d = x_sq[rs:rs + rows, None] + c_sq[None, :] - 2.0 * (X[rs:rs + rows] @ centers.T)
         idx[rs:rs + rows] = d.argmin(axis=1)
         dist[rs:rs + rows] = np.maximum(d[np.arange(len(d)), idx[rs:rs + rows]], 0.0)
     return idx, dist
+
+
+def _nearest_blocked(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray,
+                     c_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """nearest() when the centres are many (the candidates themselves, as in nearest_distinct):
+    blocks of CENTER_BLOCK centres, so the centres are read once per block of rows rather than
+    once per few rows (which made the memory traffic grow with the square of their number). On
+    ties the first centre wins, as with argmin."""
+    rows = _rows_per_block(CENTER_BLOCK)
+    idx = np.zeros(len(X), dtype=np.int64)
+    best = np.full(len(X), np.inf, dtype=np.float32)
+    for rs in range(0, len(X), rows):
+        Xb, xb = X[rs:rs + rows], x_sq[rs:rs + rows]
+        for cs in range(0, len(centers), CENTER_BLOCK):
+            d = xb[:, None] + c_sq[None, cs:cs + CENTER_BLOCK] - 2.0 * (Xb @ centers[cs:cs + CENTER_BLOCK].T)
+            j = d.argmin(axis=1)
+            m = d[np.arange(len(d)), j]
+            better = m < best[rs:rs + rows]
+            best[rs:rs + rows][better] = m[better]
+            idx[rs:rs + rows][better] = cs + j[better]
+    return idx, np.maximum(best, 0.0)
 
 
 def knn(queries: np.ndarray, reference: np.ndarray, k: int, *,
