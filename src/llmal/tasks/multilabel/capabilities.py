@@ -12,10 +12,10 @@ CAPABILITIES = Capabilities(
     dataset_kinds=("file",),
     demo_variants=("multilabel",),
     checks_data_by_prepare=True,      # llmal check reads label sets through the task's prepare
-    learner_noun="a one-vs-rest classifier",
+    learner_noun="a multi-label classifier (one-vs-rest logistic or a fine-tuned sigmoid head)",
     learner_does="gives each text a set of labels",
-    recipe_kinds=("logistic",),
-    class_weights=True,
+    recipe_kinds=("logistic", "finetune"),   # one-vs-rest logistic head; encoder with a sigmoid head
+    class_weights=False,    # a finetune recipe's class_weight: refused (the logistic head's own is unaffected)
     training_options=(),
     # llmal.tasks.multilabel.strategies.MULTILABEL_STRATEGIES after the `full` schedule
     samplers=("full", "random", "entropy", "max_margin", "kmeans", "coreset"),

@@ -40,9 +40,13 @@ class MultiLabel:
     # --- learners -------------------------------------------------------------------------
     def build_learner(self, recipe: dict[str, Any], encoder: dict[str, Any], *, texts: Mapping[str, str],
                       features: Any, n_classes: int, seed: int, run_task: Any) -> Any:
+        if recipe["kind"] == "finetune":
+            from llmal.tasks.multilabel.finetune import FineTuneMultiLabel  # torch: optional, heavy
+            return FineTuneMultiLabel(texts, encoder=encoder, recipe=recipe, n_labels=run_task.n_labels,
+                                      seed=seed)
         if recipe["kind"] != "logistic":
-            raise ValueError(f"recipe kind {recipe['kind']!r}: task multilabel trains the one-vs-rest "
-                             "logistic head (kind logistic)")
+            raise ValueError(f"recipe kind {recipe['kind']!r}: task multilabel trains a one-vs-rest "
+                             "logistic head (kind logistic) or a fine-tuned sigmoid head (kind finetune)")
         if features is None:
             raise ValueError("the logistic recipe needs frozen features (an embeddings file)")
         return OneVsRestHead(features, recipe=recipe, n_labels=run_task.n_labels, seed=seed,
