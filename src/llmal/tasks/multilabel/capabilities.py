@@ -20,8 +20,8 @@ CAPABILITIES = Capabilities(
     # llmal.tasks.multilabel.strategies.MULTILABEL_STRATEGIES after the `full` schedule
     samplers=("full", "random", "entropy", "max_margin", "kmeans", "coreset"),
     samplers_score="per-label probabilities",
-    mixture_methods=("majority", "mean", "dawid_skene"),
-    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority, mean or dawid_skene)",
+    mixture_methods=("majority", "mean", "dawid_skene", "learned"),
+    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority, mean, dawid_skene or learned)",
     label_keys=(("label_error", "label"),),
     own_keys=(
         ("annotators.*.label_error", "per-label false-positive and false-negative rates (task multilabel)"),

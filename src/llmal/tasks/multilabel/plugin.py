@@ -12,6 +12,7 @@ from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.tokens import make_counter
 from llmal.tasks.base import AgreementUnit, fit_ids
+from llmal.tasks.draws import learned_gold_ids
 from llmal.tasks.multilabel.agreement import multilabel_agreement_unit
 from llmal.tasks.multilabel.annotators import annotate_human, annotate_precomputed, annotate_simulated
 from llmal.tasks.multilabel.capabilities import CAPABILITIES
@@ -74,10 +75,11 @@ class MultiLabel:
     def aggregate_mixture(self, tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any],
                           labels: Mapping[str, Any], *, gold: Mapping[str, int] | None,
                           log: Callable[[str], None]) -> pd.DataFrame:
-        return aggregate_per_label(tables, spec, [str(n) for n in labels["names"]])
+        return aggregate_per_label(tables, spec, [str(n) for n in labels["names"]], gold=gold)
 
     def mixture_gold_ids(self, spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
-        return []   # per-label majority and mean fit nothing on gold
+        """The dev items whose gold label sets a learned mixture is fitted on (none for other methods)."""
+        return learned_gold_ids(dict(spec), list(dev_ids))
 
     def lazy_llm(self, name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, llm: Mapping[str, Any], *,
                  demonstrations: tuple[Any, Any], cache_dir: Path, state_dir: Path, quote_sample: int,
