@@ -415,3 +415,69 @@ def test_thresholds_are_tuned_on_the_dev_labels_given_and_default_without():
     assert list(other.thresholds) != expected
     out = tuned.predict_proba(ids[750:])
     assert list(out.thresholds) == expected
+
+
+def test_a_learned_mixture_fits_one_model_per_label_on_the_gold_set_and_beats_majority():
+    """Member `a` is reliable on labels 0 and 1 and guesses on 2 and 3, `b` the other way round,
+    `c` guesses everywhere: per label, majority sides with two guessers half of the time, while a
+    model per label fitted on 60 gold items learns whom to trust for that label."""
+    from llmal.contracts import make_annotations
+    from llmal.tasks.multilabel.plugin import TASK
+
+    names = ["a0", "a1", "b0", "b1"]
+    rng = np.random.default_rng(11)
+    n = 800
+    Y = (rng.random((n, 4)) < [0.4, 0.3, 0.35, 0.25]).astype(int)
+    ids = [f"i{k}" for k in range(n)]
+
+    def member(err: list[float], seed: int) -> pd.DataFrame:
+        flip = np.random.default_rng(seed).random((n, 4)) < err
+        A = np.where(flip, 1 - Y, Y)
+        return make_annotations({"id": ids, "label": (A * [1, 2, 4, 8]).sum(axis=1), "status": "ok",
+                                 "cost_usd": 0.01, "model": str(seed)})
+
+    tables = {"a": member([0.03, 0.03, 0.45, 0.45], 1), "b": member([0.45, 0.45, 0.03, 0.03], 2),
+              "c": member([0.45, 0.45, 0.45, 0.45], 3)}
+    gold_ids = TASK.mixture_gold_ids({"method": "learned", "gold_size": 60, "gold_seed": 4}, ids[:200])
+    assert len(gold_ids) == 60 and set(gold_ids) <= set(ids[:200])            # drawn from "dev" only
+    assert TASK.mixture_gold_ids({"method": "majority"}, ids[:200]) == []
+    gold = {i: int((Y[int(i[1:])] * [1, 2, 4, 8]).sum()) for i in gold_ids}
+    rest = [i for i in ids if i not in gold]
+    rows = [int(i[1:]) for i in rest]
+    acc = {}
+    for method in ("majority", "learned"):
+        out = TASK.aggregate_mixture(tables, {"method": method, "gold_size": 60}, {"names": names},
+                                     gold=gold if method == "learned" else None, log=print).set_index("id")
+        acc[method] = (to_indicator(out.loc[rest, "label"].astype("int64"), 4) == Y[rows]).mean(axis=0)
+    # learned: about the reliable member's 0.97 on every label; majority: about 0.75
+    assert (acc["learned"] > 0.93).all() and (acc["learned"] > acc["majority"] + 0.1).all(), acc
+    learned = TASK.aggregate_mixture(tables, {"method": "learned"}, {"names": names}, gold=gold, log=print)
+    marked = learned.set_index("id")["answers"].map(lambda a: json.loads(a).get("gold_set", False))
+    assert set(marked[marked].index) == set(gold_ids)                        # agreement leaves them out
+    with pytest.raises(ValueError, match="gold"):
+        aggregate_per_label(tables, {"method": "learned"}, names)
+    # a gold set showing a label only absent: that label falls back to the members' mean
+    none_of_b1 = {i: g & 0b0111 for i, g in gold.items()}
+    out = aggregate_per_label(tables, {"method": "learned"}, names, gold=none_of_b1)
+    mean = aggregate_per_label(tables, {"method": "mean"}, names)
+    b1 = [json.loads(p)["labels"]["b1"] for p in out["probs"]]
+    assert b1 == pytest.approx([json.loads(p)["labels"]["b1"] for p in mean["probs"]])
+
+
+def test_agreement_leaves_out_a_learned_mixtures_gold_set():
+    from llmal.contracts import make_annotations
+
+    names = ["a0", "a1"]
+    items = pd.DataFrame({"id": ["x", "y", "z"], "gold": [0b01, 0b10, 0b11]})
+    split = pd.DataFrame({"id": ["x", "y", "z"], "split": ["dev", "dev", "dev"]})
+    # right on the gold-set item x only; wrong on y and z
+    t = make_annotations({"id": ["x", "y", "z"], "label": [0b01, 0b01, 0b00], "status": "ok",
+                          "answers": ['{"gold_set": true}', "{}", "{}"]})
+    units, _, _ = ag.decision_units({"mix": t}, items, split, names)
+    assert units["mix"].set_index("id")["answers"].str.contains("gold_set").to_dict() == {
+        "x#a0": True, "x#a1": True, "y#a0": False, "y#a1": False, "z#a0": False, "z#a1": False}
+    cols = ag.annotator_columns_vs_gold({"mix": t}, items, split, names, ["dev"])
+    with_x = ag.annotator_columns_vs_gold({"mix": t.assign(answers="{}")}, items, split, names, ["dev"])
+    # y and z only: on label a0 the answers are the opposite of gold (0/1 vs 1/0), so κ = -1
+    assert cols["kappa_a0"]["mix"] == pytest.approx(-1.0)
+    assert with_x["kappa_a0"]["mix"] == pytest.approx(-0.5)   # x (right) counted: not the same table

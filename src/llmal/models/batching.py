@@ -94,7 +94,8 @@ def collate(sequences: Sequence[np.ndarray], *, pad_id: int,
     """Right-pad `sequences` to the longest one (rounded up to `pad_to_multiple_of`).
 
     `labels` holds one class per sequence, or (a tagger's) one array per sequence with a label
-    per token id, padded here with IGNORE_INDEX."""
+    per token id, padded here with IGNORE_INDEX, or a float (n, k) array of targets per sequence
+    (a multi-output head's 0/1 or soft targets), kept as float."""
     longest = max(len(s) for s in sequences)
     width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
     input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
@@ -102,7 +103,8 @@ def collate(sequences: Sequence[np.ndarray], *, pad_id: int,
     for row, seq in enumerate(sequences):
         input_ids[row, :len(seq)] = seq
         mask[row, :len(seq)] = 1
-    if labels is not None and len(labels) and np.ndim(labels[0]) == 1:
+    targets = isinstance(labels, np.ndarray) and labels.ndim == 2 and labels.dtype.kind == "f"
+    if labels is not None and len(labels) and np.ndim(labels[0]) == 1 and not targets:
         per_token = np.full((len(sequences), width), IGNORE_INDEX, dtype=np.int64)
         for row, tags in enumerate(labels):
             if len(tags) != len(sequences[row]):
@@ -111,7 +113,8 @@ def collate(sequences: Sequence[np.ndarray], *, pad_id: int,
             per_token[row, :len(tags)] = tags
         labels = per_token
     batch = Batch(torch.from_numpy(input_ids), torch.from_numpy(mask),
-                  None if labels is None else torch.as_tensor(labels, dtype=torch.long),
+                  None if labels is None else torch.as_tensor(
+                      labels, dtype=torch.float32 if targets else torch.long),
                   None if weights is None else torch.as_tensor(weights, dtype=torch.float32))
     if pin_memory:
         batch = Batch(*(None if t is None else t.pin_memory()

@@ -19,6 +19,7 @@ from sklearn.metrics import f1_score
 from llmal.models.batching import TokenCache
 from llmal.models.finetune_config import parse_encoder, parse_recipe
 from llmal.models.hf_loading import count_parameters, load_sequence_classifier, max_positions
+from llmal.models.losses import ExampleLosses, classification_losses
 from llmal.models.perturb import perturbed_linear_proba
 from llmal.models.torch_runtime import (
     autocast,
@@ -36,6 +37,7 @@ from llmal.models.training import (
     balanced_class_weights,
     make_train_step,
     predict_probabilities,
+    softmax_probabilities,
     train_epochs,
 )
 
@@ -43,8 +45,14 @@ log = logging.getLogger(__name__)
 
 
 class FineTuneClassifier:
+    """A transformer fine-tuned on labelled ids; implements llmal.models.base.Classifier.
+
+    `example_losses` and `activation` are the head's loss and probabilities: one class per text
+    (cross-entropy, softmax) here; a subclass with other targets (a multi-label head: one
+    independent output per label) swaps both and keeps the loop."""
     uses_dev = True   # early stopping on dev labels: the AL run buys them from its annotator
-    """A transformer fine-tuned on labelled ids; implements llmal.models.base.Classifier."""
+    example_losses: ExampleLosses = staticmethod(classification_losses)  # type: ignore[assignment]
+    activation = staticmethod(softmax_probabilities)
 
     def __init__(self, texts: Mapping[str, str], *, encoder: Mapping[str, Any],
                  recipe: Mapping[str, Any], n_classes: int, seed: int,
@@ -91,7 +99,7 @@ class FineTuneClassifier:
                                total_steps=per_epoch * self.encoder.epochs,
                                warmup_ratio=self.recipe.warmup_ratio, amp_dtype=self.amp_dtype,
                                grad_clip=self.recipe.grad_clip, class_weights=class_weights,
-                               meta=self._meta_batch(meta))
+                               meta=self._meta_batch(meta), example_losses=self.example_losses)
         if negatives is not None and len(negatives[0]):
             step.negatives, step.negative_weight = self._negative_batches(negatives)
         evaluate = None if dev is None or len(dev[0]) == 0 else self._dev_scorer(*dev)
@@ -143,7 +151,8 @@ class FineTuneClassifier:
             return np.zeros((0, self.n_classes))
         return predict_probabilities(self._forward, self.plan, self.tokens.get(list(ids)),
                                      batch_size=self.encoder.eval_batch_size,
-                                     n_classes=self.n_classes, amp_dtype=self.amp_dtype)
+                                     n_classes=self.n_classes, amp_dtype=self.amp_dtype,
+                                     activation=self.activation)
 
     # --- model outputs for query strategies (llmal.strategies) -------------------------------
 
@@ -153,7 +162,7 @@ class FineTuneClassifier:
         return self._head_inputs(ids)
 
     def mc_dropout_proba(self, ids: Sequence[str], passes: int, seed: int) -> np.ndarray:
-        """(passes, n, C) softmax probabilities with dropout kept on (MC dropout, for BALD);
+        """(passes, n, C) probabilities with dropout kept on (MC dropout, for BALD);
         seeded, and without touching the global torch random state."""
         self._require_fit("mc_dropout_proba")
         if passes < 1:
@@ -172,7 +181,7 @@ class FineTuneClassifier:
                         with autocast(self.device, self.amp_dtype):
                             logits = self.model(input_ids=batch.input_ids,
                                                 attention_mask=batch.attention_mask).logits
-                        out[t, positions] = torch.softmax(logits.float(), -1).cpu().numpy()
+                        out[t, positions] = self.activation(logits.float()).cpu().numpy()
             finally:
                 self.model.eval()
         return out

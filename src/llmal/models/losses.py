@@ -17,6 +17,14 @@ def classification_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.cross_entropy(logits.float(), labels, reduction="none")
 
 
+def indicator_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example binary cross-entropy of (n, k) logits against (n, k) 0/1 (or soft) targets,
+    one independent sigmoid output per column, averaged over the k outputs (in fp32): a
+    multi-label head's loss."""
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float(),
+                                              reduction="none").mean(dim=1)
+
+
 def token_example_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-sentence loss of a tagger: the mean cross-entropy over the sentence's labelled tokens
     ((n, L, k) logits, (n, L) tag indices with IGNORE_INDEX elsewhere; 0 for a sentence with no

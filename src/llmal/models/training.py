@@ -253,18 +253,33 @@ class BatchPlan:
         return batch.to(self.device, non_blocking=self.pin_memory)
 
 
+Activation = Callable[[torch.Tensor], torch.Tensor]
+
+
+def softmax_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """One distribution over the classes per row."""
+    return torch.softmax(logits, dim=-1)
+
+
+def sigmoid_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """An independent probability per output (a multi-label head)."""
+    return torch.sigmoid(logits)
+
+
 @torch.inference_mode()
 def predict_probabilities(model: torch.nn.Module, plan: BatchPlan,
                           sequences: Sequence[np.ndarray], *, batch_size: int, n_classes: int,
-                          amp_dtype: torch.dtype | None) -> np.ndarray:
-    """Softmax probabilities (float64), rows in the order of `sequences`."""
+                          amp_dtype: torch.dtype | None,
+                          activation: Activation = softmax_probabilities) -> np.ndarray:
+    """Probabilities (float64) of the logits by `activation` (softmax over classes by default;
+    sigmoid_probabilities for independent outputs), rows in the order of `sequences`."""
     model.eval()
     out = np.zeros((len(sequences), n_classes), dtype=np.float64)
     pending: list[tuple[np.ndarray, torch.Tensor]] = []
     for positions, batch in plan.inference_batches(sequences, batch_size=batch_size):
         with autocast(plan.device, amp_dtype):
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        pending.append((positions, torch.softmax(logits.float(), dim=-1)))
+        pending.append((positions, activation(logits.float())))
     for positions, probs in pending:
         out[positions] = probs.cpu().numpy()
     return out

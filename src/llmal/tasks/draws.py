@@ -7,7 +7,7 @@ instead of taken from one stream.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -28,3 +28,18 @@ def draw_meta_ids(dev_ids: Sequence[str], *, size: int, seed: int) -> list[str]:
     n = min(size, len(dev_ids))
     chosen = np.sort(np.random.default_rng(seed).choice(len(dev_ids), size=n, replace=False))
     return [str(dev_ids[i]) for i in chosen]
+
+
+DEFAULT_GOLD_SIZE = 50   # a learned mixture's gold set (mixtures' gold_size)
+
+
+def learned_gold_ids(spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
+    """The gold set of a `learned` mixture (any task): `gold_size` dev items drawn with
+    `gold_seed`, in dev order (the same draw in the AL loop, which buys their gold labels, and
+    in `annotate`); none for another method."""
+    if spec.get("method") != "learned":
+        return []
+    if not len(dev_ids):
+        raise ValueError("mixture method learned: the split has no dev item to draw the gold set from")
+    return draw_meta_ids(list(dev_ids), size=int(spec.get("gold_size", DEFAULT_GOLD_SIZE)),
+                         seed=int(spec.get("gold_seed", 0)))

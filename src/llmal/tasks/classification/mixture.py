@@ -37,10 +37,9 @@ import pandas as pd
 from llmal import label_probs
 from llmal.contracts import make_annotations
 from llmal.tasks.classification.metrics import vote_counts
-from llmal.tasks.draws import draw_meta_ids, uniform_per_item
+from llmal.tasks.draws import learned_gold_ids, uniform_per_item  # noqa: F401 (learned_gold_ids: re-exported)
 
 METHODS = ("majority", "dawid_skene", "mean", "learned")
-DEFAULT_GOLD_SIZE = 50
 NO_LABEL = -1
 TIE_RTOL = 1e-9
 
@@ -183,17 +182,6 @@ def dawid_skene(labels: np.ndarray, n_classes: int, *, max_iter: int = 100, tol:
             break
     posterior[voted] = t
     return DawidSkeneResult(posterior, priors, confusion, it, converged)
-
-
-def learned_gold_ids(spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
-    """The gold set of a `learned` mixture: `gold_size` dev items drawn with `gold_seed`, in dev
-    order (the same draw in the AL loop, which buys their gold labels, and in `annotate`)."""
-    if spec.get("method") != "learned":
-        return []
-    if not len(dev_ids):
-        raise ValueError("mixture method learned: the split has no dev item to draw the gold set from")
-    return draw_meta_ids(list(dev_ids), size=int(spec.get("gold_size", DEFAULT_GOLD_SIZE)),
-                         seed=int(spec.get("gold_seed", 0)))
 
 
 def learned_features(votes: MemberVotes) -> np.ndarray:

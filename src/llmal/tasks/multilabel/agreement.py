@@ -83,6 +83,14 @@ def cohen_binary(a: np.ndarray, b: np.ndarray) -> float:
     return float(cohen_kappa_score(a, b, labels=[0, 1]))
 
 
+def on_gold_set(t: pd.DataFrame) -> np.ndarray:
+    """Rows of a learned mixture's gold set (answers `gold_set`): it saw their gold labels, so
+    agreement with gold leaves them out."""
+    if "answers" not in t.columns:
+        return np.zeros(len(t), dtype=bool)
+    return t["answers"].astype(str).str.contains('"gold_set": true', regex=False).to_numpy()
+
+
 def decision_units(annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame, split: pd.DataFrame,
                    names: Sequence[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
     n = len(names)
@@ -105,6 +113,8 @@ def decision_units(annotations: Mapping[str, pd.DataFrame], items: pd.DataFrame,
             "model": np.repeat(t["model"].astype(str).to_numpy(), n),
             "cost_usd": np.stack([t["cost_usd"].to_numpy(float)] + [np.zeros(len(t))] * (n - 1), axis=1).reshape(-1),
             "request_id": np.repeat(t["request_id"].astype(str).to_numpy(), n),
+            # a learned mixture's gold-set items stay marked on each of their units
+            "answers": np.repeat(np.where(on_gold_set(t), '{"gold_set": true}', "{}"), n),
         }) if len(t) else make_annotations({"id": []})
     return tables, u_items, u_split
 
@@ -116,7 +126,7 @@ def annotator_columns_vs_gold(annotations: Mapping[str, pd.DataFrame], items: pd
     cols: dict[str, dict[str, float]] = {f"{m}_{lab}": {} for lab in names for m in ("kappa", "alpha")}
     cols["alpha_masi"] = {}
     for ann, t in annotations.items():
-        ok = t[(t["status"] == "ok") & t["id"].astype(str).isin(visible)]
+        ok = t[(t["status"] == "ok") & t["id"].astype(str).isin(visible) & ~on_gold_set(t)]
         g = gold.reindex(ok["id"].astype(str)).to_numpy(dtype=np.int64)
         keep = g >= 0
         a, g = ok["label"].to_numpy(dtype=np.int64)[keep], g[keep]

@@ -12,16 +12,16 @@ CAPABILITIES = Capabilities(
     dataset_kinds=("file",),
     demo_variants=("multilabel",),
     checks_data_by_prepare=True,      # llmal check reads label sets through the task's prepare
-    learner_noun="a one-vs-rest classifier",
+    learner_noun="a multi-label classifier",   # one-vs-rest logistic, or a fine-tuned sigmoid head
     learner_does="gives each text a set of labels",
-    recipe_kinds=("logistic",),
-    class_weights=True,
+    recipe_kinds=("logistic", "finetune"),   # one-vs-rest logistic head; encoder with a sigmoid head
+    class_weights=False,    # a finetune recipe's class_weight: refused (the logistic head's own is unaffected)
     training_options=(),
     # llmal.tasks.multilabel.strategies.MULTILABEL_STRATEGIES after the `full` schedule
     samplers=("full", "random", "entropy", "max_margin", "kmeans", "coreset"),
     samplers_score="per-label probabilities",
-    mixture_methods=("majority", "mean", "dawid_skene"),
-    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority, mean or dawid_skene)",
+    mixture_methods=("majority", "mean", "dawid_skene", "learned"),
+    mixture_refusal="a mixture of multi-label annotators aggregates per label (method: majority, mean, dawid_skene or learned)",
     label_keys=(("label_error", "label"),),
     own_keys=(
         ("annotators.*.label_error", "per-label false-positive and false-negative rates (task multilabel)"),

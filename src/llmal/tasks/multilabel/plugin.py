@@ -12,6 +12,7 @@ from llmal.llm.executors import LLM_KINDS
 from llmal.llm.prompts import PROMPTS_DIR
 from llmal.llm.tokens import make_counter
 from llmal.tasks.base import AgreementUnit, fit_ids
+from llmal.tasks.draws import learned_gold_ids
 from llmal.tasks.multilabel.agreement import multilabel_agreement_unit
 from llmal.tasks.multilabel.annotators import annotate_human, annotate_precomputed, annotate_simulated
 from llmal.tasks.multilabel.capabilities import CAPABILITIES
@@ -40,9 +41,13 @@ class MultiLabel:
     # --- learners -------------------------------------------------------------------------
     def build_learner(self, recipe: dict[str, Any], encoder: dict[str, Any], *, texts: Mapping[str, str],
                       features: Any, n_classes: int, seed: int, run_task: Any) -> Any:
+        if recipe["kind"] == "finetune":
+            from llmal.tasks.multilabel.finetune import FineTuneMultiLabel  # torch: optional, heavy
+            return FineTuneMultiLabel(texts, encoder=encoder, recipe=recipe, n_labels=run_task.n_labels,
+                                      seed=seed)
         if recipe["kind"] != "logistic":
-            raise ValueError(f"recipe kind {recipe['kind']!r}: task multilabel trains the one-vs-rest "
-                             "logistic head (kind logistic)")
+            raise ValueError(f"recipe kind {recipe['kind']!r}: task multilabel trains a one-vs-rest "
+                             "logistic head (kind logistic) or a fine-tuned sigmoid head (kind finetune)")
         if features is None:
             raise ValueError("the logistic recipe needs frozen features (an embeddings file)")
         return OneVsRestHead(features, recipe=recipe, n_labels=run_task.n_labels, seed=seed,
@@ -70,10 +75,11 @@ class MultiLabel:
     def aggregate_mixture(self, tables: Mapping[str, pd.DataFrame], spec: Mapping[str, Any],
                           labels: Mapping[str, Any], *, gold: Mapping[str, int] | None,
                           log: Callable[[str], None]) -> pd.DataFrame:
-        return aggregate_per_label(tables, spec, [str(n) for n in labels["names"]])
+        return aggregate_per_label(tables, spec, [str(n) for n in labels["names"]], gold=gold)
 
     def mixture_gold_ids(self, spec: Mapping[str, Any], dev_ids: Sequence[str]) -> list[str]:
-        return []   # per-label majority and mean fit nothing on gold
+        """The dev items whose gold label sets a learned mixture is fitted on (none for other methods)."""
+        return learned_gold_ids(dict(spec), list(dev_ids))
 
     def lazy_llm(self, name: str, spec: Mapping[str, Any], by_id: pd.DataFrame, llm: Mapping[str, Any], *,
                  demonstrations: tuple[Any, Any], cache_dir: Path, state_dir: Path, quote_sample: int,
