@@ -120,3 +120,21 @@ print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transform
                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert json.loads(res.stdout.strip().splitlines()[-1]) == []
     assert (tmp_path / "run").exists()
+
+
+def test_texts_are_read_only_by_a_learner_that_reads_them(tmp_path):
+    # the worker holds the inputs of every run it forks; the texts by id only a fine-tuned
+    # learner reads, so RunInputs makes that dict on first use, never for a linear head
+    import pandas as pd
+
+    from llmal.runner import RunInputs
+
+    path = tmp_path / "items.parquet"
+    pd.DataFrame({"id": ["a", "b"], "text": ["first", "second"]}).to_parquet(path)
+    loaded = RunInputs()
+    texts = loaded.texts(str(path))
+    assert loaded.texts(str(path)) is texts
+    assert not any(key[0] == "texts" for key in loaded._values)   # nothing read yet
+    assert texts["b"] == "second" and dict(texts) == {"a": "first", "b": "second"} and len(texts) == 2
+    assert "a" in texts and "c" not in texts
+    assert any(key[0] == "texts" for key in loaded._values)

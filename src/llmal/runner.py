@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import time
+from collections import abc
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -74,11 +75,14 @@ class RunInputs:
                self._file_key(split_path))
         return self._get(key, lambda: kind.run_task(self.table(item_path), self.table(split_path), labels))
 
-    def texts(self, item_path: str) -> dict[str, str]:
+    def texts(self, item_path: str) -> Mapping[str, str]:
+        """The texts by id, made on first use: only a learner that reads texts (fine-tuning, never
+        forked by the warm worker) makes the dict; a linear head reads its features instead."""
         def read() -> dict[str, str]:
             items = self.table(item_path)
             return dict(zip(items["id"], items["text"]))
-        return self._get(("texts", self._file_key(item_path)), read)
+        key = ("texts", self._file_key(item_path))
+        return self._get(("lazy",) + key, lambda: _LazyMapping(lambda: self._get(key, read)))
 
     def preload(self, spec: Mapping[str, Any] | RunSpec, inputs: Mapping[str, Any]) -> None:
         """Everything a run of `spec` on `inputs` reads (the warm worker, before it forks)."""
@@ -86,12 +90,33 @@ class RunInputs:
             spec = RunSpec.from_json(spec)
         labels = thaw(spec.labels)
         self.run_task(task_named(spec.task), spec.task, labels, inputs["item_table"], inputs["split_table"])
-        self.texts(inputs["item_table"])
         for path in _by_stem(inputs.get("tables")).values():
             self.annotations(path)
         for path in [inputs.get("embeddings"), *_by_stem(inputs.get("demo_embeddings")).values()]:
             if path:
                 self.features(path)
+
+
+class _LazyMapping(abc.Mapping):
+    """A read-only mapping that `make`s its dict the first time it is read."""
+
+    def __init__(self, make: Callable[[], Mapping[str, str]]) -> None:
+        self._make = make
+        self._data: Mapping[str, str] | None = None
+
+    def _dict(self) -> Mapping[str, str]:
+        if self._data is None:
+            self._data = self._make()
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict()[key]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
 
 
 def run_al(*, spec: Mapping[str, Any] | RunSpec, dataset: str, seed: int, inputs: dict[str, Any],

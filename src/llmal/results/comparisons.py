@@ -116,6 +116,7 @@ def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | No
     """(condition, encoder, seed) -> the run's training set: its queried.parquet rows as sorted
     (round, id, label, status) tuples; None where the run directory has no queried.parquet."""
     out: dict[tuple[str, str, int], tuple | None] = {}
+    pool: dict[str, str] = {}  # one object per distinct string: the runs' sets are held together
     for cond, enc, seed, run_dir in zip(finals["condition"], finals["encoder"], finals["seed"],
                                         finals.get("run_dir", pd.Series([None] * len(finals)))):
         path = Path(str(run_dir)) / QUERIED_PARQUET if run_dir else None
@@ -126,8 +127,13 @@ def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | No
         cols = [c for c in ("round", "id", "label", "status") if c in q.columns]
         rows = q[cols].astype(object).where(q[cols].notna(), None)
         out[(cond, enc, int(seed))] = tuple(sorted(
-            tuple(str(v) if v is not None else "" for v in r) for r in rows.itertuples(index=False)))
+            tuple(_shared("" if v is None else str(v), pool) for v in r)
+            for r in rows.itertuples(index=False)))
     return out
+
+
+def _shared(s: str, pool: dict[str, str]) -> str:
+    return pool.setdefault(s, s)
 
 
 def deterministic_groups(predictions: pd.DataFrame, rounds: pd.DataFrame | None = None,

@@ -62,7 +62,7 @@ def _class_first(df: pd.DataFrame) -> pd.DataFrame:
 
 def has_topics(predictions: pd.DataFrame) -> bool:
     """Whether any test item has a topic (without one there is no errors-by-topic view)."""
-    topics = predictions["topic"].astype(str)
+    topics = pd.Series(predictions["topic"].unique()).astype(str)  # not a copy of every row
     return bool((topics != "").any() and (topics != UNKNOWN_TOPIC).any())
 
 

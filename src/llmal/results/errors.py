@@ -28,6 +28,18 @@ def fpfn_table(finals: pd.DataFrame, settings: AggregateSettings) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def _topic_counts(run: pd.DataFrame, pos_idx: pd.Series) -> pd.DataFrame:
+    """One run's test items per topic: n, n_gold_pos, n_gold_neg, fp, fn (with KEYS and topic)."""
+    p = run.join(pos_idx, on=KEYS)
+    gold_pos = p["gold"] == p["positive_index"]
+    pred_pos = p["pred"] == p["positive_index"]
+    p = p.assign(topic=p["topic"].replace("", UNKNOWN_TOPIC), n=1, n_gold_pos=gold_pos.astype(int),
+                 n_gold_neg=(~gold_pos).astype(int), fp=(pred_pos & ~gold_pos).astype(int),
+                 fn=(~pred_pos & gold_pos).astype(int))
+    counts = p.groupby(KEYS + ["topic"], sort=False)[["n", "n_gold_pos", "n_gold_neg", "fp", "fn"]].sum()
+    return counts.reset_index()
+
+
 def errors_by_topic_table(predictions: pd.DataFrame, finals: pd.DataFrame,
                           settings: AggregateSettings) -> pd.DataFrame:
     """Per condition × encoder × topic, from the final-round test predictions.
@@ -40,14 +52,10 @@ def errors_by_topic_table(predictions: pd.DataFrame, finals: pd.DataFrame,
     rank orders topics by error_share (1 = most); top marks the first `settings.top_topics`.
     """
     pos_idx = finals.set_index(KEYS)["positive_index"]
-    p = predictions.join(pos_idx, on=KEYS)
-    gold_pos = p["gold"] == p["positive_index"]
-    pred_pos = p["pred"] == p["positive_index"]
-    p = p.assign(topic=p["topic"].replace("", UNKNOWN_TOPIC), n=1, n_gold_pos=gold_pos.astype(int),
-                 n_gold_neg=(~gold_pos).astype(int), fp=(pred_pos & ~gold_pos).astype(int),
-                 fn=(~pred_pos & gold_pos).astype(int))
-    per_seed = p.groupby(KEYS + ["topic"], sort=False)[["n", "n_gold_pos", "n_gold_neg", "fp", "fn"]].sum()
-    per_seed = per_seed.reset_index()
+    # one run at a time: the counts are small, the runs' predictions together are not
+    per_seed = pd.concat([_topic_counts(run, pos_idx) for _, run in
+                          predictions[KEYS + ["gold", "pred", "topic"]].groupby(KEYS, sort=False)],
+                         ignore_index=True)
     per_seed["fp_rate"] = safe_div(per_seed["fp"], per_seed["n_gold_neg"])
     per_seed["fn_rate"] = safe_div(per_seed["fn"], per_seed["n_gold_pos"])
     per_seed["error_rate"] = safe_div(per_seed["fp"] + per_seed["fn"], per_seed["n"])
