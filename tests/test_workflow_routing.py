@@ -142,3 +142,14 @@ def test_routing_demo_runs_to_a_report_with_the_frontier_and_its_pareto_front(tm
         row = stopping[stopping["condition"] == "routed_al-t0p8"].iloc[0]
         assert float(row["round_mean"]) == fired.iloc[0] == info["stopping"]["first_fired"]["stabilizing_predictions"]
     assert "When to stop" in html
+    # Snakemake's own report files the frontier and the stop table under "5. Cost and quality"
+    import zipfile
+    snakemake(work, "--report", "report.zip")
+    with zipfile.ZipFile(work / "report.zip") as z:
+        names = z.namelist()
+        page = z.read(next(n for n in names if n.endswith("report/report.html"))).decode()
+    assert {"frontier.png", "frontier.csv", "stopping.csv"} <= {n.rsplit("/", 1)[-1] for n in names if "/data/raw/" in n}
+    assert "5. Cost and quality" in page
+    for stem in ("frontier", "frontier_table", "stopping"):
+        opening = " ".join((ROOT / "workflow" / "report" / f"{stem}.rst").read_text().split()[:6])
+        assert opening in page, (stem, opening)

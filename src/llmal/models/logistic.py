@@ -11,6 +11,8 @@ from llmal.models.encoders import Features
 from llmal.models.perturb import perturbed_linear_proba
 from llmal.models.softmax import SoftmaxRegression
 
+PREDICT_BLOCK = 8192   # rows scored at a time by predict_proba
+
 
 class LogisticHead:
     def __init__(self, features: Features, *, recipe: dict[str, Any], n_classes: int, seed: int,
@@ -70,8 +72,13 @@ class LogisticHead:
             if self._prior is None:
                 raise RuntimeError("predict_proba before fit")
             return np.tile(self._prior, (len(ids), 1))
+        # in blocks of rows: a pool of 200k candidates on a 384-d encoder would otherwise be
+        # copied whole (300 MB) for one round's scores; each row's probabilities are its own
         probs = np.zeros((len(ids), self.n_classes))
-        probs[:, self._model.classes_] = self._model.predict_proba(self.features.rows(ids))
+        ids = list(ids)
+        for start in range(0, len(ids), PREDICT_BLOCK):
+            block = ids[start:start + PREDICT_BLOCK]
+            probs[start:start + len(block), self._model.classes_] = self._model.predict_proba(self.features.rows(block))
         return probs
 
     def embed(self, ids: Sequence[str]) -> np.ndarray:
