@@ -19,14 +19,21 @@ from llmal.tasks.multilabel.metrics import indicator_from_rows
 DS = "multilabel_demo"
 
 
+def small_demo(n_items: int, *, step: int, rounds: int) -> dict:
+    """config/multilabel_demo.yaml shrunk for a test: `n_items` synthetic items, one seed, `step`
+    initial labels and `rounds` rounds of `step` more."""
+    config = yaml.safe_load((ROOT / "config" / f"{DS}.yaml").read_text())
+    config["dataset"]["n_items"] = n_items
+    config["al"] = {"initial": step, "batch": step, "rounds": rounds}
+    config["seeds"] = [0]
+    return config
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    config = yaml.safe_load((ROOT / "config" / "multilabel_demo.yaml").read_text())
-    config["dataset"]["n_items"] = 800
-    config["al"] = {"initial": 40, "batch": 40, "rounds": 2}
+    config = small_demo(800, step=40, rounds=2)
     config["conditions"] = {k: v for k, v in config["conditions"].items()
                             if k in ("human_random", "llm_entropy", "llm_kmeans")}
-    config["seeds"] = [0]
     work = tmp_path_factory.mktemp("multilabel")
     write_config(work, config)
     snakemake(work)
@@ -112,10 +119,7 @@ def test_a_lazy_llm_annotator_of_label_sets_inside_the_dag(tmp_path):
 
     from llmal.tasks.multilabel.data import prepare_multilabel
 
-    config = yaml.safe_load((ROOT / "config" / "multilabel_demo.yaml").read_text())
-    config["dataset"]["n_items"] = 600
-    config["al"] = {"initial": 30, "batch": 30, "rounds": 2}
-    config["seeds"] = [0]
+    config = small_demo(600, step=30, rounds=2)
     config["prices"] = PRICES
     config["conditions"] = {"llm_lazy": {"annotator": "llm", "sampler": "entropy"}}
     config["aggregate"] = {"metric": "f1_micro"}

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
-from conftest import ROOT, snakemake, write_config
+from conftest import snakemake, write_config
+from test_workflow_multilabel import small_demo
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -21,8 +20,7 @@ def finished(tmp_path_factory):
     from llmal.tasks.multilabel.demo import generate_multilabel_demo
 
     work = tmp_path_factory.mktemp("multilabel-ft")
-    config = yaml.safe_load((ROOT / "config" / "multilabel_demo.yaml").read_text())
-    config["dataset"]["n_items"] = 400
+    config = small_demo(400, step=40, rounds=1)
     texts = generate_multilabel_demo(400, seed=config["dataset"]["seed"])["text"].tolist()
     model = make_tiny_bert(work / "tiny-bert", texts, vocab_size=600, hidden=32, layers=2, heads=2)
     config["encoders"] = {"tinybert": {"kind": "transformer", "model": str(model), "max_length": 48,
@@ -30,8 +28,6 @@ def finished(tmp_path_factory):
     config["recipes"] = {"ft": {"kind": "finetune", "patience": 1, "tune_thresholds": True}}
     config["conditions"] = {"human_entropy_ft": {"annotator": "human", "sampler": "entropy", "recipe": "ft"}}
     config["aggregate"]["reference"] = "human_entropy_ft"
-    config["al"] = {"initial": 40, "batch": 40, "rounds": 1}
-    config["seeds"] = [0]
     write_config(work, config)
     snakemake(work)
     return work / "results" / config["dataset"]["name"], config

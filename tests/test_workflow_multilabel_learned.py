@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import yaml
-
-from conftest import ROOT, snakemake, write_config
+from conftest import snakemake, write_config
+from test_workflow_multilabel import small_demo
 
 GOLD_SIZE = 30
 
@@ -15,15 +14,12 @@ GOLD_SIZE = 30
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     work = tmp_path_factory.mktemp("multilabel-learned")
-    config = yaml.safe_load((ROOT / "config" / "multilabel_demo.yaml").read_text())
-    config["dataset"]["n_items"] = 600
+    config = small_demo(600, step=40, rounds=1)
     config["annotators"]["llm_sim2"] = {**config["annotators"]["llm_sim"], "seed": 8}
     config["annotators"]["mix"] = {"kind": "mixture", "members": ["llm_sim", "llm_sim2", "human"],
                                    "method": "learned", "gold_size": GOLD_SIZE}
     config["conditions"] = {"mix_random": {"annotator": "mix", "sampler": "random"}}
     config["aggregate"]["reference"] = "mix_random"
-    config["al"] = {"initial": 40, "batch": 40, "rounds": 1}
-    config["seeds"] = [0]
     write_config(work, config)
     snakemake(work)
     return work / "results" / config["dataset"]["name"], config
