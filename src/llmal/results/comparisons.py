@@ -24,6 +24,7 @@ models marked. Computation only (tables as DataFrames); llmal.report renders and
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -116,7 +117,6 @@ def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | No
     """(condition, encoder, seed) -> the run's training set: its queried.parquet rows as sorted
     (round, id, label, status) tuples; None where the run directory has no queried.parquet."""
     out: dict[tuple[str, str, int], tuple | None] = {}
-    pool: dict[str, str] = {}  # one object per distinct string: the runs' sets are held together
     for cond, enc, seed, run_dir in zip(finals["condition"], finals["encoder"], finals["seed"],
                                         finals.get("run_dir", pd.Series([None] * len(finals)))):
         path = Path(str(run_dir)) / QUERIED_PARQUET if run_dir else None
@@ -127,13 +127,10 @@ def training_sets(finals: pd.DataFrame) -> dict[tuple[str, str, int], tuple | No
         cols = [c for c in ("round", "id", "label", "status") if c in q.columns]
         rows = q[cols].astype(object).where(q[cols].notna(), None)
         out[(cond, enc, int(seed))] = tuple(sorted(
-            tuple(_shared("" if v is None else str(v), pool) for v in r)
+            # one object per distinct string (sys.intern): the runs' sets are held together
+            tuple(sys.intern("" if v is None else str(v)) for v in r)
             for r in rows.itertuples(index=False)))
     return out
-
-
-def _shared(s: str, pool: dict[str, str]) -> str:
-    return pool.setdefault(s, s)
 
 
 def deterministic_groups(predictions: pd.DataFrame, rounds: pd.DataFrame | None = None,

@@ -11,6 +11,7 @@ Every reader raises RunFileError naming the file at fault.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -59,7 +60,6 @@ def collect_runs(run_dirs: Iterable[Path | str]) -> tuple[pd.DataFrame, pd.DataF
     if not dirs:
         raise ValueError("collect_runs: no run directories given")
     rounds_parts, final_rows, pred_parts = [], [], []
-    pool: dict[str, str] = {}
     seen: dict[tuple, Path] = {}
     labels_seen: tuple[tuple[str, ...], str, Path] | None = None
     for d in dirs:
@@ -75,14 +75,13 @@ def collect_runs(run_dirs: Iterable[Path | str]) -> tuple[pd.DataFrame, pd.DataF
             raise RunFileError(f"{d / RUN_JSON}: label_names/positive {labels[:2]} differ from "
                                f"{labels_seen[:2]} in {labels_seen[2] / RUN_JSON}")
         rounds = read_rounds(d / ROUNDS_CSV, meta["label_names"], positive=meta["positive"] is not None)
-        preds = _shared_strings(read_predictions(d / PREDICTIONS_PARQUET, PREDICTION_COLUMNS),
-                                ("id", "topic"), pool)
+        preds = _shared_strings(read_predictions(d / PREDICTIONS_PARQUET, PREDICTION_COLUMNS), ("id", "topic"))
         check_ledger(d / LEDGER_PARQUET, rounds)
         for frame in (rounds, preds):
             frame.insert(0, "seed", meta["seed"])
             frame.insert(0, "encoder", meta["encoder"])
             frame.insert(0, "condition", meta["condition"])
-        _shared_strings(preds, ("condition", "encoder"), pool)
+        _shared_strings(preds, ("condition", "encoder"))
         rounds_parts.append(rounds)
         pred_parts.append(preds)
         final_rows.append(_final_row(meta, rounds, d))
@@ -186,12 +185,13 @@ def read_predictions(path: Path, columns: Sequence[str] | None = None) -> pd.Dat
     return df
 
 
-def _shared_strings(df: pd.DataFrame, columns: Sequence[str], pool: dict[str, str]) -> pd.DataFrame:
-    """`columns` as object columns whose equal strings are one object (from `pool`), in place:
-    8 bytes a row where a string column holds each row's characters. The values are unchanged."""
+def _shared_strings(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`columns` (strings) as object columns whose equal strings are one object (sys.intern),
+    in place: 8 bytes a row where a string column holds each row's characters. The values are
+    unchanged."""
     for col in columns:
         codes, uniques = pd.factorize(df[col].to_numpy(dtype=object))
-        shared = np.array([pool.setdefault(v, v) for v in uniques], dtype=object)
+        shared = np.array([sys.intern(v) for v in uniques], dtype=object)
         df[col] = pd.Series(shared[codes], index=df.index, dtype=object)
     return df
 
